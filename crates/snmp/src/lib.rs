@@ -1,0 +1,1 @@
+//! lookout-snmp (being built)
