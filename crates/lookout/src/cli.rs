@@ -1,0 +1,168 @@
+//! The command line: subcommands and flags (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Lookout network monitoring.
+#[derive(Debug, Parser)]
+#[command(name = "lookout", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Directory of the embedded defaults (SQLite file, RRD files, `.env`).
+    #[arg(long, global = true, env = "LOOKOUT_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// More log output (-v debug, -vv trace); LOOKOUT_LOG / RUST_LOG override.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web UI/API, the dispatcher and the poller on this node.
+    Serve(ServeArgs),
+    /// Add, list, remove and poll devices.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Query a device over SNMP exactly as Lookout's poller does.
+    #[command(subcommand)]
+    Snmp(SnmpCommand),
+    /// Manage web users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Apply database migrations.
+    Migrate(MigrateArgs),
+    /// Check configuration and connectivity to every configured backend.
+    Validate,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Web listener (env LOOKOUT_LISTEN), default 127.0.0.1:8000.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+}
+
+/// SNMP settings of a device, shared by `device add` and `snmp get/walk`.
+#[derive(Debug, Clone, Args)]
+pub struct SnmpArgs {
+    /// UDP port of the agent.
+    #[arg(long, default_value_t = 161)]
+    pub port: u16,
+    /// Community (v1/v2c).
+    #[arg(short = 'c', long, default_value = "public")]
+    pub community: String,
+    /// v1, v2c or v3.
+    #[arg(long = "snmp-version", default_value = "v2c")]
+    pub snmp_version: String,
+    /// v3: noAuthNoPriv, authNoPriv or authPriv.
+    #[arg(long, default_value = "noAuthNoPriv")]
+    pub security_level: String,
+    /// v3 user name.
+    #[arg(long, default_value = "")]
+    pub auth_user: String,
+    /// v3: MD5, SHA, SHA-224, SHA-256, SHA-384, SHA-512.
+    #[arg(long, default_value = "SHA")]
+    pub auth_protocol: String,
+    #[arg(long, default_value = "")]
+    pub auth_password: String,
+    /// v3: DES, AES, AES-192, AES-256.
+    #[arg(long, default_value = "AES")]
+    pub priv_protocol: String,
+    #[arg(long, default_value = "")]
+    pub priv_password: String,
+    /// Per-request timeout.
+    #[arg(long, default_value_t = 1000)]
+    pub timeout_ms: u32,
+    /// Retries after the first try.
+    #[arg(long, default_value_t = 2)]
+    pub retries: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Add a device (it is probed over SNMP first).
+    Add {
+        /// Hostname or IP address.
+        host: String,
+        #[command(flatten)]
+        snmp: SnmpArgs,
+        /// Poller group the device belongs to.
+        #[arg(long, default_value_t = 0)]
+        poller_group: i32,
+        /// Store the device even if the probe fails.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List devices.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a device with its ports and events (RRD files are kept).
+    Remove { host: String },
+    /// Poll a device once in the foreground and print what was found.
+    Poll {
+        host: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnmpCommand {
+    /// GET one or more OIDs.
+    Get {
+        host: String,
+        #[arg(required = true)]
+        oids: Vec<String>,
+        #[command(flatten)]
+        snmp: SnmpArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Walk a subtree (GETBULK for v2c/v3, GETNEXT for v1).
+    Walk {
+        host: String,
+        oid: String,
+        #[command(flatten)]
+        snmp: SnmpArgs,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user (password from --password, LOOKOUT_USER_PASSWORD, or generated).
+    Add {
+        username: String,
+        #[arg(long, env = "LOOKOUT_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// 10 admin, 5 global read-only, 1 normal (LibreNMS levels).
+        #[arg(long, default_value_t = 10)]
+        level: i32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user; the token is printed alone on the last line.
+    Create {
+        #[arg(long)]
+        user: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Only show which migrations are applied.
+    #[arg(long)]
+    pub status: bool,
+}

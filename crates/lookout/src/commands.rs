@@ -1,0 +1,416 @@
+//! Subcommands other than `serve`: devices, SNMP queries, users, tokens, migrations and
+//! `validate`. Each prints for people by default and JSON with `--json` where scripts use it.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use lookout_core::{validate_hostname, NewDevice, SnmpConfig, SnmpV3Config, SnmpVersion};
+use lookout_poller::{Poller, PollerConfig};
+use lookout_snmp::{Oid, SnmpClient};
+use lookout_store::{Store, StoreError};
+use lookout_timeseries::TimeSeries;
+use serde_json::json;
+
+use crate::cli::{Cli, Command, DeviceCommand, SnmpArgs, SnmpCommand, TokenCommand, UserCommand};
+use crate::config::{self, Config, Overrides};
+use crate::serve;
+
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let data_dir = config::data_dir(cli.data_dir.clone());
+    match cli.command {
+        Command::Serve(args) => {
+            let cfg = Config::load(data_dir, &Overrides { listen: args.listen })?;
+            serve::serve(cfg).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate => crate::serve::validate(data_dir).await,
+        Command::Migrate(args) => {
+            let cfg = Config::load(data_dir, &Overrides::default())?;
+            let store = open_store(&cfg).await?;
+            if args.status {
+                for (name, applied) in store.migration_status().await? {
+                    println!("{} {name}", if applied { "applied" } else { "pending" });
+                }
+            } else {
+                migrate(&store).await?;
+                println!("migrations applied");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Device(cmd) => {
+            let cfg = Config::load(data_dir, &Overrides::default())?;
+            device(cfg, cmd).await
+        }
+        Command::Snmp(cmd) => snmp(cmd).await,
+        Command::User(UserCommand::Add {
+            username,
+            password,
+            level,
+        }) => {
+            let cfg = Config::load(data_dir, &Overrides::default())?;
+            let store = open_migrated(&cfg).await?;
+            let (password, generated) = match password {
+                Some(p) if !p.is_empty() => (p, false),
+                _ => (generate_password(), true),
+            };
+            let hash = lookout_web::auth::hash_password(&password)
+                .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
+            store
+                .add_user(&username, &hash, level)
+                .await
+                .with_context(|| format!("cannot add user {username:?}"))?;
+            println!("user {username} added (level {level})");
+            if generated {
+                println!("password: {password}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token(TokenCommand::Create { user, description }) => {
+            let cfg = Config::load(data_dir, &Overrides::default())?;
+            let store = open_migrated(&cfg).await?;
+            let Some(u) = store.user_by_username(&user).await? else {
+                bail!("no user {user:?} (add one with `lookout user add {user}`)");
+            };
+            let (token, sha) = lookout_web::auth::new_api_token();
+            store.add_api_token(u.user_id, &sha, &description).await?;
+            println!("API token for {user} (send it as header X-Auth-Token):");
+            println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Opens the configured store with a message that names the file/servers.
+pub async fn open_store(cfg: &Config) -> Result<Store> {
+    Store::open(&cfg.store)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}{}", store_hint(&e)))
+}
+
+pub async fn migrate(store: &Store) -> Result<()> {
+    store
+        .migrate()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}{}", store_hint(&e)))
+}
+
+pub async fn open_migrated(cfg: &Config) -> Result<Store> {
+    let store = open_store(cfg).await?;
+    migrate(&store).await?;
+    Ok(store)
+}
+
+fn store_hint(e: &StoreError) -> &'static str {
+    match e {
+        StoreError::ReadOnly(_) => {
+            " (make the database file and its directory writable by the user running lookout)"
+        }
+        StoreError::Open { .. } => " (check DB_CONNECTION/DB_DATABASE/DB_HOST, see `lookout validate`)",
+        _ => "",
+    }
+}
+
+/// Builds a device's SNMP settings from the command-line flags.
+pub fn snmp_config(args: &SnmpArgs) -> Result<SnmpConfig> {
+    let version: SnmpVersion = args.snmp_version.parse()?;
+    let v3 = (version == SnmpVersion::V3).then(|| SnmpV3Config {
+        security_level: args.security_level.clone(),
+        auth_user: args.auth_user.clone(),
+        auth_protocol: args.auth_protocol.clone(),
+        auth_password: args.auth_password.clone(),
+        priv_protocol: args.priv_protocol.clone(),
+        priv_password: args.priv_password.clone(),
+    });
+    if let Some(v3) = &v3 {
+        if v3.auth_user.is_empty() {
+            bail!("SNMPv3 needs --auth-user");
+        }
+    }
+    if args.timeout_ms == 0 {
+        bail!("--timeout-ms must be at least 1");
+    }
+    Ok(SnmpConfig {
+        version,
+        port: args.port,
+        community: args.community.clone(),
+        timeout_ms: args.timeout_ms,
+        retries: args.retries,
+        v3,
+    })
+}
+
+async fn poller_for(cfg: &Config, store: Store) -> Result<Poller> {
+    let ts = TimeSeries::open(&cfg.timeseries)
+        .await
+        .context("cannot open the time-series backend")?;
+    Poller::new(
+        store,
+        ts,
+        PollerConfig {
+            step_secs: cfg.poll_interval_secs,
+            ..PollerConfig::default()
+        },
+    )
+    .await
+    .context("cannot start the poller")
+}
+
+async fn device(cfg: Config, cmd: DeviceCommand) -> Result<ExitCode> {
+    match cmd {
+        DeviceCommand::Add {
+            host,
+            snmp,
+            poller_group,
+            force,
+        } => {
+            validate_hostname(&host).with_context(|| format!("cannot add {host:?}"))?;
+            let snmp = snmp_config(&snmp)?;
+            let store = open_migrated(&cfg).await?;
+            if store.device_by_hostname(&host).await?.is_some() {
+                bail!("device {host} already exists (remove it first with `lookout device remove {host}`)");
+            }
+            let poller = poller_for(&cfg, store.clone()).await?;
+            match poller.probe(&host, &snmp).await {
+                Ok(sys) => println!(
+                    "{host}: SNMP {} answered: {} ({})",
+                    snmp.version,
+                    sys.sys_name.as_deref().unwrap_or("-"),
+                    sys.os
+                ),
+                Err(e) if force => println!("{host}: probe failed ({e}); adding anyway (--force)"),
+                Err(e) => bail!(
+                    "cannot add {host}: {e}; nothing stored (check host, port, community/credentials, or use --force)"
+                ),
+            }
+            let d = store
+                .add_device(&NewDevice {
+                    hostname: host.clone(),
+                    snmp,
+                    poller_group,
+                })
+                .await?;
+            println!("added device {} (device_id {})", d.hostname, d.device_id);
+            Ok(ExitCode::SUCCESS)
+        }
+        DeviceCommand::List { json } => {
+            let store = open_migrated(&cfg).await?;
+            let devices = store.devices().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&devices)?);
+            } else {
+                println!(
+                    "{:<6} {:<28} {:<24} {:<10} {:<6} {:<20}",
+                    "id", "hostname", "sysName", "os", "status", "last polled"
+                );
+                for d in &devices {
+                    println!(
+                        "{:<6} {:<28} {:<24} {:<10} {:<6} {:<20}",
+                        d.device_id,
+                        d.hostname,
+                        d.sys_name.as_deref().unwrap_or("-"),
+                        d.os,
+                        if d.status.is_up() { "up" } else { "down" },
+                        d.last_polled
+                            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                            .unwrap_or_else(|| "never".to_string())
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DeviceCommand::Remove { host } => {
+            let store = open_migrated(&cfg).await?;
+            let Some(d) = store.device_by_hostname(&host).await? else {
+                bail!("no device {host:?}");
+            };
+            store.remove_device(d.device_id).await?;
+            println!("removed device {host} (device_id {})", d.device_id);
+            Ok(ExitCode::SUCCESS)
+        }
+        DeviceCommand::Poll { host, json } => {
+            let store = open_migrated(&cfg).await?;
+            let Some(d) = store.device_by_hostname(&host).await? else {
+                bail!("no device {host:?} (add it with `lookout device add {host}`)");
+            };
+            let poller = poller_for(&cfg, store).await?;
+            let r = poller.poll(&d).await?;
+            if json {
+                let out = json!({
+                    "device_id": r.device_id,
+                    "hostname": r.hostname,
+                    "status": if r.status.is_up() { 1 } else { 0 },
+                    "status_reason": r.status_reason,
+                    "seconds": r.seconds,
+                    "system": r.system.as_ref().map(|s| json!({
+                        "sysName": s.sys_name, "sysDescr": s.sys_descr,
+                        "sysObjectID": s.sys_object_id, "sysContact": s.sys_contact,
+                        "location": s.sys_location, "uptime": s.uptime_secs, "os": s.os,
+                    })),
+                    "icmp": r.ping.as_ref().map(|p| json!({
+                        "xmt": p.transmitted, "rcv": p.received,
+                        "loss": p.loss_percent(), "min": p.min_ms, "avg": p.avg_ms, "max": p.max_ms,
+                    })),
+                    "ports": r.ports,
+                    "timings": r.timings.iter().map(|t| json!({"module": t.module, "seconds": t.seconds})).collect::<Vec<_>>(),
+                    "timeseries_errors": r.timeseries_errors,
+                });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                print_poll(&r);
+            }
+            Ok(if r.status.is_up() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+    }
+}
+
+fn print_poll(r: &lookout_poller::PollReport) {
+    println!(
+        "{} is {} ({:.2}s){}",
+        r.hostname,
+        if r.status.is_up() { "UP" } else { "DOWN" },
+        r.seconds,
+        if r.status_reason.is_empty() {
+            String::new()
+        } else {
+            format!(", reason: {}", r.status_reason)
+        }
+    );
+    if let Some(p) = &r.ping {
+        println!(
+            "  icmp     {}/{} replies, loss {:.0}%, rtt min/avg/max {}/{}/{} ms",
+            p.received,
+            p.transmitted,
+            p.loss_percent(),
+            fmt_opt(p.min_ms),
+            fmt_opt(p.avg_ms),
+            fmt_opt(p.max_ms)
+        );
+    }
+    if let Some(s) = &r.system {
+        let show = |k: &str, v: &Option<String>| println!("  {k:<12} {}", v.as_deref().unwrap_or("-"));
+        show("sysName", &s.sys_name);
+        show("sysDescr", &s.sys_descr);
+        show("sysObjectID", &s.sys_object_id);
+        show("sysContact", &s.sys_contact);
+        show("sysLocation", &s.sys_location);
+        println!("  {:<12} {}", "os", s.os);
+        println!(
+            "  {:<12} {}",
+            "uptime",
+            s.uptime_secs.map(lookout_poller::human_secs).unwrap_or_else(|| "-".into())
+        );
+    }
+    if !r.ports.is_empty() {
+        println!(
+            "  {:>7} {:<20} {:<6} {:<6} {:>14} {:>20} {:>20} {:>12} {:>12}",
+            "ifIndex", "ifName", "admin", "oper", "speed", "inOctets", "outOctets", "in bit/s", "out bit/s"
+        );
+        for p in &r.ports {
+            println!(
+                "  {:>7} {:<20} {:<6} {:<6} {:>14} {:>20} {:>20} {:>12} {:>12}",
+                p.if_index,
+                p.label(),
+                p.if_admin_status.as_deref().unwrap_or("-"),
+                p.if_oper_status.as_deref().unwrap_or("-"),
+                p.if_speed.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                p.counters.in_octets.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                p.counters.out_octets.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                p.in_octets_rate.map(|r| format!("{:.0}", r * 8.0)).unwrap_or_else(|| "-".into()),
+                p.out_octets_rate.map(|r| format!("{:.0}", r * 8.0)).unwrap_or_else(|| "-".into()),
+            );
+        }
+    }
+    for t in &r.timings {
+        println!("  module {:<12} {:.3}s", t.module, t.seconds);
+    }
+    for e in &r.timeseries_errors {
+        println!("  rrd error: {e}");
+    }
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into())
+}
+
+async fn snmp(cmd: SnmpCommand) -> Result<ExitCode> {
+    let (host, args, json, oids, walk) = match cmd {
+        SnmpCommand::Get {
+            host,
+            oids,
+            snmp,
+            json,
+        } => (host, snmp, json, oids, false),
+        SnmpCommand::Walk {
+            host,
+            oid,
+            snmp,
+            json,
+        } => (host, snmp, json, vec![oid], true),
+    };
+    validate_hostname(&host)?;
+    let cfg = snmp_config(&args)?;
+    let oids: Vec<Oid> = oids
+        .iter()
+        .map(|o| Oid::parse(o).with_context(|| format!("bad OID {o:?} (use numeric form, e.g. 1.3.6.1.2.1.1.1.0)")))
+        .collect::<Result<_>>()?;
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let addr = match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => std::net::SocketAddr::new(ip, cfg.port),
+        Err(_) => tokio::net::lookup_host((bare, cfg.port))
+            .await
+            .with_context(|| format!("cannot resolve {host}"))?
+            .next()
+            .with_context(|| format!("{host} has no address"))?,
+    };
+    let client = if addr.is_ipv6() {
+        SnmpClient::bind_v6().await?
+    } else {
+        SnmpClient::bind_v4().await?
+    };
+    let session = client.session(addr, &cfg)?;
+    let varbinds = if walk {
+        session.walk(&oids[0]).await?
+    } else {
+        session.get(&oids).await?
+    };
+    if json {
+        let arr: Vec<_> = varbinds
+            .iter()
+            .map(|vb| json!({"oid": vb.oid.to_string(), "type": vb.value.type_name(), "value": value_json(&vb.value)}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&arr)?);
+    } else {
+        for vb in &varbinds {
+            println!("{} = {}", vb.oid, vb.value);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A random password for generated accounts: 20 alphanumeric characters (~119 bits).
+pub fn generate_password() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), 20)
+}
+
+/// The JSON value of a varbind: numbers as numbers (Counter64 too: serde_json keeps u64
+/// exact), text as a string, anything else as net-snmp prints it.
+fn value_json(v: &lookout_snmp::Value) -> serde_json::Value {
+    use lookout_snmp::Value as V;
+    match v {
+        V::Integer(_) => v.as_i64().map_or(serde_json::Value::Null, |x| json!(x)),
+        V::Counter32(_) | V::Gauge32(_) | V::TimeTicks(_) | V::Counter64(_) => {
+            v.as_u64().map_or(serde_json::Value::Null, |x| json!(x))
+        }
+        V::OctetString(b) => match std::str::from_utf8(b) {
+            Ok(s) => json!(s),
+            Err(_) => json!(b.iter().map(|x| format!("{x:02X}")).collect::<Vec<_>>().join(" ")),
+        },
+        V::Null => serde_json::Value::Null,
+        _ => json!(v.to_string()),
+    }
+}

@@ -1,0 +1,318 @@
+//! Configuration: a `.env` file plus environment variables, with LibreNMS's names where
+//! LibreNMS has one (`APP_KEY`, `DB_*`, `RRD_DIR`, `RRDCACHED`, ...). Every variable is
+//! documented in docs/configuration.md.
+//!
+//! Precedence, highest first: command-line flags, the process environment, `./.env` in the
+//! working directory, `<data dir>/.env` (which first start creates with `APP_KEY`).
+//! Reading both `.env` files means every subcommand run with the same `--data-dir` sees the
+//! same installation as the running server.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use lookout_store::StoreConfig;
+use lookout_timeseries::TimeSeriesConfig;
+
+/// The file name of the per-installation settings inside the data dir.
+pub const ENV_FILE: &str = ".env";
+
+/// Resolved configuration of this node.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// `APP_KEY`, absent until first start writes one.
+    pub app_key: Option<String>,
+    pub store: StoreConfig,
+    pub timeseries: TimeSeriesConfig,
+    /// `POLL_INTERVAL` seconds between polls of a device (also the RRD step).
+    pub poll_interval_secs: u64,
+    /// `POLLER_WORKERS`: devices polled at once on this node.
+    pub poller_workers: usize,
+    /// `NODE_ID`: stable name of this node.
+    pub node_id: String,
+    /// `LOOKOUT_ADMIN_PASSWORD`: password of the `admin` user created on first start.
+    pub admin_password: Option<String>,
+}
+
+/// Values the command line may override.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+}
+
+/// Looks a variable up in the process environment, then the `.env` files.
+pub struct Vars {
+    files: HashMap<String, String>,
+}
+
+impl Vars {
+    /// Reads `./.env` and `<data_dir>/.env` (the working directory's wins). A missing file is
+    /// fine; a malformed one is an error naming the file and line.
+    pub fn load(data_dir: &Path) -> Result<Vars> {
+        let mut files = HashMap::new();
+        for path in [data_dir.join(ENV_FILE), PathBuf::from(ENV_FILE)] {
+            if !path.is_file() {
+                continue;
+            }
+            let iter = dotenvy::from_path_iter(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            for item in iter {
+                let (k, v) = item.with_context(|| format!("malformed line in {}", path.display()))?;
+                files.insert(k, v);
+            }
+        }
+        Ok(Vars { files })
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name)
+            .ok()
+            .or_else(|| self.files.get(name).cloned())
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    fn parse<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{name}={v:?} is not valid: {e}")),
+        }
+    }
+}
+
+/// The data dir from `--data-dir`/`LOOKOUT_DATA_DIR` (clap already merged both), else
+/// `LOOKOUT_DATA_DIR` from `./.env`, else `./data`.
+pub fn data_dir(cli: Option<PathBuf>) -> PathBuf {
+    if let Some(dir) = cli {
+        return dir;
+    }
+    if let Ok(iter) = dotenvy::from_path_iter(ENV_FILE) {
+        for (k, v) in iter.flatten() {
+            if k == "LOOKOUT_DATA_DIR" && !v.is_empty() {
+                return PathBuf::from(v);
+            }
+        }
+    }
+    PathBuf::from("data")
+}
+
+impl Config {
+    pub fn load(data_dir: PathBuf, overrides: &Overrides) -> Result<Config> {
+        let vars = Vars::load(&data_dir)?;
+        Config::from_vars(data_dir, &vars, overrides)
+    }
+
+    pub fn from_vars(data_dir: PathBuf, vars: &Vars, overrides: &Overrides) -> Result<Config> {
+        let listen_text = overrides
+            .listen
+            .clone()
+            .or_else(|| vars.get("LOOKOUT_LISTEN"))
+            .unwrap_or_else(|| "127.0.0.1:8000".to_string());
+        let listen: SocketAddr = listen_text.parse().with_context(|| {
+            format!("listen address {listen_text:?} is not ADDR:PORT (e.g. 127.0.0.1:8000)")
+        })?;
+
+        let store = match vars
+            .get("DB_CONNECTION")
+            .unwrap_or_else(|| "sqlite".to_string())
+            .as_str()
+        {
+            "sqlite" => StoreConfig::Sqlite {
+                path: vars
+                    .get("DB_DATABASE")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| data_dir.join("lookout.sqlite")),
+            },
+            "mysql" | "mariadb" => {
+                let port: u16 = vars.parse("DB_PORT", 3306)?;
+                let hosts_text = vars.get("DB_HOST").unwrap_or_else(|| "127.0.0.1".to_string());
+                let mut hosts = Vec::new();
+                for h in hosts_text.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+                    hosts.push(split_host_port(h, port)?);
+                }
+                StoreConfig::Mysql {
+                    hosts,
+                    database: vars.get("DB_DATABASE").unwrap_or_else(|| "lookout".to_string()),
+                    username: vars.get("DB_USERNAME").unwrap_or_else(|| "lookout".to_string()),
+                    password: vars.get("DB_PASSWORD").unwrap_or_default(),
+                }
+            }
+            other => bail!("DB_CONNECTION={other:?} is not supported (use sqlite or mysql)"),
+        };
+
+        let timeseries = match vars.get("RRDCACHED") {
+            Some(address) => TimeSeriesConfig::Rrdcached { address },
+            None => TimeSeriesConfig::Local {
+                rrd_dir: vars
+                    .get("RRD_DIR")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| data_dir.join("rrd")),
+            },
+        };
+
+        let poll_interval_secs: u64 = vars.parse("POLL_INTERVAL", 300)?;
+        if !(10..=86_400).contains(&poll_interval_secs) {
+            bail!("POLL_INTERVAL={poll_interval_secs} is out of range (10..=86400 seconds)");
+        }
+        let poller_workers: usize = vars.parse("POLLER_WORKERS", 16)?;
+        if poller_workers == 0 {
+            bail!("POLLER_WORKERS must be at least 1");
+        }
+        let node_id = vars.get("NODE_ID").unwrap_or_else(default_node_id);
+
+        Ok(Config {
+            data_dir,
+            listen,
+            app_key: vars.get("APP_KEY"),
+            store,
+            timeseries,
+            poll_interval_secs,
+            poller_workers,
+            node_id,
+            admin_password: vars.get("LOOKOUT_ADMIN_PASSWORD"),
+        })
+    }
+}
+
+fn split_host_port(text: &str, default_port: u16) -> Result<(String, u16)> {
+    // `[v6]:port`, `host:port`, or a bare host / IPv6 address.
+    if let Some(rest) = text.strip_prefix('[') {
+        let (host, tail) = rest
+            .split_once(']')
+            .with_context(|| format!("DB_HOST entry {text:?} has an unclosed '['"))?;
+        let port = match tail.strip_prefix(':') {
+            Some(p) => p.parse().with_context(|| format!("bad port in {text:?}"))?,
+            None => default_port,
+        };
+        return Ok((host.to_string(), port));
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => Ok((
+            host.to_string(),
+            port.parse().with_context(|| format!("bad port in DB_HOST entry {text:?}"))?,
+        )),
+        _ => Ok((text.to_string(), default_port)),
+    }
+}
+
+fn default_node_id() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "lookout".to_string())
+}
+
+/// Appends `KEY=value` to `<data_dir>/.env`, creating it (mode 0600: it holds APP_KEY).
+pub fn append_env(data_dir: &Path, key: &str, value: &str) -> Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let path = data_dir.join(ENV_FILE);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    writeln!(f, "{key}={value}").with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vars {
+        Vars {
+            files: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_single_node() {
+        let c = Config::from_vars("d".into(), &vars(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8000");
+        assert_eq!(
+            c.store,
+            StoreConfig::Sqlite {
+                path: "d/lookout.sqlite".into()
+            }
+        );
+        assert_eq!(
+            c.timeseries,
+            TimeSeriesConfig::Local {
+                rrd_dir: "d/rrd".into()
+            }
+        );
+        assert_eq!(c.poll_interval_secs, 300);
+    }
+
+    #[test]
+    fn mysql_host_list() {
+        let c = Config::from_vars(
+            "d".into(),
+            &vars(&[
+                ("DB_CONNECTION", "mysql"),
+                ("DB_HOST", "n1, n2:3308,[::1]:3309"),
+                ("DB_PORT", "3307"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        match c.store {
+            StoreConfig::Mysql { hosts, .. } => assert_eq!(
+                hosts,
+                vec![
+                    ("n1".to_string(), 3307),
+                    ("n2".to_string(), 3308),
+                    ("::1".to_string(), 3309)
+                ]
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_values_say_what_is_wrong() {
+        let err = Config::from_vars(
+            "d".into(),
+            &vars(&[("POLL_INTERVAL", "often")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("POLL_INTERVAL"), "{err}");
+        let err = Config::from_vars(
+            "d".into(),
+            &vars(&[("DB_CONNECTION", "oracle")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("oracle"), "{err}");
+        let err = Config::from_vars(
+            "d".into(),
+            &vars(&[]),
+            &Overrides {
+                listen: Some("nowhere".into()),
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("listen"), "{err}");
+    }
+}

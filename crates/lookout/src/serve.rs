@@ -1,0 +1,262 @@
+//! `lookout serve` (web + dispatcher + poller in one process on the embedded default) and
+//! `lookout validate` (each backend checked, with what is wrong and how to fix it).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use lookout_dispatcher::DispatcherConfig;
+use lookout_poller::{Poller, PollerConfig};
+use lookout_store::Store;
+use lookout_timeseries::TimeSeries;
+use lookout_web::auth::AppKey;
+use lookout_web::{router, WebState};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::commands::{generate_password, open_migrated};
+use crate::config::{append_env, Config, Overrides};
+
+/// First start: an `APP_KEY` in `<data dir>/.env`. Every web instance of a cluster must
+/// share it (sessions are sealed with it), so it is generated only when none is set.
+fn ensure_app_key(cfg: &mut Config) -> Result<AppKey> {
+    if let Some(text) = &cfg.app_key {
+        return text
+            .parse::<AppKey>()
+            .map_err(|e| anyhow::anyhow!("APP_KEY is not valid ({e}); expected base64:<32 bytes>, e.g. from a fresh install's .env"));
+    }
+    let key = AppKey::generate();
+    append_env(&cfg.data_dir, "APP_KEY", &key.to_string())?;
+    info!(
+        file = %cfg.data_dir.join(crate::config::ENV_FILE).display(),
+        "generated APP_KEY (copy it to every web node of a cluster)"
+    );
+    cfg.app_key = Some(key.to_string());
+    Ok(key)
+}
+
+/// First start: an `admin` user, password from LOOKOUT_ADMIN_PASSWORD or generated and
+/// printed once.
+async fn ensure_admin(cfg: &Config, store: &Store) -> Result<()> {
+    if store.user_by_username("admin").await?.is_some() {
+        return Ok(());
+    }
+    let (password, generated) = match &cfg.admin_password {
+        Some(p) => (p.clone(), false),
+        None => (generate_password(), true),
+    };
+    let hash = lookout_web::auth::hash_password(&password)
+        .map_err(|e| anyhow::anyhow!("cannot hash the admin password: {e}"))?;
+    store.add_user("admin", &hash, 10).await?;
+    if generated {
+        // Printed on stdout once, not logged: logs are often shipped elsewhere.
+        println!("Created user 'admin' with password: {password}");
+        println!("(set LOOKOUT_ADMIN_PASSWORD before first start to choose it)");
+    } else {
+        info!("created user 'admin' with the password from LOOKOUT_ADMIN_PASSWORD");
+    }
+    Ok(())
+}
+
+pub async fn serve(mut cfg: Config) -> Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
+    let app_key = ensure_app_key(&mut cfg)?;
+    let store = open_migrated(&cfg).await?;
+    ensure_admin(&cfg, &store).await?;
+    let timeseries = TimeSeries::open(&cfg.timeseries)
+        .await
+        .context("cannot open the time-series backend")?;
+    let poller = Poller::new(
+        store.clone(),
+        timeseries.clone(),
+        PollerConfig {
+            step_secs: cfg.poll_interval_secs,
+            ..PollerConfig::default()
+        },
+    )
+    .await
+    .context("cannot start the poller")?;
+
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (in use? set --listen or LOOKOUT_LISTEN)", cfg.listen))?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let state = WebState {
+        store: store.clone(),
+        timeseries,
+        app_key,
+        poll_interval_secs: cfg.poll_interval_secs,
+        node_name: cfg.node_id.clone(),
+    };
+    let app = router(state);
+    let mut web_shutdown = shutdown_rx.clone();
+    let web = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = web_shutdown.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    let dispatcher = tokio::spawn(lookout_dispatcher::run(
+        store,
+        poller,
+        DispatcherConfig {
+            interval_secs: cfg.poll_interval_secs,
+            workers: cfg.poller_workers,
+            reload_secs: 10,
+        },
+        shutdown_rx,
+    ));
+    info!(
+        listen = %cfg.listen,
+        data_dir = %cfg.data_dir.display(),
+        node = %cfg.node_id,
+        "lookout serving: web, dispatcher, poller (http://{})",
+        cfg.listen
+    );
+
+    wait_for_signal().await;
+    info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    match tokio::time::timeout(Duration::from_secs(30), async {
+        let w = web.await;
+        let _ = dispatcher.await;
+        w
+    })
+    .await
+    {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(e).context("web server failed"),
+        Ok(Err(e)) => Err(e).context("web task panicked"),
+        Err(_) => {
+            warn!("polls still running after 30 s; exiting anyway");
+            Ok(())
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                error!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops lookout");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// One check's outcome for `validate`.
+struct Check {
+    ok: bool,
+    what: String,
+    fix: String,
+}
+
+pub async fn validate(data_dir: PathBuf) -> Result<ExitCode> {
+    let mut checks = Vec::new();
+    let cfg = match Config::load(data_dir.clone(), &Overrides::default()) {
+        Ok(c) => {
+            checks.push(Check {
+                ok: true,
+                what: format!("configuration loads (data dir {})", data_dir.display()),
+                fix: String::new(),
+            });
+            Some(c)
+        }
+        Err(e) => {
+            checks.push(Check {
+                ok: false,
+                what: format!("configuration: {e:#}"),
+                fix: "fix the variable named above in .env or the environment (docs/configuration.md)".into(),
+            });
+            None
+        }
+    };
+    if let Some(cfg) = &cfg {
+        checks.push(match &cfg.app_key {
+            None => Check {
+                ok: false,
+                what: "APP_KEY is not set".into(),
+                fix: "run `lookout serve` once (it generates one) or copy APP_KEY from another node of the cluster".into(),
+            },
+            Some(k) => match k.parse::<AppKey>() {
+                Ok(_) => Check { ok: true, what: "APP_KEY is set and valid".into(), fix: String::new() },
+                Err(e) => Check {
+                    ok: false,
+                    what: format!("APP_KEY is invalid: {e}"),
+                    fix: "APP_KEY must be base64:<32 random bytes>; copy it from another node or remove it to generate one".into(),
+                },
+            },
+        });
+        checks.push(match open_migrated(cfg).await {
+            Ok(store) => match store.ping().await {
+                Ok(()) => Check { ok: true, what: format!("database reachable ({})", describe_store(cfg)), fix: String::new() },
+                Err(e) => Check { ok: false, what: format!("database: {e}"), fix: "check DB_* settings".into() },
+            },
+            Err(e) => Check {
+                ok: false,
+                what: format!("database ({}): {e:#}", describe_store(cfg)),
+                fix: "check DB_CONNECTION, DB_HOST, DB_PORT, DB_DATABASE, DB_USERNAME, DB_PASSWORD; for SQLite, that the file's directory is writable".into(),
+            },
+        });
+        checks.push(match TimeSeries::open(&cfg.timeseries).await {
+            Ok(ts) => match ts.check().await {
+                Ok(()) => Check { ok: true, what: format!("time series writable ({:?})", cfg.timeseries), fix: String::new() },
+                Err(e) => Check { ok: false, what: format!("time series: {e}"), fix: "make RRD_DIR writable, or start rrdcached and check RRDCACHED=host:port".into() },
+            },
+            Err(e) => Check { ok: false, what: format!("time series: {e}"), fix: "check RRD_DIR / RRDCACHED".into() },
+        });
+        let fping = lookout_icmp::PingConfig::default().fping;
+        checks.push(Check {
+            ok: fping.exists(),
+            what: format!("fping at {}", fping.display()),
+            fix: "apt-get install fping".into(),
+        });
+    }
+    let mut failed = 0;
+    for c in &checks {
+        if c.ok {
+            println!("[ OK ] {}", c.what);
+        } else {
+            failed += 1;
+            println!("[FAIL] {}\n       fix: {}", c.what, c.fix);
+        }
+    }
+    if failed == 0 {
+        println!("all {} checks passed", checks.len());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("{failed} of {} checks failed", checks.len());
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn describe_store(cfg: &Config) -> String {
+    match &cfg.store {
+        lookout_store::StoreConfig::Sqlite { path } => format!("sqlite {}", path.display()),
+        lookout_store::StoreConfig::Mysql { hosts, database, .. } => format!(
+            "mysql {} / {database}",
+            hosts
+                .iter()
+                .map(|(h, p)| format!("{h}:{p}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    }
+}
