@@ -1,0 +1,190 @@
+//! The walking skeleton through the CLI, against a real snmpd: add → poll → rows in the
+//! store and RRD files that rrdtool reads; and every bad input the issue names.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{rrdtool, Install, Snmpd};
+
+#[test]
+fn add_poll_store_and_rrd_files() {
+    let agent = Snmpd::start();
+    let lo = Install::new();
+    let port = agent.port.to_string();
+
+    let out = lo.ok(&["device", "add", "127.0.0.1", "--port", &port]);
+    assert!(out.contains("lookout-test-agent"), "{out}");
+    let devices = lo.devices_json();
+    assert_eq!(devices.len(), 1);
+    assert_eq!(devices[0]["hostname"], "127.0.0.1");
+
+    // Three polls a few seconds apart so that (POLL_INTERVAL=10) at least one whole RRD
+    // step lies between polls with known DERIVE rates.
+    let mut last = String::new();
+    for i in 0..3 {
+        if i > 0 {
+            std::thread::sleep(Duration::from_secs(7));
+        }
+        last = lo.ok(&["device", "poll", "127.0.0.1", "--json"]);
+    }
+    let poll: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(poll["status"], 1, "{poll}");
+    assert_eq!(poll["system"]["sysName"], "lookout-test-agent");
+    assert_eq!(poll["system"]["location"], "Rack 7, Lab");
+    assert_eq!(poll["system"]["os"], "linux");
+    assert!(poll["icmp"]["rcv"].as_u64().unwrap() > 0, "{poll}");
+    let ports = poll["ports"].as_array().unwrap();
+    let lo_port = ports
+        .iter()
+        .find(|p| p["if_descr"] == "lo" || p["if_name"] == "lo")
+        .unwrap_or_else(|| panic!("no lo interface in {ports:?}"));
+    // SNMP itself runs over lo, so its counters move between polls.
+    assert!(lo_port["in_octets_rate"].as_f64().unwrap() > 0.0, "{lo_port}");
+    assert_eq!(lo_port["if_oper_status"], "up");
+
+    // The store has what the poll found.
+    let d = &lo.devices_json()[0];
+    assert_eq!(d["sys_name"], "lookout-test-agent");
+    assert_eq!(d["status"], "up");
+    assert!(d["last_polled"].is_string());
+
+    // RRD files with LibreNMS's names and data sources.
+    let port_id = lo_port["port_id"].as_i64().unwrap();
+    let rrd = lo.rrd(&format!("127.0.0.1/port-id{port_id}.rrd"));
+    let info = rrdtool(&["info", rrd.to_str().unwrap()]);
+    for ds in [
+        "INOCTETS",
+        "OUTOCTETS",
+        "INERRORS",
+        "OUTERRORS",
+        "INUCASTPKTS",
+        "OUTUCASTPKTS",
+        "INNUCASTPKTS",
+        "OUTNUCASTPKTS",
+        "INDISCARDS",
+        "OUTDISCARDS",
+        "INUNKNOWNPROTOS",
+        "INBROADCASTPKTS",
+        "OUTBROADCASTPKTS",
+        "INMULTICASTPKTS",
+        "OUTMULTICASTPKTS",
+    ] {
+        assert!(
+            info.contains(&format!("ds[{ds}].type = \"DERIVE\"")),
+            "{ds} missing in\n{info}"
+        );
+    }
+    assert!(info.contains("step = 10"), "{info}");
+    let fetch = rrdtool(&["fetch", rrd.to_str().unwrap(), "AVERAGE", "-s", "-120"]);
+    let known_in_rates: Vec<f64> = fetch
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter_map(|(_, vals)| vals.split_whitespace().next()?.parse::<f64>().ok())
+        .filter(|v| !v.is_nan())
+        .collect();
+    assert!(
+        known_in_rates.iter().any(|&v| v > 0.0),
+        "no known INOCTETS rate in\n{fetch}"
+    );
+    let icmp = rrdtool(&["info", lo.rrd("127.0.0.1/icmp-perf.rrd").to_str().unwrap()]);
+    for ds in ["avg", "xmt", "rcv", "min", "max"] {
+        assert!(icmp.contains(&format!("ds[{ds}].")), "{ds} missing in icmp-perf.rrd");
+    }
+    let up = rrdtool(&["info", lo.rrd("127.0.0.1/uptime.rrd").to_str().unwrap()]);
+    assert!(up.contains("ds[uptime]."), "{up}");
+
+    // remove takes the device away
+    lo.ok(&["device", "remove", "127.0.0.1"]);
+    assert!(lo.devices_json().is_empty());
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_stores_nothing() {
+    let agent = Snmpd::start();
+    let lo = Install::new();
+    let port = agent.port.to_string();
+    let dead = common::free_udp_port().to_string();
+
+    // unreachable: nothing listens on that port
+    let err = lo.fails(&[
+        "device", "add", "127.0.0.1", "--port", &dead, "--timeout-ms", "300", "--retries", "0",
+    ]);
+    assert!(err.contains("timed out") || err.contains("timeout"), "{err}");
+    assert!(err.contains("nothing stored"), "{err}");
+    // wrong community: v2c agents stay silent, so it is a timeout too
+    let err = lo.fails(&[
+        "device", "add", "127.0.0.1", "--port", &port, "-c", "wrong", "--timeout-ms", "300",
+        "--retries", "0",
+    ]);
+    assert!(err.contains("nothing stored"), "{err}");
+    // malformed host names never reach the resolver or the store
+    for bad in ["bad host", "a;rm -rf /", "", "-x.example"] {
+        let err = lo.fails(&["device", "add", bad]);
+        assert!(err.contains("cannot add"), "{bad:?}: {err}");
+    }
+    assert!(lo.devices_json().is_empty());
+
+    // duplicate
+    lo.ok(&["device", "add", "127.0.0.1", "--port", &port]);
+    let err = lo.fails(&["device", "add", "127.0.0.1", "--port", &port]);
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(lo.devices_json().len(), 1);
+
+    // --force stores a device that does not answer, and polling it marks it down
+    lo.ok(&[
+        "device", "add", "127.0.0.2", "--port", &dead, "--timeout-ms", "200", "--retries", "0",
+        "--force",
+    ]);
+    let out = lo.run(&["device", "poll", "127.0.0.2", "--json"]);
+    assert_eq!(out.status.code(), Some(2), "a down device exits 2");
+    let poll: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(poll["status"], 0);
+    assert_eq!(poll["status_reason"], "snmp");
+
+    // bad SNMP version and unknown device
+    let err = lo.fails(&["device", "add", "127.0.0.3", "--snmp-version", "v9"]);
+    assert!(err.contains("v9"), "{err}");
+    let err = lo.fails(&["device", "poll", "nosuch.example"]);
+    assert!(err.contains("no device"), "{err}");
+}
+
+#[test]
+fn read_only_database_is_a_clear_error() {
+    let agent = Snmpd::start();
+    let lo = Install::new();
+    let port = agent.port.to_string();
+    lo.ok(&["device", "list"]); // creates and migrates the database
+    let db = lo.data_dir().join("lookout.sqlite");
+    assert!(db.exists());
+
+    // Tests run as root, which ignores file modes; an immutable file is read-only for
+    // root too. As another user, a 0444 file is.
+    let is_root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let lock = |on: bool| {
+        if is_root {
+            let st = std::process::Command::new("chattr")
+                .arg(if on { "+i" } else { "-i" })
+                .arg(&db)
+                .status()
+                .unwrap();
+            assert!(st.success(), "chattr needs an ext4-like file system");
+        } else {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = if on { 0o444 } else { 0o644 };
+            std::fs::set_permissions(&db, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    };
+    lock(true);
+    let out = lo.run(&["device", "add", "127.0.0.1", "--port", &port]);
+    lock(false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "add on a read-only database succeeded");
+    assert!(err.contains("read-only"), "{err}");
+    assert!(lo.devices_json().is_empty(), "nothing half-written");
+}

@@ -1,0 +1,181 @@
+//! Shared pieces of the binary's integration tests: a real net-snmp `snmpd` on loopback,
+//! free ports, and running the `lookout` binary against a temporary data dir.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A UDP port free on 127.0.0.1 right now.
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real snmpd answering v1/v2c (community `public`) on 127.0.0.1:`port`; killed on drop.
+pub struct Snmpd {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Snmpd {
+    pub fn start() -> Snmpd {
+        let bin = Path::new("/usr/sbin/snmpd");
+        assert!(bin.exists(), "snmpd missing: apt-get install snmpd");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_udp_port();
+        let conf = dir.path().join("snmpd.conf");
+        std::fs::write(
+            &conf,
+            "rocommunity public 127.0.0.0/8\n\
+             sysName lookout-test-agent\n\
+             sysLocation Rack 7, Lab\n\
+             sysContact noc@example.net\n",
+        )
+        .unwrap();
+        let child = Command::new(bin)
+            .arg("-f")
+            .arg("-Lf")
+            .arg(dir.path().join("snmpd.log"))
+            .arg("-C")
+            .arg("-c")
+            .arg(&conf)
+            .arg("-p")
+            .arg(dir.path().join("snmpd.pid"))
+            .arg(format!("--persistentDir={}", dir.path().join("persist").display()))
+            .arg(format!("udp:127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start snmpd");
+        let s = Snmpd {
+            child,
+            port,
+            _dir: dir,
+        };
+        s.wait_ready();
+        s
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let ok = Command::new("/usr/bin/snmpget")
+                .args(["-v2c", "-c", "public", "-t", "0.3", "-r", "0", "-On"])
+                .arg(format!("127.0.0.1:{}", self.port))
+                .arg("1.3.6.1.2.1.1.5.0")
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if ok {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("snmpd did not answer on port {}", self.port);
+    }
+}
+
+impl Drop for Snmpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Lookout installation in a temporary data dir.
+pub struct Install {
+    pub dir: tempfile::TempDir,
+}
+
+impl Install {
+    pub fn new() -> Install {
+        Install {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// `lookout --data-dir <tmp>/data ARGS`, with a short poll interval.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_lookout"));
+        c.arg("--data-dir")
+            .arg(self.data_dir())
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("POLL_INTERVAL", "10")
+            .env("LOOKOUT_ADMIN_PASSWORD", "admin-test-pw")
+            .env("LOOKOUT_LOG", "warn")
+            .env_remove("LOOKOUT_DATA_DIR")
+            .env_remove("DB_CONNECTION")
+            .env_remove("RRDCACHED");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run lookout")
+    }
+
+    /// Runs and asserts success, returning stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "lookout {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs and asserts failure, returning stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "lookout {args:?} should fail but printed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    pub fn devices_json(&self) -> Vec<serde_json::Value> {
+        let out = self.ok(&["device", "list", "--json"]);
+        serde_json::from_str(&out).unwrap()
+    }
+
+    pub fn rrd(&self, rel: &str) -> PathBuf {
+        self.data_dir().join("rrd").join(rel)
+    }
+}
+
+/// `rrdtool ARGS`, asserting success; stdout.
+pub fn rrdtool(args: &[&str]) -> String {
+    let out = Command::new("/usr/bin/rrdtool")
+        .args(args)
+        .output()
+        .expect("rrdtool missing: apt-get install rrdtool");
+    assert!(
+        out.status.success(),
+        "rrdtool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}

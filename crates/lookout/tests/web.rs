@@ -1,0 +1,265 @@
+//! `lookout serve` end to end: the dispatcher polls a real snmpd, the API answers with
+//! LibreNMS's shapes behind `X-Auth-Token`, and headless Chromium logs in and sees the
+//! device and an interface graph.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{free_tcp_port, Install, Snmpd};
+use serde_json::{json, Value};
+
+struct KillOnDrop(Child);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn get_json(http: &ureq::Agent, url: &str, token: Option<&str>) -> (u16, Value) {
+    let mut req = http.get(url);
+    if let Some(t) = token {
+        req = req.header("X-Auth-Token", t);
+    }
+    let mut resp = req.call().unwrap();
+    let status = resp.status().as_u16();
+    let body: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
+    (status, body)
+}
+
+#[test]
+fn serve_polls_api_answers_browser_sees_graph() {
+    let snmpd = Snmpd::start();
+    let lo = Install::new();
+    lo.ok(&["device", "add", "127.0.0.1", "--port", &snmpd.port.to_string()]);
+
+    let web_port = free_tcp_port();
+    let base = format!("http://127.0.0.1:{web_port}");
+    let server = lo
+        .cmd(&["serve", "--listen", &format!("127.0.0.1:{web_port}")])
+        .env("LOOKOUT_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = KillOnDrop(server);
+    let http = agent();
+    wait_for("/health", 60, || {
+        http.get(&format!("{base}/health"))
+            .call()
+            .ok()
+            .filter(|r| r.status() == 200)
+    });
+
+    let out = lo.ok(&["token", "create", "--user", "admin"]);
+    let token = out.lines().last().unwrap().trim().to_string();
+    assert!(token.len() >= 32, "{out}");
+
+    // API: no token, bad token, good token.
+    let (st, body) = get_json(&http, &format!("{base}/api/v0/devices"), None);
+    assert_eq!(st, 401, "{body}");
+    assert_eq!(body["status"], "error");
+    let (st, _) = get_json(&http, &format!("{base}/api/v0/devices"), Some("nope"));
+    assert_eq!(st, 401);
+
+    // The dispatcher polls the device on its own (POLL_INTERVAL=10).
+    let device = wait_for("the dispatcher's first poll", 60, || {
+        let (st, body) = get_json(&http, &format!("{base}/api/v0/devices"), Some(&token));
+        assert_eq!(st, 200, "{body}");
+        assert_eq!(body["status"], "ok");
+        let d = body["devices"][0].clone();
+        (d["last_polled"].is_string() && d["status"] == json!(1)).then_some(d)
+    });
+    assert_eq!(device["hostname"], "127.0.0.1");
+    assert_eq!(device["sysName"], "lookout-test-agent");
+    assert_eq!(device["os"], "linux");
+    assert!(device["device_id"].is_number());
+
+    let (st, one) = get_json(&http, &format!("{base}/api/v0/devices/127.0.0.1"), Some(&token));
+    assert_eq!(st, 200, "{one}");
+    assert_eq!(one["devices"][0]["sysName"], "lookout-test-agent");
+    let (st, missing) = get_json(&http, &format!("{base}/api/v0/devices/nosuch"), Some(&token));
+    assert_eq!(st, 404, "{missing}");
+    assert_eq!(missing["status"], "error");
+    let (st, ports) = get_json(
+        &http,
+        &format!("{base}/api/v0/devices/127.0.0.1/ports"),
+        Some(&token),
+    );
+    assert_eq!(st, 200, "{ports}");
+    let ports = ports["ports"].as_array().unwrap().clone();
+    assert!(ports.iter().any(|p| p["ifDescr"] == "lo"), "{ports:?}");
+
+    // Wait for a second poll so the graph has a rate to draw.
+    let first = device["last_polled"].clone();
+    wait_for("a second poll", 40, || {
+        let (_, body) = get_json(&http, &format!("{base}/api/v0/devices/127.0.0.1"), Some(&token));
+        (body["devices"][0]["last_polled"] != first).then_some(())
+    });
+
+    browser_logs_in_and_sees_graph(&base, device["device_id"].as_i64().unwrap());
+
+    // SIGTERM stops the server cleanly.
+    let pid = server.0.id().to_string();
+    std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = wait_for("serve to exit", 30, || server.0.try_wait().unwrap());
+    assert!(status.success(), "serve exited with {status}");
+}
+
+/// A minimal W3C WebDriver client: the handful of commands this test needs.
+struct WebDriver {
+    http: ureq::Agent,
+    base: String,
+    _driver: KillOnDrop,
+    _profile: tempfile::TempDir,
+}
+
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+impl WebDriver {
+    fn start() -> WebDriver {
+        let bin = std::path::Path::new("/usr/bin/chromedriver");
+        assert!(bin.exists(), "chromedriver missing: apt-get install chromium chromium-driver");
+        let port = free_tcp_port();
+        let driver = std::process::Command::new(bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let driver = KillOnDrop(driver);
+        let http = agent();
+        let root = format!("http://127.0.0.1:{port}");
+        wait_for("chromedriver", 20, || {
+            http.get(&format!("{root}/status")).call().ok().filter(|r| r.status() == 200)
+        });
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--window-size=1400,1000",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        }}});
+        let mut resp = http.post(&format!("{root}/session")).send_json(&caps).unwrap();
+        let v: Value = resp.body_mut().read_json().unwrap();
+        let id = v["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {v}"))
+            .to_string();
+        WebDriver {
+            http,
+            base: format!("{root}/session/{id}"),
+            _driver: driver,
+            _profile: profile,
+        }
+    }
+
+    fn cmd(&self, method: &str, path: &str, body: Value) -> Value {
+        let url = format!("{}{path}", self.base);
+        let mut resp = match method {
+            "GET" => self.http.get(&url).call().unwrap(),
+            _ => self.http.post(&url).send_json(&body).unwrap(),
+        };
+        let v: Value = resp.body_mut().read_json().unwrap();
+        assert!(
+            v["value"].get("error").is_none(),
+            "WebDriver {path}: {}",
+            v["value"]
+        );
+        v["value"].clone()
+    }
+
+    fn goto(&self, url: &str) {
+        self.cmd("POST", "/url", json!({"url": url}));
+    }
+    fn url(&self) -> String {
+        self.cmd("GET", "/url", Value::Null).as_str().unwrap().to_string()
+    }
+    fn source(&self) -> String {
+        self.cmd("GET", "/source", Value::Null).as_str().unwrap().to_string()
+    }
+    fn find(&self, css: &str) -> String {
+        let v = self.cmd("POST", "/element", json!({"using": "css selector", "value": css}));
+        v[ELEMENT_KEY].as_str().unwrap().to_string()
+    }
+    fn type_into(&self, css: &str, text: &str) {
+        let e = self.find(css);
+        self.cmd("POST", &format!("/element/{e}/value"), json!({"text": text}));
+    }
+    fn click(&self, css: &str) {
+        let e = self.find(css);
+        self.cmd("POST", &format!("/element/{e}/click"), json!({}));
+    }
+    fn script(&self, js: &str) -> Value {
+        self.cmd("POST", "/execute/sync", json!({"script": js, "args": []}))
+    }
+    fn screenshot(&self, path: &std::path::Path) {
+        use base64::Engine;
+        let b64 = self.cmd("GET", "/screenshot", Value::Null);
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().unwrap())
+            .unwrap();
+        std::fs::write(path, png).unwrap();
+    }
+}
+
+fn browser_logs_in_and_sees_graph(base: &str, device_id: i64) {
+    let wd = WebDriver::start();
+    // Unauthenticated: redirected to the login form.
+    wd.goto(&format!("{base}/devices"));
+    assert!(wd.url().contains("/login"), "not redirected: {}", wd.url());
+    // A wrong password keeps us out, with a message that does not say which part was wrong.
+    wd.type_into("input[name=username]", "admin");
+    wd.type_into("input[name=password]", "wrong");
+    wd.click("button[type=submit], input[type=submit]");
+    assert!(wd.url().contains("/login"), "{}", wd.url());
+    wd.type_into("input[name=username]", "admin");
+    wd.type_into("input[name=password]", "admin-test-pw");
+    wd.click("button[type=submit], input[type=submit]");
+    wait_for("the devices page", 10, || wd.url().ends_with("/devices").then_some(()));
+    let html = wd.source();
+    assert!(html.contains("127.0.0.1"), "device missing from /devices");
+    assert!(html.contains("lookout-test-agent"), "sysName missing from /devices");
+
+    wd.goto(&format!("{base}/device/{device_id}"));
+    let html = wd.source();
+    assert!(html.contains("Rack 7, Lab"), "sysLocation missing on the device page");
+    assert!(html.contains(">lo<") || html.contains("lo "), "lo interface missing");
+    // uPlot draws into a canvas once the JSON series has loaded.
+    wait_for("an interface graph", 15, || {
+        let n = wd.script("return document.querySelectorAll('.uplot canvas').length");
+        (n.as_u64().unwrap_or(0) > 0).then_some(())
+    });
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("device-page.png");
+    wd.screenshot(&shot);
+    eprintln!("screenshot: {}", shot.display());
+}
