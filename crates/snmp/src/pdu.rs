@@ -347,24 +347,24 @@ mod tests {
     use super::*;
 
     /// `snmpget -v2c -c public HOST 1.3.6.1.2.1.1.1.0` as captured from net-snmp 5.9
-    /// (request-id 0x4b7a2e1c).
+    /// (request-id 0x176d3ed0), captured from its socket.
     const NETSNMP_GET: [u8; 43] = [
         0x30, 0x29, 0x02, 0x01, 0x01, 0x04, 0x06, b'p', b'u', b'b', b'l', b'i', b'c', 0xa0, 0x1c,
-        0x02, 0x04, 0x4b, 0x7a, 0x2e, 0x1c, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x0e, 0x30,
+        0x02, 0x04, 0x17, 0x6d, 0x3e, 0xd0, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x0e, 0x30,
         0x0c, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x02, 0x01, 0x01, 0x01, 0x00, 0x05, 0x00,
     ];
 
     #[test]
     fn encodes_like_netsnmp() {
         let oid = Oid::parse("1.3.6.1.2.1.1.1.0").unwrap();
-        let pdu = Pdu::get(0x4b7a2e1c, &[oid]);
+        let pdu = Pdu::get(0x176d3ed0, &[oid]);
         assert_eq!(
             encode_community_message(Version::V2c, b"public", &pdu),
             NETSNMP_GET
         );
         assert_eq!(
             peek_message_id(&NETSNMP_GET).unwrap(),
-            (Version::V2c, 0x4b7a2e1c)
+            (Version::V2c, 0x176d3ed0)
         );
     }
 

@@ -1,0 +1,244 @@
+//! Fault injection with scripted fake agents on loopback: replies from the wrong source or with
+//! unknown ids are dropped and counted, looping agents are caught, garbage replies are decode
+//! errors; and net-snmp's own request bytes are decoded and re-encoded identically.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use lookout_core::SnmpConfig;
+use lookout_snmp::ber::Writer;
+use lookout_snmp::pdu::{
+    decode_community_message, encode_community_message, AnyPdu, Pdu, PduType, Version,
+};
+use lookout_snmp::{Oid, SnmpClient, SnmpError, Value, VarBind};
+use tokio::net::UdpSocket;
+
+type Script = dyn Fn(&Pdu) -> Vec<Vec<u8>> + Send + Sync;
+
+/// A fake agent: for each request, `script` returns the datagrams to answer with.
+/// `reply_from` optionally answers from another socket (wrong source).
+async fn fake_agent(script: Arc<Script>, wrong_source: bool) -> SocketAddr {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                return;
+            };
+            let Ok(msg) = decode_community_message(&buf[..n]) else {
+                continue;
+            };
+            let AnyPdu::Pdu(pdu) = msg.pdu else { continue };
+            for d in script(&pdu) {
+                let s = if wrong_source { &other } else { &sock };
+                let _ = s.send_to(&d, from).await;
+            }
+        }
+    });
+    addr
+}
+
+fn response(req: &Pdu, id_delta: i32, vbs: Vec<VarBind>) -> Vec<u8> {
+    let p = Pdu {
+        pdu_type: PduType::Response,
+        request_id: req.request_id.wrapping_add(id_delta),
+        error_status: 0,
+        error_index: 0,
+        varbinds: vbs,
+    };
+    encode_community_message(Version::V2c, b"public", &p)
+}
+
+fn cfg(addr: SocketAddr) -> SnmpConfig {
+    SnmpConfig {
+        port: addr.port(),
+        timeout_ms: 150,
+        retries: 1,
+        ..Default::default()
+    }
+}
+
+fn oid(s: &str) -> Oid {
+    Oid::parse(s).unwrap()
+}
+
+#[tokio::test]
+async fn wrong_source_and_unknown_ids_are_dropped_and_counted() {
+    let echo = |req: &Pdu| {
+        req.varbinds
+            .iter()
+            .map(|v| VarBind::new(v.oid.clone(), Value::Integer(1)))
+            .collect::<Vec<_>>()
+    };
+    let client = SnmpClient::bind_v4().await.unwrap();
+    let wrong = fake_agent(Arc::new(move |r| vec![response(r, 0, echo(r))]), true).await;
+    let s = client.session(wrong, &cfg(wrong)).unwrap();
+    let e = s.get(&[oid("1.3.6.1.2.1.1.1.0")]).await.unwrap_err();
+    assert!(e.is_timeout(), "{e}");
+    let st = client.stats();
+    assert_eq!(st.dropped_wrong_source, 2, "{st:?}");
+
+    // Unknown id first, then garbage, then the right answer: the request still succeeds.
+    let mixed = fake_agent(
+        Arc::new(move |r| {
+            vec![
+                response(r, 1000, echo(r)),
+                b"\x30\x03junk".to_vec(),
+                response(r, 0, echo(r)),
+            ]
+        }),
+        false,
+    )
+    .await;
+    let s = client.session(mixed, &cfg(mixed)).unwrap();
+    let vbs = s.get(&[oid("1.3.6.1.2.1.1.1.0")]).await.unwrap();
+    assert_eq!(vbs[0].value, Value::Integer(1));
+    let st = client.stats();
+    assert_eq!(st.dropped_unknown_id, 1, "{st:?}");
+    assert_eq!(st.dropped_undecodable, 1, "{st:?}");
+}
+
+#[tokio::test]
+async fn looping_agent_is_non_increasing_oid() {
+    // Always answers the same OID, whatever is asked: a walk must not loop forever.
+    let agent = fake_agent(
+        Arc::new(|r| {
+            vec![response(
+                r,
+                0,
+                vec![VarBind::new(
+                    oid("1.3.6.1.2.1.2.2.1.2.1"),
+                    Value::OctetString(b"eth0".to_vec()),
+                )],
+            )]
+        }),
+        false,
+    )
+    .await;
+    let client = SnmpClient::bind_v4().await.unwrap();
+    let s = client.session(agent, &cfg(agent)).unwrap();
+    let (got, err) = s.walk_partial(&oid("1.3.6.1.2.1.2.2.1.2")).await;
+    assert_eq!(got.len(), 1, "kept what came before the loop");
+    match err {
+        Some(SnmpError::NonIncreasingOid { previous, next }) => {
+            assert_eq!(previous, next);
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = s
+        .walk_columns(&[oid("1.3.6.1.2.1.2.2.1.2")])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SnmpError::NonIncreasingOid { .. }), "{e}");
+}
+
+#[tokio::test]
+async fn malformed_response_is_a_decode_error_with_offset() {
+    // A well-formed header and request-id, then a truncated varbind list.
+    let sent_len = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let len2 = sent_len.clone();
+    let agent = fake_agent(
+        Arc::new(move |r| {
+            let mut w = Writer::new();
+            let m = w.open(0x30);
+            w.integer(1);
+            w.octets(b"public");
+            let p = w.open(0xa2);
+            w.integer(i64::from(r.request_id));
+            w.integer(0);
+            w.integer(0);
+            w.buf
+                .extend_from_slice(&[0x30, 0x10, 0x30, 0x0e, 0x06, 0x03, 0x2b, 0x06]);
+            w.close(p);
+            w.close(m);
+            len2.store(w.buf.len(), std::sync::atomic::Ordering::SeqCst);
+            vec![w.into_vec()]
+        }),
+        false,
+    )
+    .await;
+    let client = SnmpClient::bind_v4().await.unwrap();
+    let s = client.session(agent, &cfg(agent)).unwrap();
+    match s.get(&[oid("1.3.6.1.2.1.1.1.0")]).await {
+        Err(SnmpError::Decode { offset, msg }) => {
+            // The varbind list (8 bytes from the end) claims more bytes than there are.
+            let len = sent_len.load(std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(offset, len - 8, "{msg}");
+            assert_eq!(msg, "length exceeds the data");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn wrong_varbind_count_is_unexpected_response() {
+    let agent = fake_agent(Arc::new(|r| vec![response(r, 0, vec![])]), false).await;
+    let client = SnmpClient::bind_v4().await.unwrap();
+    let s = client.session(agent, &cfg(agent)).unwrap();
+    let e = s.get(&[oid("1.3.6.1.2.1.1.1.0")]).await.unwrap_err();
+    assert!(matches!(e, SnmpError::UnexpectedResponse(_)), "{e}");
+}
+
+/// Captures the datagram a net-snmp tool sends to a silent socket.
+fn capture(tool: &str, opts: &[&str], oids: &[&str]) -> Vec<u8> {
+    common::require(&format!("/usr/bin/{tool}"), "snmp");
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = sock.local_addr().unwrap().to_string();
+    let mut child = std::process::Command::new(format!("/usr/bin/{tool}"))
+        .args(opts)
+        .args(["-r0", "-t", "1", "-On", &addr])
+        .args(oids)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    buf[..n].to_vec()
+}
+
+#[test]
+fn netsnmp_requests_decode_and_reencode_byte_for_byte() {
+    type Case<'a> = (&'a str, &'a [&'a str], &'a [&'a str], PduType);
+    let cases: [Case; 3] = [
+        (
+            "snmpget",
+            &["-v2c", "-c", "public"],
+            &["1.3.6.1.2.1.1.1.0", "1.3.6.1.4.1.2021.4.5.0"],
+            PduType::Get,
+        ),
+        (
+            "snmpgetnext",
+            &["-v1", "-c", "s3cr3t"],
+            &["1.3.6.1.2.1.2.2.1.10"],
+            PduType::GetNext,
+        ),
+        (
+            "snmpbulkget",
+            &["-v2c", "-c", "public", "-Cn1", "-Cr30"],
+            &["1.3.6.1.2.1.1.3", "1.3.6.1.2.1.31.1.1.1.6"],
+            PduType::GetBulk,
+        ),
+    ];
+    for (tool, opts, oids, ty) in cases {
+        let bytes = capture(tool, opts, oids);
+        let msg = decode_community_message(&bytes).unwrap();
+        let AnyPdu::Pdu(pdu) = &msg.pdu else { panic!() };
+        assert_eq!(pdu.pdu_type, ty);
+        if ty == PduType::GetBulk {
+            assert_eq!((pdu.error_status, pdu.error_index), (1, 30));
+            assert_eq!(pdu.varbinds[1].oid, oid("1.3.6.1.2.1.31.1.1.1.6"));
+        }
+        let again = encode_community_message(msg.version, &msg.community, pdu);
+        assert_eq!(again, bytes, "{tool}");
+    }
+}
