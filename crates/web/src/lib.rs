@@ -1,1 +1,129 @@
-//! lookout-web (being built)
+//! Lookout's web role: server-rendered pages for engineers (login, device list, device page
+//! with interface traffic graphs), the LibreNMS-shaped REST API (`/api/v0`, `X-Auth-Token`),
+//! the JSON series the graphs draw, embedded static assets and `/health` for load balancers.
+//!
+//! The binary builds a [`WebState`] and serves [`router`]. Every instance is stateless: sessions
+//! live in cookies sealed under `APP_KEY` (see [`session`]), data in the store and the time
+//! series, so any number of instances can run behind a load balancer.
+//!
+//! Code map: `auth` (APP_KEY, passwords, API tokens), `session` (sealed cookies, CSRF),
+//! `pages` (HTML), `api` (JSON API), `graph` (series for uPlot), `assets` (embedded files),
+//! `view` (pure formatting), `error` (how failures become responses).
+
+pub mod auth;
+pub mod session;
+
+mod api;
+mod assets;
+mod error;
+mod graph;
+mod pages;
+mod view;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use lookout_store::Store;
+use lookout_timeseries::TimeSeries;
+use tower_http::compression::CompressionLayer;
+use tower_http::trace::TraceLayer;
+
+pub use auth::{hash_password, new_api_token, token_sha256, verify_password, AppKey, AuthError};
+pub use error::WebError;
+
+/// Everything a web instance needs; the binary builds it once.
+#[derive(Clone)]
+pub struct WebState {
+    pub store: Store,
+    pub timeseries: TimeSeries,
+    /// Seals session cookies; instances sharing it share sessions.
+    pub app_key: AppKey,
+    /// Poll interval, used to pick graph resolutions and to flag stale devices.
+    pub poll_interval_secs: u64,
+    /// Shown in the page footer and `/health`, so one can tell which instance answered.
+    pub node_name: String,
+}
+
+/// State shared by handlers: the public state plus what is derived from it once.
+pub(crate) struct Ctx {
+    pub(crate) state: WebState,
+    pub(crate) sealer: session::CookieSealer,
+}
+
+pub(crate) type Shared = Arc<Ctx>;
+
+/// The whole web application: pages, API, graph data, assets and `/health`.
+pub fn router(state: WebState) -> Router {
+    let ctx: Shared = Arc::new(Ctx {
+        sealer: session::CookieSealer::new(&state.app_key),
+        state,
+    });
+    let api = Router::new()
+        .route("/devices", get(api::devices))
+        .route("/devices/{hostname}", get(api::device))
+        .route("/devices/{hostname}/ports", get(api::ports))
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed);
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/devices") }))
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/devices", get(pages::devices))
+        .route("/device/{device_id}", get(pages::device))
+        .route("/graph-data/port/{port_id}", get(graph::port))
+        .route("/assets/{fingerprint}/{name}", get(assets::serve))
+        .route("/health", get(health))
+        .nest("/api/v0", api)
+        .fallback(pages::not_found)
+        .layer(middleware::map_response(security_headers))
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .with_state(ctx)
+}
+
+/// For load balancers: 200 when the store answers, 503 otherwise. No authentication.
+async fn health(State(ctx): State<Shared>) -> Response {
+    match ctx.state.store.ping().await {
+        Ok(()) => Json(serde_json::json!({
+            "status": "ok",
+            "node": ctx.state.node_name,
+        }))
+        .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: store ping failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({
+                    "status": "error",
+                    "node": ctx.state.node_name,
+                    "message": "store unreachable",
+                })),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Headers every response carries: no framing (clickjacking), no MIME sniffing, scripts and
+/// styles only from this origin (templates have no inline script), no referrer leakage.
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    let defaults = [
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' data:; object-src 'none'; \
+             frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+    ];
+    for (name, value) in defaults {
+        h.entry(name).or_insert(HeaderValue::from_static(value));
+    }
+    res
+}

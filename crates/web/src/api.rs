@@ -1,0 +1,186 @@
+//! The REST API under `/api/v0`, in LibreNMS's shapes so that existing scripts carry over:
+//! `X-Auth-Token` authentication (the store holds the token's SHA-256), `{"status":"ok",...}`
+//! answers, LibreNMS column names, `last_polled` as `YYYY-MM-DD HH:MM:SS` UTC. Every failure
+//! is a JSON `{"status":"error","message":...}`.
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use lookout_core::{Device, Port};
+use lookout_store::User;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::view::librenms_time;
+use crate::Shared;
+
+/// Header carrying the API token (as in LibreNMS).
+pub(crate) const TOKEN_HEADER: &str = "x-auth-token";
+
+/// The user an API request authenticated as.
+pub(crate) struct ApiUser(#[allow(dead_code)] pub(crate) User);
+
+impl FromRequestParts<Shared> for ApiUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &Shared) -> Result<Self, ApiError> {
+        match token_user(parts, ctx).await? {
+            Some(user) => Ok(ApiUser(user)),
+            None => Err(unauthorized(parts)),
+        }
+    }
+}
+
+/// The user whose token is in `X-Auth-Token`, `None` when there is no usable token.
+pub(crate) async fn token_user(parts: &Parts, ctx: &Shared) -> Result<Option<User>, ApiError> {
+    let Some(token) = parts
+        .headers
+        .get(TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    else {
+        return Ok(None);
+    };
+    let digest = crate::auth::token_sha256(token);
+    Ok(ctx.state.store.user_by_api_token(&digest).await?)
+}
+
+fn unauthorized(parts: &Parts) -> ApiError {
+    let message = if parts.headers.contains_key(TOKEN_HEADER) {
+        "invalid API token"
+    } else {
+        "missing API token: send it in the X-Auth-Token header (create one with `lookout token create`)"
+    };
+    ApiError::new(StatusCode::UNAUTHORIZED, message)
+}
+
+/// `GET /api/v0/devices`
+pub(crate) async fn devices(
+    _user: ApiUser,
+    State(ctx): State<Shared>,
+) -> Result<Json<Value>, ApiError> {
+    let devices = ctx.state.store.devices().await?;
+    let list: Vec<Value> = devices.iter().map(device_json).collect();
+    Ok(Json(
+        json!({"status": "ok", "count": list.len(), "devices": list}),
+    ))
+}
+
+/// `GET /api/v0/devices/{hostname}`; like LibreNMS, a numeric device id works too.
+pub(crate) async fn device(
+    _user: ApiUser,
+    State(ctx): State<Shared>,
+    Path(hostname): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let d = find_device(&ctx, &hostname).await?;
+    Ok(Json(
+        json!({"status": "ok", "count": 1, "devices": [device_json(&d)]}),
+    ))
+}
+
+/// `GET /api/v0/devices/{hostname}/ports`
+pub(crate) async fn ports(
+    _user: ApiUser,
+    State(ctx): State<Shared>,
+    Path(hostname): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let d = find_device(&ctx, &hostname).await?;
+    let ports = ctx.state.store.ports(d.device_id).await?;
+    let list: Vec<Value> = ports.iter().map(port_json).collect();
+    Ok(Json(
+        json!({"status": "ok", "count": list.len(), "ports": list}),
+    ))
+}
+
+/// Unknown path under `/api/v0`.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such API endpoint")
+}
+
+pub(crate) async fn method_not_allowed() -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this endpoint",
+    )
+    .into_response()
+}
+
+async fn find_device(ctx: &Shared, key: &str) -> Result<Device, ApiError> {
+    let store = &ctx.state.store;
+    if let Some(d) = store.device_by_hostname(key).await? {
+        return Ok(d);
+    }
+    if let Ok(id) = key.parse::<i64>() {
+        if let Some(d) = store.device(id).await? {
+            return Ok(d);
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("device {key} does not exist"),
+    ))
+}
+
+/// A device in LibreNMS's API shape. SNMP credentials are deliberately left out.
+pub(crate) fn device_json(d: &Device) -> Value {
+    json!({
+        "device_id": d.device_id,
+        "hostname": d.hostname,
+        "sysName": d.sys_name,
+        "sysDescr": d.sys_descr,
+        "sysObjectID": d.sys_object_id,
+        "sysContact": d.sys_contact,
+        "location": d.sys_location,
+        "os": d.os,
+        "hardware": d.hardware,
+        "version": d.version,
+        "serial": d.serial,
+        "uptime": d.uptime,
+        "status": i32::from(d.status.is_up()),
+        "status_reason": d.status_reason,
+        "last_polled": d.last_polled.as_ref().map(librenms_time),
+        "last_polled_timetaken": d.last_polled_timetaken,
+        "last_discovered": d.last_discovered.as_ref().map(librenms_time),
+        "poller_group": d.poller_group,
+        "disabled": i32::from(d.disabled),
+        "snmpver": d.snmp.version.as_str(),
+        "port": d.snmp.port,
+        "inserted": librenms_time(&d.inserted),
+    })
+}
+
+/// A port in LibreNMS's API shape (`poll_time` is a unix time stamp there, as here).
+pub(crate) fn port_json(p: &Port) -> Value {
+    json!({
+        "port_id": p.port_id,
+        "device_id": p.device_id,
+        "ifIndex": p.if_index,
+        "ifName": p.if_name,
+        "ifDescr": p.if_descr,
+        "ifAlias": p.if_alias,
+        "ifType": p.if_type,
+        "ifMtu": p.if_mtu,
+        "ifSpeed": p.if_speed,
+        "ifPhysAddress": p.if_phys_address,
+        "ifAdminStatus": p.if_admin_status,
+        "ifOperStatus": p.if_oper_status,
+        "ifInOctets": p.counters.in_octets,
+        "ifOutOctets": p.counters.out_octets,
+        "ifInUcastPkts": p.counters.in_ucast_pkts,
+        "ifOutUcastPkts": p.counters.out_ucast_pkts,
+        "ifInErrors": p.counters.in_errors,
+        "ifOutErrors": p.counters.out_errors,
+        "ifInOctets_rate": p.in_octets_rate,
+        "ifOutOctets_rate": p.out_octets_rate,
+        "ifInUcastPkts_rate": p.in_ucast_pkts_rate,
+        "ifOutUcastPkts_rate": p.out_ucast_pkts_rate,
+        "ifInErrors_rate": p.in_errors_rate,
+        "ifOutErrors_rate": p.out_errors_rate,
+        "poll_time": p.poll_time.map(|t| t.timestamp()),
+        "poll_period": p.poll_period,
+        "deleted": i32::from(p.deleted),
+    })
+}

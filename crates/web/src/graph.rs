@@ -1,0 +1,219 @@
+//! JSON series for the traffic graphs: `/graph-data/port/{port_id}?period=day|week|month`
+//! reads `<hostname>/port-id<port_id>.rrd` (INOCTETS/OUTOCTETS, AVERAGE) and returns bits/s:
+//! `{"start","step","timestamps":[...],"series":{"in_bps":[...],"out_bps":[...]}}`.
+//! A port whose RRD file does not exist yet gets the same shape with empty arrays and
+//! `"no_data": true`, so the page shows "no data yet" instead of an error.
+//!
+//! Authenticated by the session cookie (the page's script) or an API token (scripts).
+
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::Json;
+use lookout_timeseries::{Cf, Series};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, WebError};
+use crate::Shared;
+
+/// Time span a graph covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Period {
+    Day,
+    Week,
+    Month,
+}
+
+impl Period {
+    pub(crate) fn parse(s: &str) -> Option<Period> {
+        match s {
+            "day" => Some(Period::Day),
+            "week" => Some(Period::Week),
+            "month" => Some(Period::Month),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Period::Day => "day",
+            Period::Week => "week",
+            Period::Month => "month",
+        }
+    }
+
+    fn span_secs(self) -> i64 {
+        match self {
+            Period::Day => 86_400,
+            Period::Week => 7 * 86_400,
+            Period::Month => 31 * 86_400,
+        }
+    }
+
+    /// Resolution asked of the RRD: the poll interval for a day, then the 6- and 24-step
+    /// archives LibreNMS's RRA layout keeps (about 300 points per graph either way).
+    fn resolution_secs(self, poll_interval: u64) -> u64 {
+        let base = poll_interval.max(1);
+        match self {
+            Period::Day => base,
+            Period::Week => base * 6,
+            Period::Month => base * 24,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct GraphQuery {
+    period: Option<String>,
+}
+
+/// A request allowed to read graph data: a session or an API token.
+pub(crate) struct GraphReader;
+
+impl FromRequestParts<Shared> for GraphReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &Shared) -> Result<Self, ApiError> {
+        let now = chrono::Utc::now().timestamp();
+        if let Some(s) = ctx.sealer.session(&parts.headers, now) {
+            if ctx.state.store.user(s.uid).await?.is_some() {
+                return Ok(GraphReader);
+            }
+        }
+        if crate::api::token_user(parts, ctx).await?.is_some() {
+            return Ok(GraphReader);
+        }
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "log in or send an API token",
+        ))
+    }
+}
+
+/// `GET /graph-data/port/{port_id}?period=day|week|month`
+pub(crate) async fn port(
+    _reader: GraphReader,
+    State(ctx): State<Shared>,
+    Path(port_id): Path<String>,
+    query: Result<Query<GraphQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let port_id: i64 = port_id
+        .parse()
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "port id must be a number"))?;
+    let period = match query {
+        Ok(Query(GraphQuery { period: None })) => Period::Day,
+        Ok(Query(GraphQuery { period: Some(p) })) => Period::parse(&p).ok_or_else(|| {
+            ApiError::new(StatusCode::BAD_REQUEST, "period must be day, week or month")
+        })?,
+        Err(e) => return Err(ApiError::new(StatusCode::BAD_REQUEST, e.body_text())),
+    };
+    let store = &ctx.state.store;
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("port {port_id} does not exist"),
+        )
+    };
+    let port = store.port(port_id).await?.ok_or_else(not_found)?;
+    let device = store.device(port.device_id).await?.ok_or_else(not_found)?;
+
+    let path = format!("{}/port-id{}.rrd", device.hostname, port_id);
+    let end = chrono::Utc::now().timestamp();
+    let start = end - period.span_secs();
+    let res = period.resolution_secs(ctx.state.poll_interval_secs);
+    let ts = &ctx.state.timeseries;
+    if !ts.exists(&path).await.map_err(WebError::from)? {
+        return Ok(Json(empty(start, res, period)));
+    }
+    let series = ts
+        .fetch(&path, Cf::Average, start, end, res)
+        .await
+        .map_err(WebError::from)?;
+    Ok(Json(to_json(&series, period)))
+}
+
+fn empty(start: i64, step: u64, period: Period) -> Value {
+    json!({
+        "start": start,
+        "step": step,
+        "period": period.as_str(),
+        "no_data": true,
+        "timestamps": [],
+        "series": {"in_bps": [], "out_bps": []},
+    })
+}
+
+/// Octets/s rows to bits/s columns; unknown (NaN) stays `null`, so uPlot draws a gap.
+fn to_json(s: &Series, period: Period) -> Value {
+    let col = |name: &str| s.ds_names.iter().position(|n| n == name);
+    let (i_in, i_out) = (col("INOCTETS"), col("OUTOCTETS"));
+    let bits = |row: &Vec<Option<f64>>, i: Option<usize>| -> Option<f64> {
+        i.and_then(|i| row.get(i).copied().flatten())
+            .filter(|v| v.is_finite())
+            .map(|v| v * 8.0)
+    };
+    let step = i64::try_from(s.step).unwrap_or(i64::MAX);
+    let mut timestamps = Vec::with_capacity(s.rows.len());
+    let mut in_bps = Vec::with_capacity(s.rows.len());
+    let mut out_bps = Vec::with_capacity(s.rows.len());
+    let mut t = s.start;
+    for row in &s.rows {
+        timestamps.push(t);
+        in_bps.push(bits(row, i_in));
+        out_bps.push(bits(row, i_out));
+        t = t.saturating_add(step);
+    }
+    let no_data = in_bps.iter().chain(&out_bps).all(Option::is_none);
+    json!({
+        "start": s.start,
+        "step": s.step,
+        "period": period.as_str(),
+        "no_data": no_data,
+        "timestamps": timestamps,
+        "series": {"in_bps": in_bps, "out_bps": out_bps},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts_octets_to_bits_and_keeps_gaps() {
+        let s = Series {
+            start: 1000,
+            step: 300,
+            ds_names: vec!["INOCTETS".into(), "OUTOCTETS".into(), "INERRORS".into()],
+            rows: vec![
+                vec![Some(100.0), Some(50.0), Some(0.0)],
+                vec![None, Some(f64::NAN), None],
+            ],
+        };
+        let v = to_json(&s, Period::Week);
+        assert_eq!(v["timestamps"], json!([1000, 1300]));
+        assert_eq!(v["series"]["in_bps"], json!([800.0, null]));
+        assert_eq!(v["series"]["out_bps"], json!([400.0, null]));
+        assert_eq!(v["no_data"], json!(false));
+        assert_eq!(v["period"], json!("week"));
+    }
+
+    #[test]
+    fn all_unknown_is_no_data() {
+        let s = Series {
+            start: 0,
+            step: 60,
+            ds_names: vec!["INOCTETS".into(), "OUTOCTETS".into()],
+            rows: vec![vec![None, None]],
+        };
+        assert_eq!(to_json(&s, Period::Day)["no_data"], json!(true));
+    }
+
+    #[test]
+    fn periods() {
+        assert_eq!(Period::parse("week"), Some(Period::Week));
+        assert_eq!(Period::parse("year"), None);
+        assert_eq!(Period::Month.resolution_secs(300), 7200);
+        assert_eq!(Period::Day.resolution_secs(0), 1);
+    }
+}

@@ -1,0 +1,545 @@
+//! Server-rendered pages (askama templates in `templates/`): login/logout, the device list and
+//! the device page. Dense tables, no decoration: built for an engineer at 3 a.m. Every page
+//! except `/login` requires a session; without one the browser is sent to `/login?next=...`.
+
+use askama::Template;
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use chrono::Utc;
+use lookout_core::{Device, Port};
+use lookout_store::{Event, Severity, User};
+use serde::Deserialize;
+
+use crate::error::{error_page, WebError};
+use crate::graph::Period;
+use crate::session::{removal_cookie, set_cookie, tokens_equal, CookieSealer, SessionData};
+use crate::session::{LOGIN_COOKIE, SESSION_COOKIE};
+use crate::view;
+use crate::Shared;
+
+/// What every authenticated page shows around its content.
+pub(crate) struct Layout {
+    user: String,
+    csrf: String,
+    node: String,
+    assets: String,
+    now: String,
+}
+
+impl Layout {
+    fn new(ctx: &Shared, u: &PageUser) -> Layout {
+        Layout {
+            user: u.user.username.clone(),
+            csrf: u.session.csrf.clone(),
+            node: ctx.state.node_name.clone(),
+            assets: crate::assets::prefix(),
+            now: Utc::now().format("%Y-%m-%d %H:%M:%S").to_string(),
+        }
+    }
+}
+
+/// A request with a valid session of an existing user.
+pub(crate) struct PageUser {
+    user: User,
+    session: SessionData,
+}
+
+impl FromRequestParts<Shared> for PageUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &Shared) -> Result<Self, Response> {
+        let now = Utc::now().timestamp();
+        let Some(session) = ctx.sealer.session(&parts.headers, now) else {
+            return Err(login_redirect(&parts.uri));
+        };
+        match ctx.state.store.user(session.uid).await {
+            Ok(Some(user)) => Ok(PageUser { user, session }),
+            // The user was removed since login: the session ends with it.
+            Ok(None) => Err(login_redirect(&parts.uri)),
+            Err(e) => Err(WebError::from(e).into_response()),
+        }
+    }
+}
+
+fn login_redirect(uri: &Uri) -> Response {
+    let next = uri.path_and_query().map_or("/devices", |p| p.as_str());
+    Redirect::to(&format!("/login?next={}", percent_encode(next))).into_response()
+}
+
+/// Percent-encodes everything but unreserved characters and `/`.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Where to go after login: only a local path, never another site (`//evil`, `/\evil`).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
+        {
+            n.to_string()
+        }
+        _ => "/devices".to_string(),
+    }
+}
+
+fn render<T: Template>(t: &T) -> Result<Html<String>, WebError> {
+    Ok(Html(t.render()?))
+}
+
+fn now_secs() -> i64 {
+    Utc::now().timestamp()
+}
+
+// --- login / logout
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    assets: String,
+    csrf: String,
+    next: String,
+    username: String,
+    error: Option<&'static str>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoginQuery {
+    next: Option<String>,
+}
+
+/// `GET /login`: the form, with a fresh CSRF token in its own sealed cookie.
+pub(crate) async fn login_form(
+    State(ctx): State<Shared>,
+    headers: HeaderMap,
+    query: Result<Query<LoginQuery>, QueryRejection>,
+) -> Result<Response, WebError> {
+    let next = safe_next(query.ok().and_then(|Query(q)| q.next).as_deref());
+    if ctx.sealer.session(&headers, now_secs()).is_some() {
+        return Ok(Redirect::to(&next).into_response());
+    }
+    let Some((csrf, cookie)) = ctx.sealer.new_login_token(now_secs()) else {
+        return Ok(error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "could not create the login form",
+        ));
+    };
+    let page = LoginPage {
+        assets: crate::assets::prefix(),
+        csrf,
+        next,
+        username: String::new(),
+        error: None,
+    };
+    let mut res = render(&page)?.into_response();
+    set_cookie(res.headers_mut(), cookie);
+    Ok(res)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+    next: Option<String>,
+}
+
+/// The one message for every failed login, so that it does not reveal which user names exist.
+const LOGIN_FAILED: &str = "Invalid username or password.";
+
+/// `POST /login`
+pub(crate) async fn login(
+    State(ctx): State<Shared>,
+    headers: HeaderMap,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Result<Response, WebError> {
+    let Ok(Form(form)) = form else {
+        return Ok(error_page(
+            StatusCode::BAD_REQUEST,
+            "the login form was malformed",
+        ));
+    };
+    let now = now_secs();
+    if !ctx.sealer.check_login_token(&headers, &form.csrf, now) {
+        return Ok(error_page(
+            StatusCode::FORBIDDEN,
+            "the login form expired or its CSRF token is missing; reload the login page",
+        ));
+    }
+    let next = safe_next(form.next.as_deref());
+    let user = ctx.state.store.user_by_username(&form.username).await?;
+    // Verify against a dummy hash for unknown users so both cases take the same time.
+    let hash = user.as_ref().map_or_else(
+        || crate::auth::dummy_hash().to_string(),
+        |u| u.password_hash.clone(),
+    );
+    let password = form.password;
+    let ok = tokio::task::spawn_blocking(move || crate::auth::verify_password(&password, &hash))
+        .await?
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "unusable password hash in the store");
+            false
+        });
+    match user {
+        Some(user) if ok => {
+            tracing::info!(user = %user.username, "login");
+            let session = CookieSealer::new_session(user.user_id, now);
+            let Some(cookie) = ctx.sealer.session_cookie(&session) else {
+                return Ok(error_page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "could not create the session",
+                ));
+            };
+            let mut res = Redirect::to(&next).into_response();
+            set_cookie(res.headers_mut(), cookie);
+            set_cookie(res.headers_mut(), removal_cookie(LOGIN_COOKIE));
+            Ok(res)
+        }
+        _ => {
+            tracing::info!(username = %form.username, "login failed");
+            // The login cookie stays valid, so the same token is reused for the retry.
+            let page = LoginPage {
+                assets: crate::assets::prefix(),
+                csrf: form.csrf,
+                next,
+                username: form.username,
+                error: Some(LOGIN_FAILED),
+            };
+            Ok((StatusCode::UNAUTHORIZED, render(&page)?).into_response())
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CsrfForm {
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+}
+
+/// `POST /logout`: clears the session cookie (see `session` for what stateless sessions
+/// cannot revoke).
+pub(crate) async fn logout(u: PageUser, form: Result<Form<CsrfForm>, FormRejection>) -> Response {
+    let submitted = form.map(|Form(f)| f.csrf).unwrap_or_default();
+    if !tokens_equal(&u.session.csrf, &submitted) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "missing or wrong CSRF token; reload the page and retry",
+        );
+    }
+    tracing::info!(user = %u.user.username, "logout");
+    let mut res = Redirect::to("/login").into_response();
+    set_cookie(res.headers_mut(), removal_cookie(SESSION_COOKIE));
+    res
+}
+
+/// Any unknown path.
+pub(crate) async fn not_found() -> Response {
+    error_page(StatusCode::NOT_FOUND, "no such page")
+}
+
+// --- device list
+
+struct DeviceRow {
+    id: i64,
+    hostname: String,
+    sys_name: String,
+    os: String,
+    up: bool,
+    reason: String,
+    uptime: String,
+    last_polled: String,
+    last_polled_at: String,
+    stale: bool,
+    poll_time: String,
+}
+
+#[derive(Template)]
+#[template(path = "devices.html")]
+struct DevicesPage {
+    layout: Layout,
+    rows: Vec<DeviceRow>,
+    up: usize,
+    down: usize,
+    stale: usize,
+    stale_after: String,
+}
+
+/// A device is stale when it has not been polled for two intervals (or, never polled, was
+/// added that long ago): the poller is behind or not running.
+fn stale_after_secs(poll_interval: u64) -> i64 {
+    i64::try_from(poll_interval.saturating_mul(2)).unwrap_or(i64::MAX)
+}
+
+fn is_stale(d: &Device, now: i64, after: i64) -> bool {
+    let since = d.last_polled.unwrap_or(d.inserted).timestamp();
+    now - since > after
+}
+
+fn opt(s: &Option<String>) -> String {
+    s.clone().unwrap_or_default()
+}
+
+/// `GET /devices`
+pub(crate) async fn devices(u: PageUser, State(ctx): State<Shared>) -> Result<Response, WebError> {
+    let devices = ctx.state.store.devices().await?;
+    let now = now_secs();
+    let after = stale_after_secs(ctx.state.poll_interval_secs);
+    let rows: Vec<DeviceRow> = devices
+        .iter()
+        .map(|d| DeviceRow {
+            id: d.device_id,
+            hostname: d.hostname.clone(),
+            sys_name: opt(&d.sys_name),
+            os: d.os.clone(),
+            up: d.status.is_up(),
+            reason: d.status_reason.clone(),
+            uptime: d.uptime.map(view::duration).unwrap_or_default(),
+            last_polled: d
+                .last_polled
+                .map_or_else(|| "never".to_string(), |t| view::ago(now - t.timestamp())),
+            last_polled_at: d
+                .last_polled
+                .as_ref()
+                .map(view::librenms_time)
+                .unwrap_or_default(),
+            stale: is_stale(d, now, after),
+            poll_time: d
+                .last_polled_timetaken
+                .map(|s| format!("{s:.2} s"))
+                .unwrap_or_default(),
+        })
+        .collect();
+    let up = rows.iter().filter(|r| r.up).count();
+    let page = DevicesPage {
+        layout: Layout::new(&ctx, &u),
+        up,
+        down: rows.len() - up,
+        stale: rows.iter().filter(|r| r.stale).count(),
+        stale_after: view::duration(after),
+        rows,
+    };
+    Ok(render(&page)?.into_response())
+}
+
+// --- device page
+
+struct DeviceInfo {
+    hostname: String,
+    up: bool,
+    reason: String,
+    sys_name: String,
+    sys_descr: String,
+    sys_object_id: String,
+    contact: String,
+    location: String,
+    os: String,
+    hardware: String,
+    version: String,
+    uptime: String,
+    last_polled: String,
+    last_polled_at: String,
+    stale: bool,
+    poll_time: String,
+    snmp: String,
+}
+
+struct PortRow {
+    id: i64,
+    name: String,
+    descr: String,
+    alias: String,
+    admin: String,
+    oper: String,
+    oper_class: &'static str,
+    speed: String,
+    in_rate: String,
+    out_rate: String,
+}
+
+struct EventRow {
+    at: String,
+    severity: &'static str,
+    class: &'static str,
+    kind: String,
+    message: String,
+}
+
+#[derive(Template)]
+#[template(path = "device.html")]
+struct DevicePage {
+    layout: Layout,
+    d: DeviceInfo,
+    ports: Vec<PortRow>,
+    events: Vec<EventRow>,
+    period: &'static str,
+    periods: Vec<PeriodLink>,
+}
+
+struct PeriodLink {
+    name: &'static str,
+    selected: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct PeriodQuery {
+    period: Option<String>,
+}
+
+/// `GET /device/{device_id}`
+pub(crate) async fn device(
+    u: PageUser,
+    State(ctx): State<Shared>,
+    Path(id): Path<String>,
+    query: Result<Query<PeriodQuery>, QueryRejection>,
+) -> Result<Response, WebError> {
+    let Ok(id) = id.parse::<i64>() else {
+        return Ok(error_page(StatusCode::NOT_FOUND, "no such device"));
+    };
+    let store = &ctx.state.store;
+    let Some(d) = store.device(id).await? else {
+        return Ok(error_page(StatusCode::NOT_FOUND, "no such device"));
+    };
+    let ports = store.ports(id).await?;
+    let events = store.events(Some(id), 50).await?;
+    let period = query
+        .ok()
+        .and_then(|Query(q)| q.period)
+        .and_then(|p| Period::parse(&p))
+        .unwrap_or(Period::Day);
+    let now = now_secs();
+    let page = DevicePage {
+        layout: Layout::new(&ctx, &u),
+        d: device_info(&d, now, stale_after_secs(ctx.state.poll_interval_secs)),
+        ports: ports.iter().map(port_row).collect(),
+        events: events.iter().map(event_row).collect(),
+        period: period.as_str(),
+        periods: [Period::Day, Period::Week, Period::Month]
+            .into_iter()
+            .map(|p| PeriodLink {
+                name: p.as_str(),
+                selected: p == period,
+            })
+            .collect(),
+    };
+    Ok(render(&page)?.into_response())
+}
+
+fn device_info(d: &Device, now: i64, stale_after: i64) -> DeviceInfo {
+    DeviceInfo {
+        hostname: d.hostname.clone(),
+        up: d.status.is_up(),
+        reason: d.status_reason.clone(),
+        sys_name: opt(&d.sys_name),
+        sys_descr: opt(&d.sys_descr),
+        sys_object_id: opt(&d.sys_object_id),
+        contact: opt(&d.sys_contact),
+        location: opt(&d.sys_location),
+        os: d.os.clone(),
+        hardware: opt(&d.hardware),
+        version: opt(&d.version),
+        uptime: d.uptime.map(view::duration).unwrap_or_default(),
+        last_polled: d
+            .last_polled
+            .map_or_else(|| "never".to_string(), |t| view::ago(now - t.timestamp())),
+        last_polled_at: d
+            .last_polled
+            .as_ref()
+            .map(view::librenms_time)
+            .unwrap_or_default(),
+        stale: is_stale(d, now, stale_after),
+        poll_time: d
+            .last_polled_timetaken
+            .map(|s| format!("{s:.2} s"))
+            .unwrap_or_default(),
+        snmp: format!("{} udp/{}", d.snmp.version, d.snmp.port),
+    }
+}
+
+fn port_row(p: &Port) -> PortRow {
+    let rate = |r: Option<f64>| r.map_or_else(|| "-".to_string(), |r| view::bits_per_sec(r * 8.0));
+    let oper = opt(&p.if_oper_status);
+    PortRow {
+        id: p.port_id,
+        name: p.label(),
+        descr: opt(&p.if_descr),
+        alias: opt(&p.if_alias),
+        admin: opt(&p.if_admin_status),
+        oper_class: match oper.as_str() {
+            "up" => "up",
+            "down" | "lowerLayerDown" if p.if_admin_status.as_deref() == Some("up") => "down",
+            _ => "muted",
+        },
+        oper,
+        speed: p.if_speed.map(view::speed).unwrap_or_default(),
+        in_rate: rate(p.in_octets_rate),
+        out_rate: rate(p.out_octets_rate),
+    }
+}
+
+fn event_row(e: &Event) -> EventRow {
+    let (severity, class) = match e.severity {
+        Severity::Ok => ("ok", "up"),
+        Severity::Info => ("info", ""),
+        Severity::Notice => ("notice", ""),
+        Severity::Warning => ("warning", "warn"),
+        Severity::Error => ("error", "down"),
+        Severity::Critical => ("critical", "down"),
+    };
+    EventRow {
+        at: view::librenms_time(&e.datetime),
+        severity,
+        class,
+        kind: e.kind.clone(),
+        message: e.message.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_is_local_only() {
+        assert_eq!(
+            safe_next(Some("/device/3?period=week")),
+            "/device/3?period=week"
+        );
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil",
+            "",
+            "devices",
+            "/a\r\nb",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/devices", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/devices");
+    }
+
+    #[test]
+    fn encodes_next() {
+        assert_eq!(
+            percent_encode("/device/3?period=week&x"),
+            "/device/3%3Fperiod%3Dweek%26x"
+        );
+    }
+}
