@@ -6,12 +6,30 @@
 //! Table and column names follow LibreNMS (`devices.device_id`, `sysName`, `ports.ifIndex`,
 //! `eventlog`, ...) so that a LibreNMS user's SQL carries over.
 //!
-//! NOTE: the API below is the contract other crates code against; bodies are being built.
+//! Layout: `ops` holds every operation once, instantiated per dialect (`sqlite_ops`,
+//! `mysql_ops`); `Store` picks the backend and wraps each operation in a transaction
+//! (SQLite: `BEGIN IMMEDIATE`; MySQL: retried as a whole on transient errors, see
+//! `mysql`). Timestamps are UTC and stored to the microsecond.
 
+use std::sync::Arc;
+
+use chrono::SubsecRound as _;
 use lookout_core::{
     Device, DeviceId, DevicePollUpdate, NewDevice, Port, PortId, PortPoll, Timestamp,
 };
 use serde::{Deserialize, Serialize};
+
+mod migrate;
+mod mysql;
+mod ops;
+mod rates;
+mod sql;
+mod sqlite;
+
+pub use migrate::MigrationStatus;
+
+ops::define_ops!(sqlite_ops, sqlx::Sqlite, crate::sqlite);
+ops::define_ops!(mysql_ops, sqlx::MySql, crate::mysql);
 
 /// Where the data lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +84,32 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// The number stored in `eventlog.severity` (LibreNMS 1..5; 6 for `Critical`).
+    pub fn level(self) -> i32 {
+        match self {
+            Severity::Ok => 1,
+            Severity::Info => 2,
+            Severity::Notice => 3,
+            Severity::Warning => 4,
+            Severity::Error => 5,
+            Severity::Critical => 6,
+        }
+    }
+
+    /// Inverse of [`Severity::level`]; LibreNMS's 0 (unknown) and other values read as `Info`.
+    pub fn from_level(level: i32) -> Severity {
+        match level {
+            1 => Severity::Ok,
+            3 => Severity::Notice,
+            4 => Severity::Warning,
+            5 => Severity::Error,
+            6 => Severity::Critical,
+            _ => Severity::Info,
+        }
+    }
+}
+
 /// A row of `eventlog`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -105,70 +149,369 @@ pub struct PortSync {
 /// Handle to the store; clone it freely.
 #[derive(Clone)]
 pub struct Store {
-    _private: (),
+    inner: Arc<Inner>,
 }
 
-#[allow(unused_variables, clippy::todo)]
+enum Inner {
+    Sqlite(sqlite::SqliteBackend),
+    Mysql(mysql::MysqlBackend),
+}
+
+/// Maps a driver error: a write refused because the database is read-only becomes
+/// `ReadOnly`, anything else `Query` (callers map duplicates and missing rows themselves).
+pub(crate) fn query_err(op: &'static str, e: sqlx::Error) -> StoreError {
+    if let Some(d) = e.as_database_error() {
+        let read_only = if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+            // SQLITE_READONLY and its extended codes
+            d.code()
+                .and_then(|c| c.parse::<i32>().ok())
+                .is_some_and(|c| c & 0xff == 8)
+        } else if let Some(m) = d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+            // ER_OPTION_PREVENTS_STATEMENT (--read-only), ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
+            matches!(m.number(), 1290 | 1792)
+        } else {
+            false
+        };
+        if read_only {
+            return StoreError::ReadOnly(format!("{op}: {}", d.message()));
+        }
+    }
+    StoreError::Query {
+        op,
+        source: Box::new(e),
+    }
+}
+
+/// Time stamps are kept to the microsecond (MySQL `DATETIME(6)`), so that what is read back
+/// equals what was written on every backend.
+pub(crate) fn micros(t: Timestamp) -> Timestamp {
+    t.trunc_subsecs(6)
+}
+
+fn now() -> Timestamp {
+    micros(chrono::Utc::now())
+}
+
+/// Runs `$f` of the backend's ops module with a connection as first argument.
+/// `write`: in a transaction (SQLite `BEGIN IMMEDIATE`, so the write lock is taken up
+/// front rather than failing on upgrade); on MySQL the whole transaction is retried on
+/// transient errors, on the next healthy node when the current one failed. `read`: on a
+/// pooled connection, retried the same way on MySQL.
+macro_rules! run {
+    ($store:expr, write, $op:literal, $f:ident ( $($arg:expr),* $(,)? )) => {
+        match &*$store.inner {
+            Inner::Sqlite(b) => {
+                let res: Result<_> = async {
+                    let mut tx = b
+                        .pool
+                        .begin_with("BEGIN IMMEDIATE")
+                        .await
+                        .map_err(|e| query_err($op, e))?;
+                    let out = sqlite_ops::$f(&mut *tx, $($arg),*).await?;
+                    tx.commit().await.map_err(|e| query_err($op, e))?;
+                    Ok(out)
+                }
+                .await;
+                res.map_err(|e| b.explain(e))
+            }
+            Inner::Mysql(b) => {
+                let mut attempt = 0u32;
+                loop {
+                    let (node, pool) = b.pool();
+                    let res: Result<_> = async {
+                        let mut tx = pool.begin().await.map_err(|e| query_err($op, e))?;
+                        let out = mysql_ops::$f(&mut *tx, $($arg),*).await?;
+                        tx.commit().await.map_err(|e| query_err($op, e))?;
+                        Ok(out)
+                    }
+                    .await;
+                    match res {
+                        Err(e) => {
+                            let retry = mysql::classify(&e);
+                            attempt += 1;
+                            if retry == mysql::Retry::No || attempt >= mysql::MAX_ATTEMPTS {
+                                break Err(e);
+                            }
+                            b.recover($op, node, attempt, retry, &e).await;
+                        }
+                        ok => break ok,
+                    }
+                }
+            }
+        }
+    };
+    ($store:expr, read, $op:literal, $f:ident ( $($arg:expr),* $(,)? )) => {
+        match &*$store.inner {
+            Inner::Sqlite(b) => {
+                let res: Result<_> = async {
+                    let mut c = b.pool.acquire().await.map_err(|e| query_err($op, e))?;
+                    sqlite_ops::$f(&mut *c, $($arg),*).await
+                }
+                .await;
+                res.map_err(|e| b.explain(e))
+            }
+            Inner::Mysql(b) => {
+                let mut attempt = 0u32;
+                loop {
+                    let (node, pool) = b.pool();
+                    let res: Result<_> = async {
+                        let mut c = pool.acquire().await.map_err(|e| query_err($op, e))?;
+                        mysql_ops::$f(&mut *c, $($arg),*).await
+                    }
+                    .await;
+                    match res {
+                        Err(e) => {
+                            let retry = mysql::classify(&e);
+                            attempt += 1;
+                            if retry == mysql::Retry::No || attempt >= mysql::MAX_ATTEMPTS {
+                                break Err(e);
+                            }
+                            b.recover($op, node, attempt, retry, &e).await;
+                        }
+                        ok => break ok,
+                    }
+                }
+            }
+        }
+    };
+}
+
 impl Store {
     /// Opens (creating if needed) the database. Does not migrate.
+    ///
+    /// SQLite: creates the file and its directory; a file that is not writable is opened
+    /// read-only (reads work, writes fail with `StoreError::ReadOnly`). MySQL: picks the
+    /// first listed node that answers and is ready, creating the database if missing.
     pub async fn open(config: &StoreConfig) -> Result<Store> {
-        todo!()
+        let inner = match config {
+            StoreConfig::Sqlite { path } => Inner::Sqlite(sqlite::SqliteBackend::open(path).await?),
+            StoreConfig::Mysql {
+                hosts,
+                database,
+                username,
+                password,
+            } => {
+                Inner::Mysql(mysql::MysqlBackend::open(hosts, database, username, password).await?)
+            }
+        };
+        Ok(Store {
+            inner: Arc::new(inner),
+        })
     }
-    /// Applies pending migrations (safe to call on every start).
+
+    /// `sqlite` or `mysql`.
+    pub fn dialect(&self) -> &'static str {
+        match &*self.inner {
+            Inner::Sqlite(_) => "sqlite",
+            Inner::Mysql(_) => "mysql",
+        }
+    }
+
+    fn migrations(&self) -> (&'static [migrate::Migration], &'static str) {
+        match &*self.inner {
+            Inner::Sqlite(_) => (migrate::SQLITE, migrate::SQLITE_BOOKKEEPING),
+            Inner::Mysql(_) => (migrate::MYSQL, migrate::MYSQL_BOOKKEEPING),
+        }
+    }
+
+    fn is_read_only(&self) -> bool {
+        matches!(&*self.inner, Inner::Sqlite(b) if b.read_only)
+    }
+
+    /// Creates the bookkeeping tables (no-op when present; tolerated on a read-only file,
+    /// where reading them tells whether anything is pending).
+    async fn bookkeeping(&self) -> Result<()> {
+        let (_, bookkeeping) = self.migrations();
+        for sql in migrate::statements(bookkeeping) {
+            match run!(self, write, "migrate", exec("migrate", sql)) {
+                Err(StoreError::ReadOnly(_)) if self.is_read_only() => {}
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Every migration this build knows, with when it was applied (`None` = pending).
+    /// Migrations recorded in the database but unknown to this build (a newer version
+    /// migrated it) are listed too, after the known ones.
+    pub async fn migrate_status(&self) -> Result<Vec<MigrationStatus>> {
+        self.bookkeeping().await?;
+        let applied = run!(self, read, "migrate_status", applied_migrations())?;
+        let (known, _) = self.migrations();
+        let mut out: Vec<MigrationStatus> = known
+            .iter()
+            .map(|m| MigrationStatus {
+                version: m.version,
+                name: m.name.to_string(),
+                applied_at: applied
+                    .iter()
+                    .find(|a| a.version == m.version)
+                    .map(|a| a.applied_at),
+            })
+            .collect();
+        for a in applied {
+            if !known.iter().any(|m| m.version == a.version) {
+                out.push(MigrationStatus {
+                    version: a.version,
+                    name: a.name,
+                    applied_at: Some(a.applied_at),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies pending migrations (safe to call on every start, and from several
+    /// processes or Galera nodes at once: see the `migrate` module for the lock).
     pub async fn migrate(&self) -> Result<()> {
-        todo!()
+        let pending =
+            |status: &[MigrationStatus]| status.iter().filter(|s| s.applied_at.is_none()).count();
+        let status = self.migrate_status().await?;
+        if pending(&status) == 0 {
+            return Ok(());
+        }
+        if self.is_read_only() {
+            return Err(self.read_only_error(format!("{} migration(s) pending", pending(&status))));
+        }
+        let owner = migrate::lock_owner();
+        let started = std::time::Instant::now();
+        loop {
+            if run!(self, write, "migration lock", try_lock(&owner, now()))? {
+                break;
+            }
+            if let Some((holder, since)) = run!(self, read, "migration lock", lock_holder())? {
+                let age = (now() - since).to_std().unwrap_or_default();
+                if age > migrate::STALE_LOCK {
+                    tracing::warn!(%holder, %since, "taking over a stale migration lock");
+                    run!(self, write, "migration lock", unlock(&holder))?;
+                    continue;
+                }
+                if started.elapsed() > migrate::LOCK_WAIT {
+                    return Err(StoreError::Migrate(format!(
+                        "waited {:?} for the migration lock held by {holder} since {since}; if that process is gone, delete the row of migrations_lock",
+                        migrate::LOCK_WAIT
+                    )));
+                }
+                tracing::info!(%holder, "waiting for another process to finish migrating");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let result = self.apply_pending().await;
+        let unlocked = run!(self, write, "migration lock", unlock(&owner));
+        result?;
+        unlocked
     }
+
+    async fn apply_pending(&self) -> Result<()> {
+        // Re-read under the lock: another process may have applied some meanwhile.
+        let status = self.migrate_status().await?;
+        let (known, _) = self.migrations();
+        for m in known {
+            if status
+                .iter()
+                .any(|s| s.version == m.version && s.applied_at.is_some())
+            {
+                continue;
+            }
+            let statements = migrate::statements(m.sql);
+            tracing::info!(version = m.version, name = m.name, "applying migration");
+            run!(
+                self,
+                write,
+                "migrate",
+                apply_migration(&statements, m.version, m.name, now())
+            )
+            .map_err(|e| match e {
+                StoreError::ReadOnly(m) => StoreError::ReadOnly(m),
+                other => StoreError::Migrate(format!("{} ({}): {other}", m.name, self.dialect())),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn read_only_error(&self, what: String) -> StoreError {
+        match &*self.inner {
+            Inner::Sqlite(b) => b.explain(StoreError::ReadOnly(what)),
+            Inner::Mysql(_) => StoreError::ReadOnly(what),
+        }
+    }
+
     /// Cheap connectivity check for `lookout validate`.
     pub async fn ping(&self) -> Result<()> {
-        todo!()
+        run!(self, read, "ping", exec("ping", "SELECT 1"))
     }
 
     // --- devices
     /// `StoreError::Duplicate` when the hostname exists.
     pub async fn add_device(&self, new: &NewDevice) -> Result<Device> {
-        todo!()
+        let inserted = now();
+        run!(self, write, "add_device", add_device(new, inserted))
     }
     pub async fn device(&self, id: DeviceId) -> Result<Option<Device>> {
-        todo!()
+        run!(self, read, "device", device(id))
     }
     pub async fn device_by_hostname(&self, hostname: &str) -> Result<Option<Device>> {
-        todo!()
+        run!(
+            self,
+            read,
+            "device_by_hostname",
+            device_by_hostname(hostname)
+        )
     }
     /// All devices ordered by hostname.
     pub async fn devices(&self) -> Result<Vec<Device>> {
-        todo!()
+        run!(self, read, "devices", devices())
     }
     /// Removes the device with its ports and events; false when it did not exist.
     pub async fn remove_device(&self, id: DeviceId) -> Result<bool> {
-        todo!()
+        run!(self, write, "remove_device", remove_device(id))
     }
-    /// Writes what one poll learned about the device (one statement).
+    /// Writes what one poll learned about the device (one statement). Fields the poll did
+    /// not learn (`None`) keep their stored value; `StoreError::NotFound` for an unknown id.
     pub async fn update_device_poll(&self, id: DeviceId, update: &DevicePollUpdate) -> Result<()> {
-        todo!()
+        run!(
+            self,
+            write,
+            "update_device_poll",
+            update_device_poll(id, update)
+        )
     }
 
     // --- ports
     /// Current (not deleted) ports of a device ordered by ifIndex.
     pub async fn ports(&self, device_id: DeviceId) -> Result<Vec<Port>> {
-        todo!()
+        run!(self, read, "ports", ports(device_id))
     }
     pub async fn port(&self, port_id: PortId) -> Result<Option<Port>> {
-        todo!()
+        run!(self, read, "port", port(port_id))
     }
     /// Stores the interfaces one poll read at `polled_at`, matched to existing rows by
     /// ifIndex, computing rates from the previous counters (counter wrap/reset gives no
     /// rate rather than a huge one). Ports missing from `polled` are marked deleted. One
     /// transaction.
+    ///
+    /// Rates follow `rates::counter_rate`: a counter that went backwards gives no rate,
+    /// except a 32-bit counter (non-HC poll, or the error counters) with both readings
+    /// below 2^32, taken as one wrap if the rate fits the interface speed. Running the same
+    /// poll again (same `polled_at`, e.g. a retried transaction) does not change the rates.
+    /// A port that comes back after being deleted is listed in `added` again.
     pub async fn sync_ports(
         &self,
         device_id: DeviceId,
         polled: &[PortPoll],
         polled_at: Timestamp,
     ) -> Result<PortSync> {
-        todo!()
+        let polled_at = micros(polled_at);
+        run!(
+            self,
+            write,
+            "sync_ports",
+            sync_ports(device_id, polled, polled_at)
+        )
     }
 
     // --- event log
+    /// `StoreError::NotFound` when `device_id` names no device.
     pub async fn log_event(
         &self,
         device_id: Option<DeviceId>,
@@ -177,31 +520,66 @@ impl Store {
         severity: Severity,
         reference: Option<i64>,
     ) -> Result<()> {
-        todo!()
+        let at = now();
+        run!(
+            self,
+            write,
+            "log_event",
+            log_event(device_id, kind, message, severity, reference, at)
+        )
     }
-    /// Newest first.
+    /// Newest first; `None` lists the events of all devices (and those of none).
     pub async fn events(&self, device_id: Option<DeviceId>, limit: u32) -> Result<Vec<Event>> {
-        todo!()
+        run!(self, read, "events", events(device_id, limit))
     }
 
     // --- users and API tokens
+    /// `StoreError::Duplicate` when the username exists.
     pub async fn add_user(&self, username: &str, password_hash: &str, level: i32) -> Result<User> {
-        todo!()
+        run!(
+            self,
+            write,
+            "add_user",
+            add_user(username, password_hash, level)
+        )
     }
     pub async fn user(&self, user_id: i64) -> Result<Option<User>> {
-        todo!()
+        run!(self, read, "user", user(user_id))
     }
     pub async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
-        todo!()
+        run!(self, read, "user_by_username", user_by_username(username))
     }
+    /// `StoreError::NotFound` for an unknown user.
     pub async fn set_password(&self, user_id: i64, password_hash: &str) -> Result<()> {
-        todo!()
+        run!(
+            self,
+            write,
+            "set_password",
+            set_password(user_id, password_hash)
+        )
     }
     /// Stores a token given as its SHA-256 hex digest (the token itself is never stored).
-    pub async fn add_api_token(&self, user_id: i64, token_sha256: &str, description: &str) -> Result<()> {
-        todo!()
+    /// `NotFound` for an unknown user, `Duplicate` when the digest exists.
+    pub async fn add_api_token(
+        &self,
+        user_id: i64,
+        token_sha256: &str,
+        description: &str,
+    ) -> Result<()> {
+        run!(
+            self,
+            write,
+            "add_api_token",
+            add_api_token(user_id, token_sha256, description)
+        )
     }
+    /// The user owning an enabled token with this digest.
     pub async fn user_by_api_token(&self, token_sha256: &str) -> Result<Option<User>> {
-        todo!()
+        run!(
+            self,
+            read,
+            "user_by_api_token",
+            user_by_api_token(token_sha256)
+        )
     }
 }

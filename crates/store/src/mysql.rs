@@ -1,0 +1,348 @@
+//! The MySQL/MariaDB backend, single server or Galera cluster: one lazy pool per listed
+//! node, node health from `wsrep_*`, fail-over and the retry policy for transient errors,
+//! plus the dialect hooks of `define_ops!`.
+//!
+//! Galera rules followed here: the store sticks to one node (the first healthy one in the
+//! configured order) so that concurrent writes of one process do not conflict with each
+//! other across nodes; it moves to the next healthy node when the current one stops
+//! answering or is not ready. A transaction that fails with a deadlock or certification
+//! conflict (1213), a lock wait timeout (1205), WSREP not ready (1047) or a lost
+//! connection is run again as a whole, with exponential back-off; connection-level
+//! failures also move to another node first.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use lookout_core::Timestamp;
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions, MySqlRow};
+use sqlx::{Connection as _, Row as _};
+
+use crate::{Result, StoreError};
+
+pub(crate) use crate::sql::PORT_SYNC_SELECT_FOR_UPDATE as PORT_SYNC_SELECT;
+
+/// Attempts of one transaction before its error is returned.
+pub(crate) const MAX_ATTEMPTS: u32 = 8;
+const BACKOFF_BASE: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+pub(crate) fn enc_u64(v: Option<u64>) -> Option<u64> {
+    v
+}
+
+pub(crate) fn get_u64(r: &MySqlRow, col: &str) -> std::result::Result<Option<u64>, sqlx::Error> {
+    r.try_get(col)
+}
+
+pub(crate) fn enc_ts(t: Timestamp) -> Timestamp {
+    t
+}
+
+struct Node {
+    label: String,
+    pool: MySqlPool,
+}
+
+pub(crate) struct MysqlBackend {
+    nodes: Vec<Node>,
+    /// Index of the node in use.
+    current: AtomicUsize,
+}
+
+/// What to do after a failed attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Not transient: return the error.
+    No,
+    /// Conflict on a healthy node (deadlock, certification failure): run it again there.
+    SameNode,
+    /// The node is gone or not ready: move to another node, then run it again.
+    OtherNode,
+}
+
+/// Classifies an error for the retry loop.
+pub(crate) fn classify(e: &StoreError) -> Retry {
+    let source = match e {
+        StoreError::Query { source, .. } | StoreError::Open { source, .. } => source,
+        _ => return Retry::No,
+    };
+    let Some(e) = source.downcast_ref::<sqlx::Error>() else {
+        return Retry::No;
+    };
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::WorkerCrashed => Retry::OtherNode,
+        sqlx::Error::Database(d) => {
+            let Some(my) = d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() else {
+                return Retry::No;
+            };
+            match my.number() {
+                // deadlock / certification conflict, lock wait timeout, and a unique key
+                // taken by a concurrent writer (the retry sees its row and updates it)
+                1213 | 1205 | 1062 => Retry::SameNode,
+                // WSREP not ready (non-primary), server shutting down, connection killed,
+                // too many connections, MariaDB idle disconnect
+                1047 | 1053 | 1927 | 1040 | 4031 => Retry::OtherNode,
+                _ => Retry::No,
+            }
+        }
+        _ => Retry::No,
+    }
+}
+
+/// Delay before attempt `attempt` (1-based count of failures so far), with jitter so
+/// that writers that conflicted do not collide again.
+fn backoff(attempt: u32) -> Duration {
+    let exp = BACKOFF_BASE.saturating_mul(1 << attempt.saturating_sub(1).min(10));
+    let capped = exp.min(BACKOFF_MAX);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    // up to +50 %
+    capped + capped.mul_f64(f64::from(nanos % 1000) / 2000.0)
+}
+
+/// Checks that a node may be used: either not a Galera node (`wsrep_on` absent or OFF; a
+/// plain MariaDB reports `wsrep_ready` OFF too), or ready and in the primary component.
+async fn check_node(c: &mut MySqlConnection) -> std::result::Result<(), sqlx::Error> {
+    let wsrep_on: Option<(String, String)> =
+        sqlx::query_as("SHOW GLOBAL VARIABLES WHERE Variable_name = 'wsrep_on'")
+            .fetch_optional(&mut *c)
+            .await?;
+    if !wsrep_on.is_some_and(|(_, v)| v.eq_ignore_ascii_case("ON")) {
+        return Ok(());
+    }
+    let status: Vec<(String, String)> = sqlx::query_as(
+        "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_ready', 'wsrep_cluster_status')",
+    )
+    .fetch_all(&mut *c)
+    .await?;
+    let get = |name: &str| {
+        status
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    };
+    let ready = get("wsrep_ready");
+    let cluster = get("wsrep_cluster_status");
+    if !ready.eq_ignore_ascii_case("ON") || !cluster.eq_ignore_ascii_case("Primary") {
+        return Err(sqlx::Error::Protocol(format!(
+            "galera node not usable: wsrep_ready={ready}, wsrep_cluster_status={cluster}"
+        )));
+    }
+    Ok(())
+}
+
+fn valid_database_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+}
+
+impl MysqlBackend {
+    /// Builds a lazy pool per node and picks the first healthy node. Creates the database
+    /// when it is missing and the user may (a fresh install), else leaves it to the DBA.
+    pub(crate) async fn open(
+        hosts: &[(String, u16)],
+        database: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<MysqlBackend> {
+        let what = format!(
+            "mysql://{username}@{}/{database}",
+            hosts
+                .iter()
+                .map(|(h, p)| format!("{h}:{p}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        if hosts.is_empty() {
+            return Err(StoreError::Open {
+                what,
+                source: "no database host configured".into(),
+            });
+        }
+        if !valid_database_name(database) {
+            return Err(StoreError::Open {
+                what,
+                source: format!(
+                    "database name {database:?} must be 1-64 characters of A-Z, a-z, 0-9, _ and $"
+                )
+                .into(),
+            });
+        }
+        let mut nodes = Vec::new();
+        for (host, port) in hosts {
+            let mut base = MySqlConnectOptions::new()
+                .host(host)
+                .port(*port)
+                .username(username);
+            if !password.is_empty() {
+                // An empty password set would be sent as one ("using password: YES").
+                base = base.password(password);
+            }
+            let base = base
+                // DATETIME columns hold UTC; the session zone only matters for NOW().
+                .timezone(Some("+00:00".to_string()))
+                .charset("utf8mb4");
+            let pool = MySqlPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(3))
+                .after_connect(|c, _meta| Box::pin(async move { check_node(c).await }))
+                .connect_lazy_with(base.clone().database(database));
+            nodes.push((
+                base,
+                Node {
+                    label: format!("{host}:{port}"),
+                    pool,
+                },
+            ));
+        }
+        // Create the database if missing, on the first node that answers.
+        let mut errors = Vec::new();
+        for (base, node) in &nodes {
+            match MySqlConnection::connect_with(base).await {
+                Ok(mut c) => {
+                    let sql =
+                        format!("CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4");
+                    if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut c)
+                        .await
+                    {
+                        tracing::debug!(node = %node.label, error = %e, "cannot create the database (may exist already)");
+                    }
+                    let _ = c.close().await;
+                    break;
+                }
+                Err(e) => errors.push(format!("{}: {e}", node.label)),
+            }
+        }
+        let backend = MysqlBackend {
+            nodes: nodes.into_iter().map(|(_, n)| n).collect(),
+            current: AtomicUsize::new(0),
+        };
+        match backend.first_healthy(0).await {
+            Ok(i) => {
+                backend.current.store(i, Ordering::Relaxed);
+                tracing::info!(node = %backend.nodes[i].label, "using database node");
+                Ok(backend)
+            }
+            Err(node_errors) => {
+                errors.extend(node_errors);
+                Err(StoreError::Open {
+                    what,
+                    source: format!("no usable node: {}", errors.join("; ")).into(),
+                })
+            }
+        }
+    }
+
+    /// The first node from `start` on (wrapping) that connects and is ready.
+    async fn first_healthy(&self, start: usize) -> std::result::Result<usize, Vec<String>> {
+        let n = self.nodes.len();
+        let mut errors = Vec::new();
+        for k in 0..n {
+            let i = (start + k) % n;
+            let node = &self.nodes[i];
+            let res = async {
+                let mut c = node.pool.acquire().await?;
+                check_node(&mut c).await
+            }
+            .await;
+            match res {
+                Ok(()) => return Ok(i),
+                Err(e) => {
+                    tracing::warn!(node = %node.label, error = %e, "database node not usable");
+                    errors.push(format!("{}: {e}", node.label));
+                }
+            }
+        }
+        Err(errors)
+    }
+
+    /// The pool of the node in use and its index.
+    pub(crate) fn pool(&self) -> (usize, &MySqlPool) {
+        let i = self.current.load(Ordering::Relaxed) % self.nodes.len();
+        (i, &self.nodes[i].pool)
+    }
+
+    /// Called after attempt `attempt` failed on node `node` with a transient error:
+    /// moves away from a failed node, then waits the back-off.
+    pub(crate) async fn recover(
+        &self,
+        op: &str,
+        node: usize,
+        attempt: u32,
+        retry: Retry,
+        e: &StoreError,
+    ) {
+        let delay = backoff(attempt);
+        tracing::warn!(op, node = %self.nodes[node].label, attempt, ?retry, error = %e, ?delay, "transient database error, retrying");
+        if retry == Retry::OtherNode && self.nodes.len() > 1 {
+            // Only the first task to notice moves the index; others see it moved already.
+            if self.current.load(Ordering::Relaxed) == node {
+                match self.first_healthy(node + 1).await {
+                    Ok(i) => {
+                        if self
+                            .current
+                            .compare_exchange(node, i, Ordering::Relaxed, Ordering::Relaxed)
+                            .is_ok()
+                            && i != node
+                        {
+                            tracing::warn!(from = %self.nodes[node].label, to = %self.nodes[i].label, "database fail-over");
+                        }
+                    }
+                    Err(_) => tracing::error!("no database node is usable"),
+                }
+            }
+        }
+        tokio::time::sleep(delay).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) >= BACKOFF_BASE && backoff(1) < BACKOFF_BASE * 2);
+        assert!(backoff(3) >= BACKOFF_BASE * 4);
+        assert!(backoff(30) <= BACKOFF_MAX.mul_f64(1.5));
+    }
+
+    #[test]
+    fn database_names() {
+        assert!(valid_database_name("lookout_test_1a2b"));
+        assert!(!valid_database_name("a`; DROP DATABASE x"));
+        assert!(!valid_database_name(""));
+    }
+
+    #[test]
+    fn only_transient_errors_are_retried() {
+        let io = StoreError::Query {
+            op: "x",
+            source: Box::new(sqlx::Error::Io(std::io::Error::from(
+                std::io::ErrorKind::ConnectionReset,
+            ))),
+        };
+        assert_eq!(classify(&io), Retry::OtherNode);
+        let not_found = StoreError::NotFound {
+            what: "device",
+            key: "1".into(),
+        };
+        assert_eq!(classify(&not_found), Retry::No);
+        let decode = StoreError::Query {
+            op: "x",
+            source: Box::new(sqlx::Error::RowNotFound),
+        };
+        assert_eq!(classify(&decode), Retry::No);
+    }
+}

@@ -1,0 +1,826 @@
+//! The store's operations, written once and instantiated per dialect by `define_ops!`.
+//!
+//! Each operation takes a plain connection (the caller decides whether it runs inside a
+//! transaction and retries it). SQL is portable between SQLite and MySQL/MariaDB; the few
+//! differences (how u64 and timestamps are bound, `FOR UPDATE`) come from the dialect
+//! module passed to the macro. A macro rather than generic functions because sqlx's
+//! per-database trait bounds would have to be repeated on every function.
+
+/// Defines module `$m` with every operation for database `$db`; `$d` is the dialect module
+/// providing `enc_u64`, `get_u64`, `enc_ts` and the constant `FOR_UPDATE`.
+macro_rules! define_ops {
+    ($m:ident, $db:ty, $d:path) => {
+        pub(crate) mod $m {
+            #![allow(clippy::too_many_arguments)]
+
+            use lookout_core::{
+                Device, DeviceId, DevicePollUpdate, DeviceStatus, NewDevice, Port, PortId,
+                PortPoll, SnmpConfig, SnmpV3Config, SnmpVersion, Timestamp,
+            };
+            use sqlx::Row as _;
+
+            use $d as dialect;
+            use dialect::{enc_ts, enc_u64, get_u64};
+
+            use crate::migrate::{AppliedMigration, LOCK_ROW};
+            use crate::rates::{counter_rate, Width};
+            use crate::sql::{self as q, COUNTER_COLS};
+            use crate::{query_err, Event, PortSync, Result, Severity, StoreError, User};
+
+            type Conn = <$db as sqlx::Database>::Connection;
+            type Row = <$db as sqlx::Database>::Row;
+
+            fn is_unique(e: &sqlx::Error) -> bool {
+                e.as_database_error()
+                    .is_some_and(|d| d.is_unique_violation())
+            }
+
+            fn is_fk(e: &sqlx::Error) -> bool {
+                e.as_database_error()
+                    .is_some_and(|d| d.is_foreign_key_violation())
+            }
+
+            // ---------------------------------------------------------------- devices
+
+            fn device_from_row(r: &Row) -> std::result::Result<Device, sqlx::Error> {
+                let version: String = r.try_get("snmpver")?;
+                let version = version
+                    .parse::<SnmpVersion>()
+                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                let authlevel: Option<String> = r.try_get("authlevel")?;
+                let v3 = match authlevel {
+                    Some(security_level) => Some(SnmpV3Config {
+                        security_level,
+                        auth_user: r.try_get::<Option<String>, _>("authname")?.unwrap_or_default(),
+                        auth_protocol: r
+                            .try_get::<Option<String>, _>("authalgo")?
+                            .unwrap_or_default(),
+                        auth_password: r
+                            .try_get::<Option<String>, _>("authpass")?
+                            .unwrap_or_default(),
+                        priv_protocol: r
+                            .try_get::<Option<String>, _>("cryptoalgo")?
+                            .unwrap_or_default(),
+                        priv_password: r
+                            .try_get::<Option<String>, _>("cryptopass")?
+                            .unwrap_or_default(),
+                    }),
+                    None => None,
+                };
+                let timeout_s: Option<f64> = r.try_get("timeout")?;
+                let defaults = SnmpConfig::default();
+                let port: i32 = r.try_get("port")?;
+                let retries: Option<i32> = r.try_get("retries")?;
+                let status: bool = r.try_get("status")?;
+                Ok(Device {
+                    device_id: r.try_get("device_id")?,
+                    hostname: r.try_get("hostname")?,
+                    sys_name: r.try_get("sysName")?,
+                    sys_descr: r.try_get("sysDescr")?,
+                    sys_object_id: r.try_get("sysObjectID")?,
+                    sys_contact: r.try_get("sysContact")?,
+                    sys_location: r.try_get("location")?,
+                    os: r.try_get("os")?,
+                    hardware: r.try_get("hardware")?,
+                    version: r.try_get("version")?,
+                    serial: r.try_get("serial")?,
+                    uptime: r.try_get("uptime")?,
+                    status: if status {
+                        DeviceStatus::Up
+                    } else {
+                        DeviceStatus::Down
+                    },
+                    status_reason: r.try_get("status_reason")?,
+                    last_polled: r.try_get("last_polled")?,
+                    last_polled_timetaken: r.try_get("last_polled_timetaken")?,
+                    last_discovered: r.try_get("last_discovered")?,
+                    poller_group: r.try_get("poller_group")?,
+                    disabled: r.try_get("disabled")?,
+                    snmp: SnmpConfig {
+                        version,
+                        port: u16::try_from(port).unwrap_or(defaults.port),
+                        community: r
+                            .try_get::<Option<String>, _>("community")?
+                            .unwrap_or_default(),
+                        timeout_ms: timeout_s
+                            .map(|s| (s * 1000.0).round() as u32)
+                            .unwrap_or(defaults.timeout_ms),
+                        retries: retries
+                            .and_then(|r| u32::try_from(r).ok())
+                            .unwrap_or(defaults.retries),
+                        v3,
+                    },
+                    inserted: r.try_get("inserted")?,
+                })
+            }
+
+            pub(crate) async fn device(c: &mut Conn, id: DeviceId) -> Result<Option<Device>> {
+                let row = sqlx::query(q::DEVICE_BY_ID)
+                    .bind(id)
+                    .fetch_optional(&mut *c)
+                    .await
+                    .map_err(|e| query_err("device", e))?;
+                row.map(|r| device_from_row(&r))
+                    .transpose()
+                    .map_err(|e| query_err("device", e))
+            }
+
+            pub(crate) async fn device_by_hostname(
+                c: &mut Conn,
+                hostname: &str,
+            ) -> Result<Option<Device>> {
+                let row = sqlx::query(q::DEVICE_BY_HOSTNAME)
+                    .bind(hostname)
+                    .fetch_optional(&mut *c)
+                    .await
+                    .map_err(|e| query_err("device_by_hostname", e))?;
+                row.map(|r| device_from_row(&r))
+                    .transpose()
+                    .map_err(|e| query_err("device_by_hostname", e))
+            }
+
+            pub(crate) async fn devices(c: &mut Conn) -> Result<Vec<Device>> {
+                let rows = sqlx::query(q::DEVICES_ALL)
+                    .fetch_all(&mut *c)
+                    .await
+                    .map_err(|e| query_err("devices", e))?;
+                rows.iter()
+                    .map(device_from_row)
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|e| query_err("devices", e))
+            }
+
+            pub(crate) async fn add_device(
+                c: &mut Conn,
+                new: &NewDevice,
+                now: Timestamp,
+            ) -> Result<Device> {
+                let s = &new.snmp;
+                let v3 = s.v3.as_ref();
+                let res = sqlx::query(
+                    "INSERT INTO devices (hostname, os, status, status_reason, poller_group, \
+                     disabled, snmpver, port, community, transport, timeout, retries, \
+                     authlevel, authname, authpass, authalgo, cryptopass, cryptoalgo, inserted) \
+                     VALUES (?, 'generic', 0, '', ?, 0, ?, ?, ?, 'udp', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(&new.hostname)
+                .bind(new.poller_group)
+                .bind(s.version.as_str())
+                .bind(i32::from(s.port))
+                .bind(&s.community)
+                .bind(f64::from(s.timeout_ms) / 1000.0)
+                .bind(i32::try_from(s.retries).unwrap_or(i32::MAX))
+                .bind(v3.map(|v| v.security_level.as_str()))
+                .bind(v3.map(|v| v.auth_user.as_str()))
+                .bind(v3.map(|v| v.auth_password.as_str()))
+                .bind(v3.map(|v| v.auth_protocol.as_str()))
+                .bind(v3.map(|v| v.priv_password.as_str()))
+                .bind(v3.map(|v| v.priv_protocol.as_str()))
+                .bind(enc_ts(now))
+                .execute(&mut *c)
+                .await;
+                match res {
+                    Ok(_) => {}
+                    Err(e) if is_unique(&e) => {
+                        return Err(StoreError::Duplicate {
+                            what: "device",
+                            key: new.hostname.clone(),
+                        })
+                    }
+                    Err(e) => return Err(query_err("add_device", e)),
+                }
+                // Read back by the unique key rather than trusting last-insert-id: portable,
+                // and auto-increment values are not contiguous on Galera anyway.
+                device_by_hostname(c, &new.hostname)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound {
+                        what: "device",
+                        key: new.hostname.clone(),
+                    })
+            }
+
+            pub(crate) async fn remove_device(c: &mut Conn, id: DeviceId) -> Result<bool> {
+                // Explicit deletes (not only ON DELETE CASCADE) so the outcome does not depend
+                // on foreign keys being enforced (SQLite needs a pragma for that).
+                for sql in [
+                    "DELETE FROM eventlog WHERE device_id = ?",
+                    "DELETE FROM ports WHERE device_id = ?",
+                ] {
+                    sqlx::query(sql)
+                        .bind(id)
+                        .execute(&mut *c)
+                        .await
+                        .map_err(|e| query_err("remove_device", e))?;
+                }
+                let res = sqlx::query("DELETE FROM devices WHERE device_id = ?")
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(|e| query_err("remove_device", e))?;
+                Ok(res.rows_affected() > 0)
+            }
+
+            pub(crate) async fn update_device_poll(
+                c: &mut Conn,
+                id: DeviceId,
+                u: &DevicePollUpdate,
+            ) -> Result<()> {
+                // COALESCE: a value the poll did not learn (None) keeps what is stored, so a
+                // failed poll does not blank the device's system information.
+                let res = sqlx::query(
+                    "UPDATE devices SET sysName = COALESCE(?, sysName), \
+                     sysDescr = COALESCE(?, sysDescr), sysObjectID = COALESCE(?, sysObjectID), \
+                     sysContact = COALESCE(?, sysContact), location = COALESCE(?, location), \
+                     os = COALESCE(?, os), hardware = COALESCE(?, hardware), \
+                     version = COALESCE(?, version), serial = COALESCE(?, serial), \
+                     uptime = COALESCE(?, uptime), status = ?, status_reason = ?, \
+                     last_polled = ?, last_polled_timetaken = ? WHERE device_id = ?",
+                )
+                .bind(&u.sys_name)
+                .bind(&u.sys_descr)
+                .bind(&u.sys_object_id)
+                .bind(&u.sys_contact)
+                .bind(&u.sys_location)
+                .bind(&u.os)
+                .bind(&u.hardware)
+                .bind(&u.version)
+                .bind(&u.serial)
+                .bind(u.uptime)
+                .bind(u.status.is_up())
+                .bind(&u.status_reason)
+                .bind(enc_ts(crate::micros(u.last_polled)))
+                .bind(u.last_polled_timetaken)
+                .bind(id)
+                .execute(&mut *c)
+                .await
+                .map_err(|e| query_err("update_device_poll", e))?;
+                // Both drivers report matched rows (sqlx sets CLIENT_FOUND_ROWS on MySQL).
+                if res.rows_affected() == 0 {
+                    return Err(StoreError::NotFound {
+                        what: "device",
+                        key: id.to_string(),
+                    });
+                }
+                Ok(())
+            }
+
+            // ---------------------------------------------------------------- ports
+
+            fn port_from_row(r: &Row) -> std::result::Result<Port, sqlx::Error> {
+                let mut values = [None; 15];
+                for (v, col) in values.iter_mut().zip(COUNTER_COLS) {
+                    *v = get_u64(r, col)?;
+                }
+                let hc: bool = r.try_get("ifCountersHC")?;
+                Ok(Port {
+                    port_id: r.try_get("port_id")?,
+                    device_id: r.try_get("device_id")?,
+                    if_index: r.try_get("ifIndex")?,
+                    if_name: r.try_get("ifName")?,
+                    if_descr: r.try_get("ifDescr")?,
+                    if_alias: r.try_get("ifAlias")?,
+                    if_type: r.try_get("ifType")?,
+                    if_mtu: r.try_get("ifMtu")?,
+                    if_speed: get_u64(r, "ifSpeed")?,
+                    if_phys_address: r.try_get("ifPhysAddress")?,
+                    if_admin_status: r.try_get("ifAdminStatus")?,
+                    if_oper_status: r.try_get("ifOperStatus")?,
+                    counters: q::counters_from_values(values, hc),
+                    in_octets_rate: r.try_get("ifInOctets_rate")?,
+                    out_octets_rate: r.try_get("ifOutOctets_rate")?,
+                    in_ucast_pkts_rate: r.try_get("ifInUcastPkts_rate")?,
+                    out_ucast_pkts_rate: r.try_get("ifOutUcastPkts_rate")?,
+                    in_errors_rate: r.try_get("ifInErrors_rate")?,
+                    out_errors_rate: r.try_get("ifOutErrors_rate")?,
+                    poll_time: r.try_get("poll_time")?,
+                    poll_period: r.try_get("poll_period")?,
+                    deleted: r.try_get("deleted")?,
+                })
+            }
+
+            pub(crate) async fn ports(c: &mut Conn, device_id: DeviceId) -> Result<Vec<Port>> {
+                let rows = sqlx::query(q::PORTS_OF_DEVICE)
+                    .bind(device_id)
+                    .fetch_all(&mut *c)
+                    .await
+                    .map_err(|e| query_err("ports", e))?;
+                rows.iter()
+                    .map(port_from_row)
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|e| query_err("ports", e))
+            }
+
+            pub(crate) async fn port(c: &mut Conn, port_id: PortId) -> Result<Option<Port>> {
+                let row = sqlx::query(q::PORT_BY_ID)
+                    .bind(port_id)
+                    .fetch_optional(&mut *c)
+                    .await
+                    .map_err(|e| query_err("port", e))?;
+                row.map(|r| port_from_row(&r))
+                    .transpose()
+                    .map_err(|e| query_err("port", e))
+            }
+
+            /// What sync_ports needs of an existing row.
+            struct Existing {
+                port_id: PortId,
+                if_index: i64,
+                if_speed: Option<u64>,
+                hc: bool,
+                counters: [Option<u64>; 15],
+                poll_time: Option<Timestamp>,
+                deleted: bool,
+            }
+
+            fn existing_from_row(r: &Row) -> std::result::Result<Existing, sqlx::Error> {
+                let mut counters = [None; 15];
+                for (v, col) in counters.iter_mut().zip(COUNTER_COLS) {
+                    *v = get_u64(r, col)?;
+                }
+                Ok(Existing {
+                    port_id: r.try_get("port_id")?,
+                    if_index: r.try_get("ifIndex")?,
+                    if_speed: get_u64(r, "ifSpeed")?,
+                    hc: r.try_get("ifCountersHC")?,
+                    counters,
+                    poll_time: r.try_get("poll_time")?,
+                    deleted: r.try_get("deleted")?,
+                })
+            }
+
+            /// Binds the descriptive columns of a polled port, in `sql::PORT_DESCR_COLS` order.
+            macro_rules! bind_descr {
+                ($query:expr, $p:expr) => {
+                    $query
+                        .bind(&$p.if_name)
+                        .bind(&$p.if_descr)
+                        .bind(&$p.if_alias)
+                        .bind(&$p.if_type)
+                        .bind($p.if_mtu)
+                        .bind(enc_u64($p.if_speed))
+                        .bind(&$p.if_phys_address)
+                        .bind(&$p.if_admin_status)
+                        .bind(&$p.if_oper_status)
+                };
+            }
+
+            pub(crate) async fn sync_ports(
+                c: &mut Conn,
+                device_id: DeviceId,
+                polled: &[PortPoll],
+                polled_at: Timestamp,
+            ) -> Result<PortSync> {
+                let op = "sync_ports";
+                let exists = sqlx::query("SELECT device_id FROM devices WHERE device_id = ?")
+                    .bind(device_id)
+                    .fetch_optional(&mut *c)
+                    .await
+                    .map_err(|e| query_err(op, e))?;
+                if exists.is_none() {
+                    return Err(StoreError::NotFound {
+                        what: "device",
+                        key: device_id.to_string(),
+                    });
+                }
+                let rows = sqlx::query(dialect::PORT_SYNC_SELECT)
+                    .bind(device_id)
+                    .fetch_all(&mut *c)
+                    .await
+                    .map_err(|e| query_err(op, e))?;
+                let existing = rows
+                    .iter()
+                    .map(existing_from_row)
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| query_err(op, e))?;
+                let by_index: std::collections::HashMap<i64, &Existing> =
+                    existing.iter().map(|e| (e.if_index, e)).collect();
+
+                let mut sync = PortSync::default();
+                let mut seen = std::collections::HashSet::new();
+                for p in polled {
+                    if !seen.insert(p.if_index) {
+                        // An agent listing an ifIndex twice: keep the first, as a row can only
+                        // hold one reading.
+                        tracing::warn!(device_id, if_index = p.if_index, "duplicate ifIndex in poll ignored");
+                        continue;
+                    }
+                    let new_counters = q::counter_values(&p.counters);
+                    match by_index.get(&p.if_index) {
+                        Some(old) if old.poll_time == Some(polled_at) => {
+                            // Replay of a stored poll (a retried transaction): idempotent.
+                            bind_descr!(sqlx::query(q::PORT_UPDATE_DESCR), p)
+                                .bind(old.port_id)
+                                .execute(&mut *c)
+                                .await
+                                .map_err(|e| query_err(op, e))?;
+                        }
+                        Some(old) => {
+                            let period = old.poll_time.map(|t| {
+                                (polled_at - t).num_microseconds().unwrap_or(i64::MAX) as f64
+                                    / 1e6
+                            });
+                            let comparable = old.hc == p.counters.hc;
+                            let data_width = if p.counters.hc { Width::Bits64 } else { Width::Bits32 };
+                            let max_octets = p.if_speed.or(old.if_speed).filter(|s| *s > 0).map(|s| s as f64 / 8.0);
+                            // Rate columns: octets, ucast pkts and errors, in and out.
+                            let rate = |i: usize, width: Width, max: Option<f64>| {
+                                if !comparable {
+                                    return None;
+                                }
+                                counter_rate(old.counters[i], new_counters[i], period?, width, max)
+                            };
+                            let rates = [
+                                rate(0, data_width, max_octets),
+                                rate(1, data_width, max_octets),
+                                rate(2, data_width, None),
+                                rate(3, data_width, None),
+                                // IF-MIB has only 32-bit error counters.
+                                rate(6, Width::Bits32, None),
+                                rate(7, Width::Bits32, None),
+                            ];
+                            let mut query = bind_descr!(sqlx::query(q::PORT_UPDATE_POLL), p)
+                                .bind(p.counters.hc);
+                            for (new, prev) in new_counters.iter().zip(old.counters.iter()) {
+                                query = query.bind(enc_u64(*new)).bind(enc_u64(*prev));
+                            }
+                            for r in rates {
+                                query = query.bind(r);
+                            }
+                            query
+                                .bind(enc_ts(polled_at))
+                                .bind(old.poll_time.map(enc_ts))
+                                .bind(period)
+                                .bind(old.port_id)
+                                .execute(&mut *c)
+                                .await
+                                .map_err(|e| query_err(op, e))?;
+                            if old.deleted {
+                                // Back from the dead: report it like a new port.
+                                sync.added.push(old.port_id);
+                            }
+                        }
+                        None => {
+                            let mut query = bind_descr!(
+                                sqlx::query(q::PORT_INSERT).bind(device_id).bind(p.if_index),
+                                p
+                            )
+                            .bind(p.counters.hc);
+                            for v in new_counters {
+                                query = query.bind(enc_u64(v));
+                            }
+                            query
+                                .bind(enc_ts(polled_at))
+                                .execute(&mut *c)
+                                .await
+                                .map_err(|e| query_err(op, e))?;
+                            let id: PortId = sqlx::query_scalar(
+                                "SELECT port_id FROM ports WHERE device_id = ? AND ifIndex = ?",
+                            )
+                            .bind(device_id)
+                            .bind(p.if_index)
+                            .fetch_one(&mut *c)
+                            .await
+                            .map_err(|e| query_err(op, e))?;
+                            sync.added.push(id);
+                        }
+                    }
+                }
+                for old in &existing {
+                    if !old.deleted && !seen.contains(&old.if_index) {
+                        sqlx::query("UPDATE ports SET deleted = 1 WHERE port_id = ?")
+                            .bind(old.port_id)
+                            .execute(&mut *c)
+                            .await
+                            .map_err(|e| query_err(op, e))?;
+                        sync.removed.push(old.port_id);
+                    }
+                }
+                sync.ports = ports(c, device_id).await?;
+                Ok(sync)
+            }
+
+            // ---------------------------------------------------------------- events
+
+            pub(crate) async fn log_event(
+                c: &mut Conn,
+                device_id: Option<DeviceId>,
+                kind: &str,
+                message: &str,
+                severity: Severity,
+                reference: Option<i64>,
+                now: Timestamp,
+            ) -> Result<()> {
+                let res = sqlx::query(
+                    "INSERT INTO eventlog (device_id, datetime, type, message, severity, reference) \
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                )
+                .bind(device_id)
+                .bind(enc_ts(now))
+                .bind(kind)
+                .bind(message)
+                .bind(severity.level())
+                .bind(reference)
+                .execute(&mut *c)
+                .await;
+                match res {
+                    Ok(_) => Ok(()),
+                    Err(e) if is_fk(&e) => Err(StoreError::NotFound {
+                        what: "device",
+                        key: device_id.map(|d| d.to_string()).unwrap_or_default(),
+                    }),
+                    Err(e) => Err(query_err("log_event", e)),
+                }
+            }
+
+            fn event_from_row(r: &Row) -> std::result::Result<Event, sqlx::Error> {
+                let level: i32 = r.try_get("severity")?;
+                Ok(Event {
+                    event_id: r.try_get("event_id")?,
+                    device_id: r.try_get("device_id")?,
+                    datetime: r.try_get("datetime")?,
+                    kind: r.try_get("type")?,
+                    message: r.try_get("message")?,
+                    severity: Severity::from_level(level),
+                    reference: r.try_get("reference")?,
+                })
+            }
+
+            pub(crate) async fn events(
+                c: &mut Conn,
+                device_id: Option<DeviceId>,
+                limit: u32,
+            ) -> Result<Vec<Event>> {
+                let rows = match device_id {
+                    Some(id) => sqlx::query(q::EVENTS_OF_DEVICE)
+                        .bind(id)
+                        .bind(i64::from(limit))
+                        .fetch_all(&mut *c)
+                        .await,
+                    None => sqlx::query(q::EVENTS_ALL)
+                        .bind(i64::from(limit))
+                        .fetch_all(&mut *c)
+                        .await,
+                }
+                .map_err(|e| query_err("events", e))?;
+                rows.iter()
+                    .map(event_from_row)
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|e| query_err("events", e))
+            }
+
+            // ---------------------------------------------------------------- users
+
+            fn user_from_row(r: &Row) -> std::result::Result<User, sqlx::Error> {
+                Ok(User {
+                    user_id: r.try_get("user_id")?,
+                    username: r.try_get("username")?,
+                    password_hash: r.try_get("password")?,
+                    level: r.try_get("level")?,
+                })
+            }
+
+            pub(crate) async fn user(c: &mut Conn, user_id: i64) -> Result<Option<User>> {
+                let row = sqlx::query(
+                    "SELECT user_id, username, password, level FROM users WHERE user_id = ?",
+                )
+                .bind(user_id)
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(|e| query_err("user", e))?;
+                row.map(|r| user_from_row(&r))
+                    .transpose()
+                    .map_err(|e| query_err("user", e))
+            }
+
+            pub(crate) async fn user_by_username(
+                c: &mut Conn,
+                username: &str,
+            ) -> Result<Option<User>> {
+                let row = sqlx::query(
+                    "SELECT user_id, username, password, level FROM users WHERE username = ?",
+                )
+                .bind(username)
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(|e| query_err("user_by_username", e))?;
+                row.map(|r| user_from_row(&r))
+                    .transpose()
+                    .map_err(|e| query_err("user_by_username", e))
+            }
+
+            pub(crate) async fn add_user(
+                c: &mut Conn,
+                username: &str,
+                password_hash: &str,
+                level: i32,
+            ) -> Result<User> {
+                let res = sqlx::query("INSERT INTO users (username, password, level) VALUES (?, ?, ?)")
+                    .bind(username)
+                    .bind(password_hash)
+                    .bind(level)
+                    .execute(&mut *c)
+                    .await;
+                match res {
+                    Ok(_) => {}
+                    Err(e) if is_unique(&e) => {
+                        return Err(StoreError::Duplicate {
+                            what: "user",
+                            key: username.to_string(),
+                        })
+                    }
+                    Err(e) => return Err(query_err("add_user", e)),
+                }
+                user_by_username(c, username)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound {
+                        what: "user",
+                        key: username.to_string(),
+                    })
+            }
+
+            pub(crate) async fn set_password(
+                c: &mut Conn,
+                user_id: i64,
+                password_hash: &str,
+            ) -> Result<()> {
+                let res = sqlx::query("UPDATE users SET password = ? WHERE user_id = ?")
+                    .bind(password_hash)
+                    .bind(user_id)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(|e| query_err("set_password", e))?;
+                if res.rows_affected() == 0 {
+                    return Err(StoreError::NotFound {
+                        what: "user",
+                        key: user_id.to_string(),
+                    });
+                }
+                Ok(())
+            }
+
+            pub(crate) async fn add_api_token(
+                c: &mut Conn,
+                user_id: i64,
+                token_sha256: &str,
+                description: &str,
+            ) -> Result<()> {
+                // Checked first: SQLite enforces the foreign key only with the pragma on.
+                if user(c, user_id).await?.is_none() {
+                    return Err(StoreError::NotFound {
+                        what: "user",
+                        key: user_id.to_string(),
+                    });
+                }
+                let res = sqlx::query(
+                    "INSERT INTO api_tokens (user_id, token_hash, description, disabled) \
+                     VALUES (?, ?, ?, 0)",
+                )
+                .bind(user_id)
+                .bind(token_sha256)
+                .bind(description)
+                .execute(&mut *c)
+                .await;
+                match res {
+                    Ok(_) => Ok(()),
+                    // The key in the message is the digest, never a usable token.
+                    Err(e) if is_unique(&e) => Err(StoreError::Duplicate {
+                        what: "api token",
+                        key: token_sha256.to_string(),
+                    }),
+                    Err(e) if is_fk(&e) => Err(StoreError::NotFound {
+                        what: "user",
+                        key: user_id.to_string(),
+                    }),
+                    Err(e) => Err(query_err("add_api_token", e)),
+                }
+            }
+
+            pub(crate) async fn user_by_api_token(
+                c: &mut Conn,
+                token_sha256: &str,
+            ) -> Result<Option<User>> {
+                let row = sqlx::query(
+                    "SELECT u.user_id, u.username, u.password, u.level FROM users u \
+                     JOIN api_tokens t ON t.user_id = u.user_id \
+                     WHERE t.token_hash = ? AND t.disabled = 0",
+                )
+                .bind(token_sha256)
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(|e| query_err("user_by_api_token", e))?;
+                row.map(|r| user_from_row(&r))
+                    .transpose()
+                    .map_err(|e| query_err("user_by_api_token", e))
+            }
+
+            // ---------------------------------------------------------------- migrations
+
+            pub(crate) async fn exec(c: &mut Conn, op: &'static str, sql: &'static str) -> Result<()> {
+                sqlx::raw_sql(sql)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(|e| query_err(op, e))?;
+                Ok(())
+            }
+
+            pub(crate) async fn applied_migrations(c: &mut Conn) -> Result<Vec<AppliedMigration>> {
+                let rows = sqlx::query(
+                    "SELECT version, name, applied_at FROM migrations ORDER BY version",
+                )
+                .fetch_all(&mut *c)
+                .await
+                .map_err(|e| query_err("migrate_status", e))?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(AppliedMigration {
+                            version: r.try_get("version")?,
+                            name: r.try_get("name")?,
+                            applied_at: r.try_get("applied_at")?,
+                        })
+                    })
+                    .collect::<std::result::Result<_, sqlx::Error>>()
+                    .map_err(|e| query_err("migrate_status", e))
+            }
+
+            /// Runs the statements of one migration and records it; a version recorded already
+            /// (a retried transaction whose commit had landed) is skipped.
+            pub(crate) async fn apply_migration(
+                c: &mut Conn,
+                statements: &[&'static str],
+                version: i64,
+                name: &str,
+                now: Timestamp,
+            ) -> Result<()> {
+                let done: Option<i64> =
+                    sqlx::query_scalar("SELECT version FROM migrations WHERE version = ?")
+                        .bind(version)
+                        .fetch_optional(&mut *c)
+                        .await
+                        .map_err(|e| query_err("migrate", e))?;
+                if done.is_some() {
+                    return Ok(());
+                }
+                for sql in statements {
+                    exec(c, "migrate", sql).await?;
+                }
+                record_migration(c, version, name, now).await
+            }
+
+            async fn record_migration(
+                c: &mut Conn,
+                version: i64,
+                name: &str,
+                now: Timestamp,
+            ) -> Result<()> {
+                sqlx::query("INSERT INTO migrations (version, name, applied_at) VALUES (?, ?, ?)")
+                    .bind(version)
+                    .bind(name)
+                    .bind(enc_ts(now))
+                    .execute(&mut *c)
+                    .await
+                    .map_err(|e| query_err("migrate", e))?;
+                Ok(())
+            }
+
+            /// Inserts the lock row; false when another process holds it. An INSERT on a
+            /// primary key is a lock that Galera certifies across nodes (GET_LOCK is per node).
+            pub(crate) async fn try_lock(c: &mut Conn, owner: &str, now: Timestamp) -> Result<bool> {
+                let res = sqlx::query("INSERT INTO migrations_lock (id, owner, acquired_at) VALUES (?, ?, ?)")
+                    .bind(LOCK_ROW)
+                    .bind(owner)
+                    .bind(enc_ts(now))
+                    .execute(&mut *c)
+                    .await;
+                match res {
+                    Ok(_) => Ok(true),
+                    Err(e) if is_unique(&e) => Ok(false),
+                    Err(e) => Err(query_err("migration lock", e)),
+                }
+            }
+
+            /// Who holds the lock and since when.
+            pub(crate) async fn lock_holder(c: &mut Conn) -> Result<Option<(String, Timestamp)>> {
+                let row = sqlx::query("SELECT owner, acquired_at FROM migrations_lock WHERE id = ?")
+                    .bind(LOCK_ROW)
+                    .fetch_optional(&mut *c)
+                    .await
+                    .map_err(|e| query_err("migration lock", e))?;
+                row.map(|r| Ok((r.try_get("owner")?, r.try_get("acquired_at")?)))
+                    .transpose()
+                    .map_err(|e: sqlx::Error| query_err("migration lock", e))
+            }
+
+            pub(crate) async fn unlock(c: &mut Conn, owner: &str) -> Result<()> {
+                sqlx::query("DELETE FROM migrations_lock WHERE id = ? AND owner = ?")
+                    .bind(LOCK_ROW)
+                    .bind(owner)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(|e| query_err("migration lock", e))?;
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use define_ops;

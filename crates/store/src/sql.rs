@@ -1,0 +1,160 @@
+//! SQL text and column lists shared by both dialects. Generated once from the column lists
+//! below (kept by hand since); both SQLite and MySQL take `?` placeholders, so only the
+//! row-locking suffix differs between dialects.
+
+/// The IF-MIB counter columns, in the order of [`counter_values`].
+pub(crate) const COUNTER_COLS: [&str; 15] = [
+    "ifInOctets",
+    "ifOutOctets",
+    "ifInUcastPkts",
+    "ifOutUcastPkts",
+    "ifInNUcastPkts",
+    "ifOutNUcastPkts",
+    "ifInErrors",
+    "ifOutErrors",
+    "ifInDiscards",
+    "ifOutDiscards",
+    "ifInUnknownProtos",
+    "ifInBroadcastPkts",
+    "ifOutBroadcastPkts",
+    "ifInMulticastPkts",
+    "ifOutMulticastPkts",
+];
+
+/// Counter values in the order of [`COUNTER_COLS`].
+pub(crate) fn counter_values(c: &lookout_core::PortCounters) -> [Option<u64>; 15] {
+    [
+        c.in_octets,
+        c.out_octets,
+        c.in_ucast_pkts,
+        c.out_ucast_pkts,
+        c.in_nucast_pkts,
+        c.out_nucast_pkts,
+        c.in_errors,
+        c.out_errors,
+        c.in_discards,
+        c.out_discards,
+        c.in_unknown_protos,
+        c.in_broadcast_pkts,
+        c.out_broadcast_pkts,
+        c.in_multicast_pkts,
+        c.out_multicast_pkts,
+    ]
+}
+
+/// Builds counters from values in the order of [`COUNTER_COLS`].
+pub(crate) fn counters_from_values(v: [Option<u64>; 15], hc: bool) -> lookout_core::PortCounters {
+    lookout_core::PortCounters {
+        in_octets: v[0],
+        out_octets: v[1],
+        in_ucast_pkts: v[2],
+        out_ucast_pkts: v[3],
+        in_nucast_pkts: v[4],
+        out_nucast_pkts: v[5],
+        in_errors: v[6],
+        out_errors: v[7],
+        in_discards: v[8],
+        out_discards: v[9],
+        in_unknown_protos: v[10],
+        in_broadcast_pkts: v[11],
+        out_broadcast_pkts: v[12],
+        in_multicast_pkts: v[13],
+        out_multicast_pkts: v[14],
+        hc,
+    }
+}
+
+pub(crate) const DEVICE_BY_ID: &str =
+    "SELECT device_id, hostname, sysName, sysDescr, sysObjectID, sysContact, location, os, \
+     hardware, version, serial, uptime, status, status_reason, last_polled, \
+     last_polled_timetaken, last_discovered, poller_group, disabled, snmpver, port, community, \
+     transport, timeout, retries, authlevel, authname, authpass, authalgo, cryptopass, \
+     cryptoalgo, inserted FROM devices WHERE device_id = ?";
+
+pub(crate) const DEVICE_BY_HOSTNAME: &str =
+    "SELECT device_id, hostname, sysName, sysDescr, sysObjectID, sysContact, location, os, \
+     hardware, version, serial, uptime, status, status_reason, last_polled, \
+     last_polled_timetaken, last_discovered, poller_group, disabled, snmpver, port, community, \
+     transport, timeout, retries, authlevel, authname, authpass, authalgo, cryptopass, \
+     cryptoalgo, inserted FROM devices WHERE hostname = ?";
+
+pub(crate) const DEVICES_ALL: &str =
+    "SELECT device_id, hostname, sysName, sysDescr, sysObjectID, sysContact, location, os, \
+     hardware, version, serial, uptime, status, status_reason, last_polled, \
+     last_polled_timetaken, last_discovered, poller_group, disabled, snmpver, port, community, \
+     transport, timeout, retries, authlevel, authname, authpass, authalgo, cryptopass, \
+     cryptoalgo, inserted FROM devices ORDER BY hostname";
+
+pub(crate) const PORT_BY_ID: &str =
+    "SELECT port_id, device_id, ifIndex, ifName, ifDescr, ifAlias, ifType, ifMtu, ifSpeed, \
+     ifPhysAddress, ifAdminStatus, ifOperStatus, ifCountersHC, ifInOctets, ifOutOctets, \
+     ifInUcastPkts, ifOutUcastPkts, ifInNUcastPkts, ifOutNUcastPkts, ifInErrors, ifOutErrors, \
+     ifInDiscards, ifOutDiscards, ifInUnknownProtos, ifInBroadcastPkts, ifOutBroadcastPkts, \
+     ifInMulticastPkts, ifOutMulticastPkts, ifInOctets_rate, ifOutOctets_rate, \
+     ifInUcastPkts_rate, ifOutUcastPkts_rate, ifInErrors_rate, ifOutErrors_rate, poll_time, \
+     poll_period, deleted FROM ports WHERE port_id = ?";
+
+pub(crate) const PORTS_OF_DEVICE: &str =
+    "SELECT port_id, device_id, ifIndex, ifName, ifDescr, ifAlias, ifType, ifMtu, ifSpeed, \
+     ifPhysAddress, ifAdminStatus, ifOperStatus, ifCountersHC, ifInOctets, ifOutOctets, \
+     ifInUcastPkts, ifOutUcastPkts, ifInNUcastPkts, ifOutNUcastPkts, ifInErrors, ifOutErrors, \
+     ifInDiscards, ifOutDiscards, ifInUnknownProtos, ifInBroadcastPkts, ifOutBroadcastPkts, \
+     ifInMulticastPkts, ifOutMulticastPkts, ifInOctets_rate, ifOutOctets_rate, \
+     ifInUcastPkts_rate, ifOutUcastPkts_rate, ifInErrors_rate, ifOutErrors_rate, poll_time, \
+     poll_period, deleted FROM ports WHERE device_id = ? AND deleted = 0 ORDER BY ifIndex";
+
+/// What `sync_ports` reads of the existing rows (all of them, deleted too).
+pub(crate) const PORT_SYNC_SELECT: &str =
+    "SELECT port_id, ifIndex, ifSpeed, ifCountersHC, ifInOctets, ifOutOctets, ifInUcastPkts, \
+     ifOutUcastPkts, ifInNUcastPkts, ifOutNUcastPkts, ifInErrors, ifOutErrors, ifInDiscards, \
+     ifOutDiscards, ifInUnknownProtos, ifInBroadcastPkts, ifOutBroadcastPkts, ifInMulticastPkts, \
+     ifOutMulticastPkts, poll_time, deleted FROM ports WHERE device_id = ?";
+
+/// The same with row locks, for MySQL/MariaDB (SQLite's write transaction already excludes
+/// other writers).
+pub(crate) const PORT_SYNC_SELECT_FOR_UPDATE: &str =
+    "SELECT port_id, ifIndex, ifSpeed, ifCountersHC, ifInOctets, ifOutOctets, ifInUcastPkts, \
+     ifOutUcastPkts, ifInNUcastPkts, ifOutNUcastPkts, ifInErrors, ifOutErrors, ifInDiscards, \
+     ifOutDiscards, ifInUnknownProtos, ifInBroadcastPkts, ifOutBroadcastPkts, ifInMulticastPkts, \
+     ifOutMulticastPkts, poll_time, deleted FROM ports WHERE device_id = ? FOR UPDATE";
+
+/// A new poll of a known port. The `_prev` values are bound from what the transaction read,
+/// not written as `x_prev = x`: MySQL evaluates SET left to right with the new values, SQLite
+/// with the old ones.
+pub(crate) const PORT_UPDATE_POLL: &str =
+    "UPDATE ports SET ifName = ?, ifDescr = ?, ifAlias = ?, ifType = ?, ifMtu = ?, ifSpeed = ?, \
+     ifPhysAddress = ?, ifAdminStatus = ?, ifOperStatus = ?, ifCountersHC = ?, ifInOctets = ?, \
+     ifInOctets_prev = ?, ifOutOctets = ?, ifOutOctets_prev = ?, ifInUcastPkts = ?, \
+     ifInUcastPkts_prev = ?, ifOutUcastPkts = ?, ifOutUcastPkts_prev = ?, ifInNUcastPkts = ?, \
+     ifInNUcastPkts_prev = ?, ifOutNUcastPkts = ?, ifOutNUcastPkts_prev = ?, ifInErrors = ?, \
+     ifInErrors_prev = ?, ifOutErrors = ?, ifOutErrors_prev = ?, ifInDiscards = ?, \
+     ifInDiscards_prev = ?, ifOutDiscards = ?, ifOutDiscards_prev = ?, ifInUnknownProtos = ?, \
+     ifInUnknownProtos_prev = ?, ifInBroadcastPkts = ?, ifInBroadcastPkts_prev = ?, \
+     ifOutBroadcastPkts = ?, ifOutBroadcastPkts_prev = ?, ifInMulticastPkts = ?, \
+     ifInMulticastPkts_prev = ?, ifOutMulticastPkts = ?, ifOutMulticastPkts_prev = ?, \
+     ifInOctets_rate = ?, ifOutOctets_rate = ?, ifInUcastPkts_rate = ?, ifOutUcastPkts_rate = ?, \
+     ifInErrors_rate = ?, ifOutErrors_rate = ?, poll_time = ?, poll_prev = ?, poll_period = ?, \
+     deleted = 0 WHERE port_id = ?";
+
+/// A replay of a poll already stored (same `poll_time`): only the descriptive columns,
+/// so that a retried transaction does not turn the rates into a zero-second period.
+pub(crate) const PORT_UPDATE_DESCR: &str =
+    "UPDATE ports SET ifName = ?, ifDescr = ?, ifAlias = ?, ifType = ?, ifMtu = ?, ifSpeed = ?, \
+     ifPhysAddress = ?, ifAdminStatus = ?, ifOperStatus = ?, deleted = 0 WHERE port_id = ?";
+
+pub(crate) const PORT_INSERT: &str =
+    "INSERT INTO ports (device_id, ifIndex, ifName, ifDescr, ifAlias, ifType, ifMtu, ifSpeed, \
+     ifPhysAddress, ifAdminStatus, ifOperStatus, ifCountersHC, ifInOctets, ifOutOctets, \
+     ifInUcastPkts, ifOutUcastPkts, ifInNUcastPkts, ifOutNUcastPkts, ifInErrors, ifOutErrors, \
+     ifInDiscards, ifOutDiscards, ifInUnknownProtos, ifInBroadcastPkts, ifOutBroadcastPkts, \
+     ifInMulticastPkts, ifOutMulticastPkts, poll_time, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, \
+     ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)";
+
+/// Newest first; the id breaks ties within one timestamp.
+pub(crate) const EVENTS_ALL: &str =
+    "SELECT event_id, device_id, datetime, type, message, severity, reference FROM eventlog ORDER \
+     BY datetime DESC, event_id DESC LIMIT ?";
+
+pub(crate) const EVENTS_OF_DEVICE: &str =
+    "SELECT event_id, device_id, datetime, type, message, severity, reference FROM eventlog WHERE \
+     device_id = ? ORDER BY datetime DESC, event_id DESC LIMIT ?";

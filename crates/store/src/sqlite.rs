@@ -1,0 +1,131 @@
+//! The SQLite backend (embedded default): opening the file with the pragmas a server
+//! process needs, read-only detection, and the dialect hooks of `define_ops!`.
+//!
+//! Storage choices, SQLite only:
+//! - u64 counters and ifSpeed are INTEGER in two's complement (`v as i64`): compact, exact
+//!   for all of u64, and ordered correctly below 2^63; a raw SQL reader sees values above
+//!   2^63 as negative (about 23 years of a saturated 100 Gbit/s link).
+//! - timestamps are UTC TEXT `YYYY-MM-DD HH:MM:SS.ffffff` (fixed width: text order is time
+//!   order, SQLite's date functions read it).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lookout_core::Timestamp;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::Row as _;
+
+use crate::{Result, StoreError};
+
+pub(crate) use crate::sql::PORT_SYNC_SELECT;
+
+/// How long a writer waits for another writer before SQLITE_BUSY.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) fn enc_u64(v: Option<u64>) -> Option<i64> {
+    // Two's complement on purpose, see the module doc.
+    v.map(|v| v as i64)
+}
+
+pub(crate) fn get_u64(r: &SqliteRow, col: &str) -> std::result::Result<Option<u64>, sqlx::Error> {
+    Ok(r.try_get::<Option<i64>, _>(col)?.map(|v| v as u64))
+}
+
+pub(crate) fn enc_ts(t: Timestamp) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}
+
+pub(crate) struct SqliteBackend {
+    pub(crate) pool: SqlitePool,
+    pub(crate) path: PathBuf,
+    /// Opened read-only because the file is not writable.
+    pub(crate) read_only: bool,
+}
+
+/// True when the existing file at `path` must not be written: no write permission bit
+/// at all (which matters when running as root, where the kernel ignores the mode), or
+/// the kernel refuses to open it for writing (another owner, a read-only mount).
+fn file_is_read_only(path: &Path) -> std::io::Result<bool> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if meta.permissions().readonly() {
+        return Ok(true);
+    }
+    match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(_) => Ok(false),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            Ok(true)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+impl SqliteBackend {
+    pub(crate) async fn open(path: &Path) -> Result<SqliteBackend> {
+        let what = path.display().to_string();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                what: format!("{what} (creating directory {})", dir.display()),
+                source: Box::new(e),
+            })?;
+        }
+        let read_only = file_is_read_only(path).map_err(|e| StoreError::Open {
+            what: what.clone(),
+            source: Box::new(e),
+        })?;
+        let mut options = SqliteConnectOptions::new()
+            .filename(path)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true)
+            .read_only(read_only)
+            .create_if_missing(!read_only);
+        if !read_only {
+            // WAL: readers do not block the writer (web pages during polls). NORMAL sync is
+            // durable across application crashes, the usual pairing with WAL.
+            options = options
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal);
+        } else {
+            tracing::warn!(path = %what, "database file is not writable: opened read-only");
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|e| match crate::query_err("open", e) {
+                StoreError::ReadOnly(m) => StoreError::ReadOnly(format!("{what}: {m}")),
+                StoreError::Query { source, .. } => StoreError::Open {
+                    what: what.clone(),
+                    source,
+                },
+                other => other,
+            })?;
+        Ok(SqliteBackend {
+            pool,
+            path: path.to_path_buf(),
+            read_only,
+        })
+    }
+
+    /// Names the file in a read-only error, so the user knows what to fix.
+    pub(crate) fn explain(&self, e: StoreError) -> StoreError {
+        match e {
+            StoreError::ReadOnly(m) => StoreError::ReadOnly(format!(
+                "{} cannot be written ({m}); check its permissions and those of its directory",
+                self.path.display()
+            )),
+            other => other,
+        }
+    }
+}
