@@ -5,7 +5,21 @@
 //!
 //! Paths are relative to the RRD base directory: `<hostname>/port-id<N>.rrd`.
 //!
-//! NOTE: the API below is the contract other crates code against; bodies are being built.
+//! Backends (an enum, chosen by `TimeSeriesConfig`): `local` drives long-running `rrdtool -`
+//! processes (rrdtool's pipe mode, as LibreNMS does); `rrdcached` speaks rrdcached's text
+//! protocol (`rrdcached::proto` is sans-IO) with batching, an outage queue and replay of
+//! everything not yet confirmed flushed. Input that rrdtool would refuse is refused here first,
+//! because rrdcached only notices it when it writes the file, silently, and then also drops the
+//! file's later updates of the same flush.
+
+pub mod defs;
+mod format;
+mod local;
+mod rrdcached;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Which backend writes the files.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,70 +110,206 @@ pub enum TimeSeriesError {
 
 pub type Result<T, E = TimeSeriesError> = std::result::Result<T, E>;
 
-/// Standard definitions with LibreNMS's data source names.
-pub mod defs {
-    use super::RrdDef;
+/// Tuning of a handle; `Default` fits a poller.
+#[derive(Clone, Debug)]
+pub struct TimeSeriesOptions {
+    /// Local backend: number of `rrdtool -` processes (files are sharded over them).
+    pub local_processes: usize,
+    /// rrdcached: updates kept in memory while it is unreachable; beyond, they spill to disk.
+    pub queue_memory_limit: usize,
+    /// rrdcached: where the spill journal goes (default: a per-process directory in the
+    /// system temp dir).
+    pub spill_dir: Option<std::path::PathBuf>,
+    /// rrdcached: a file gets a FLUSH once its oldest unconfirmed update is this old; until
+    /// then Lookout keeps the update for replay.
+    pub flush_after: Duration,
+    /// rrdcached: above this many unconfirmed updates, FLUSH at once.
+    pub max_unflushed: usize,
+    /// rrdcached: updates per BATCH round trip.
+    pub max_batch: usize,
+}
 
-    /// `port-id<N>.rrd`: INOCTETS, OUTOCTETS, INERRORS, ... (DERIVE, min 0).
-    #[allow(clippy::todo)]
-    pub fn port(step_secs: u64) -> RrdDef {
-        let _ = step_secs;
-        todo!()
+impl Default for TimeSeriesOptions {
+    fn default() -> Self {
+        TimeSeriesOptions {
+            local_processes: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .clamp(1, 8),
+            queue_memory_limit: 100_000,
+            spill_dir: None,
+            flush_after: Duration::from_secs(60),
+            max_unflushed: 200_000,
+            max_batch: 1_000,
+        }
     }
-    /// `icmp-perf.rrd`: avg, xmt, rcv, min, max (GAUGE).
-    #[allow(clippy::todo)]
-    pub fn icmp_perf(step_secs: u64) -> RrdDef {
-        let _ = step_secs;
-        todo!()
+}
+
+/// Counters for the status page. `dropped` must stay 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimeSeriesStats {
+    /// Updates accepted on their first attempt.
+    pub written: u64,
+    /// Updates that went to the outage queue (rrdcached unreachable or connection lost).
+    pub queued: u64,
+    /// Re-sent updates that rrdcached accepted (they had been lost or never arrived).
+    pub replayed: u64,
+    /// Re-sent updates that rrdcached already had.
+    pub already_written: u64,
+    /// Updates refused (bad input, wrong file definition); each was logged.
+    pub rejected: u64,
+    /// Updates lost by Lookout.
+    pub dropped: u64,
+    /// Now waiting to be sent.
+    pub pending: u64,
+    /// Now sent but not yet confirmed flushed to the file.
+    pub unflushed: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct StatsCounters {
+    written: AtomicU64,
+    queued: AtomicU64,
+    replayed: AtomicU64,
+    already_written: AtomicU64,
+    rejected: AtomicU64,
+    dropped: AtomicU64,
+    pending: AtomicU64,
+    unflushed: AtomicU64,
+}
+
+impl StatsCounters {
+    pub(crate) fn add_written(&self, n: u64) {
+        self.written.fetch_add(n, Ordering::Relaxed);
     }
-    /// `uptime.rrd`: uptime (GAUGE).
-    #[allow(clippy::todo)]
-    pub fn uptime(step_secs: u64) -> RrdDef {
-        let _ = step_secs;
-        todo!()
+    pub(crate) fn add_queued(&self, n: u64) {
+        self.queued.fetch_add(n, Ordering::Relaxed);
     }
-    /// Names of the port DSes in the order `defs::port` defines them.
-    pub const PORT_DS: [&str; 15] = [
-        "INOCTETS",
-        "OUTOCTETS",
-        "INERRORS",
-        "OUTERRORS",
-        "INUCASTPKTS",
-        "OUTUCASTPKTS",
-        "INNUCASTPKTS",
-        "OUTNUCASTPKTS",
-        "INDISCARDS",
-        "OUTDISCARDS",
-        "INUNKNOWNPROTOS",
-        "INBROADCASTPKTS",
-        "OUTBROADCASTPKTS",
-        "INMULTICASTPKTS",
-        "OUTMULTICASTPKTS",
-    ];
+    pub(crate) fn add_replayed(&self, n: u64) {
+        self.replayed.fetch_add(n, Ordering::Relaxed);
+    }
+    pub(crate) fn add_already_written(&self, n: u64) {
+        self.already_written.fetch_add(n, Ordering::Relaxed);
+    }
+    pub(crate) fn add_rejected(&self, n: u64) {
+        self.rejected.fetch_add(n, Ordering::Relaxed);
+    }
+    pub(crate) fn add_dropped(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+    pub(crate) fn set_pending(&self, n: u64) {
+        self.pending.store(n, Ordering::Relaxed);
+    }
+    pub(crate) fn set_unflushed(&self, n: u64) {
+        self.unflushed.store(n, Ordering::Relaxed);
+    }
+    fn snapshot(&self) -> TimeSeriesStats {
+        TimeSeriesStats {
+            written: self.written.load(Ordering::Relaxed),
+            queued: self.queued.load(Ordering::Relaxed),
+            replayed: self.replayed.load(Ordering::Relaxed),
+            already_written: self.already_written.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            pending: self.pending.load(Ordering::Relaxed),
+            unflushed: self.unflushed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+enum Backend {
+    Local(local::LocalBackend),
+    Rrdcached(rrdcached::CachedBackend),
+}
+
+struct Inner {
+    backend: Backend,
+    stats: Arc<StatsCounters>,
 }
 
 /// Handle to the time-series backend; clone it freely.
 #[derive(Clone)]
 pub struct TimeSeries {
-    _private: (),
+    inner: Arc<Inner>,
 }
 
-#[allow(unused_variables, clippy::todo)]
+impl std::fmt::Debug for TimeSeries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.inner.backend {
+            Backend::Local(_) => "local",
+            Backend::Rrdcached(_) => "rrdcached",
+        };
+        f.debug_struct("TimeSeries")
+            .field("backend", &kind)
+            .finish()
+    }
+}
+
+fn rejected(stats: &StatsCounters, path: &str, message: String) -> TimeSeriesError {
+    stats.add_rejected(1);
+    tracing::error!(path, error = %message, "rrd update rejected");
+    TimeSeriesError::Rrd {
+        op: "update",
+        path: path.to_string(),
+        message,
+    }
+}
+
 impl TimeSeries {
     pub async fn open(config: &TimeSeriesConfig) -> Result<TimeSeries> {
-        todo!()
+        Self::open_with(config, TimeSeriesOptions::default()).await
     }
+
+    /// `open` with explicit tuning. Does not fail when rrdcached is down (updates queue);
+    /// `check` tells.
+    pub async fn open_with(
+        config: &TimeSeriesConfig,
+        options: TimeSeriesOptions,
+    ) -> Result<TimeSeries> {
+        let stats = Arc::new(StatsCounters::default());
+        let backend = match config {
+            TimeSeriesConfig::Local { rrd_dir } => {
+                if !rrd_dir.is_absolute() {
+                    tracing::debug!(dir = %rrd_dir.display(), "relative RRD_DIR");
+                }
+                Backend::Local(local::LocalBackend::new(rrd_dir, options.local_processes))
+            }
+            TimeSeriesConfig::Rrdcached { address } => Backend::Rrdcached(
+                rrdcached::CachedBackend::new(address, &options, stats.clone()),
+            ),
+        };
+        Ok(TimeSeries {
+            inner: Arc::new(Inner { backend, stats }),
+        })
+    }
+
     /// Connectivity/permission check for `lookout validate`.
     pub async fn check(&self) -> Result<()> {
-        todo!()
+        match &self.inner.backend {
+            Backend::Local(b) => b.check().await,
+            Backend::Rrdcached(b) => b.check().await,
+        }
     }
+
     /// Creates `path` with `def` unless it exists, then writes one update at `at` (unix
     /// seconds) with one value per data source, in `def` order.
+    ///
+    /// Through rrdcached this returns once rrdcached accepted (or refused) the update, or at
+    /// once when rrdcached is unreachable and the update was queued for replay.
     pub async fn update(&self, path: &str, def: &RrdDef, at: i64, values: &[Value]) -> Result<()> {
-        todo!()
+        let stats = &self.inner.stats;
+        format::validate_path(path)?;
+        format::validate_def(def).map_err(|m| rejected(stats, path, m))?;
+        let line = format::update_line(def, at, values).map_err(|m| rejected(stats, path, m))?;
+        match &self.inner.backend {
+            Backend::Local(b) => b.update(path, def, at, &line, stats).await,
+            Backend::Rrdcached(b) => b.update(path, def, at, line).await,
+        }
     }
+
     /// Reads `cf` rows covering `start..=end` (unix seconds) at the finest resolution at or
-    /// above `resolution_secs`.
+    /// above `resolution_secs`. `Series::start` is the time of the first row; a row at `t`
+    /// covers `(t - step, t]` as in `rrdtool fetch`.
     pub async fn fetch(
         &self,
         path: &str,
@@ -168,10 +318,34 @@ impl TimeSeries {
         end: i64,
         resolution_secs: u64,
     ) -> Result<Series> {
-        todo!()
+        format::validate_path(path)?;
+        let series = match &self.inner.backend {
+            Backend::Local(b) => b.fetch(path, cf, start, end, resolution_secs).await?,
+            Backend::Rrdcached(b) => b.fetch(path, cf, start, end).await?,
+        };
+        Ok(format::consolidate(series, cf, resolution_secs))
     }
+
     /// True when the file exists.
     pub async fn exists(&self, path: &str) -> Result<bool> {
-        todo!()
+        format::validate_path(path)?;
+        match &self.inner.backend {
+            Backend::Local(b) => b.exists(path).await,
+            Backend::Rrdcached(b) => b.exists(path).await,
+        }
+    }
+
+    /// Waits (up to `timeout`) until every update accepted so far is in its file: through
+    /// rrdcached, sent and FLUSHed. Local updates are written synchronously: no-op.
+    pub async fn flush(&self, timeout: Duration) -> Result<()> {
+        match &self.inner.backend {
+            Backend::Local(_) => Ok(()),
+            Backend::Rrdcached(b) => b.flush(timeout).await,
+        }
+    }
+
+    /// Counters for the status page.
+    pub fn stats(&self) -> TimeSeriesStats {
+        self.inner.stats.snapshot()
     }
 }

@@ -1,0 +1,614 @@
+//! rrdcached backend: files live under rrdcached's `-b` base directory and no Lookout node
+//! needs them on its disk. Updates go through one writer task per handle that owns a
+//! connection, sends them in BATCHes and keeps every update until a FLUSH of its file
+//! succeeded, because rrdcached's own journal is buffered and a `kill -9` loses its tail.
+//! When rrdcached is unreachable, updates wait in a bounded queue (spilling to disk, see
+//! `queue`) and are replayed in order after reconnecting, together with every update not yet
+//! confirmed flushed; rrdcached's "illegal attempt to update using time X when last update
+//! time is X" on such a replay means "already written". Reads (FETCH, INFO, PING) use a
+//! separate connection so that graphs do not wait behind write batches.
+
+pub(crate) mod client;
+pub(crate) mod proto;
+mod queue;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::time::Instant;
+
+use crate::format::{self, FileInfo};
+use crate::{Cf, RrdDef, Series, StatsCounters, TimeSeriesError, TimeSeriesOptions};
+use client::Conn;
+
+type Reply = oneshot::Sender<Result<(), TimeSeriesError>>;
+
+/// One update on its way to rrdcached.
+pub(crate) struct Item {
+    pub(crate) path: Arc<str>,
+    pub(crate) def: Arc<RrdDef>,
+    pub(crate) at: i64,
+    /// `at:v1:v2...`
+    pub(crate) line: String,
+    /// Sent before, so rrdcached may already have it.
+    pub(crate) sent: bool,
+    /// The caller waiting for the outcome, if it still waits.
+    pub(crate) reply: Option<Reply>,
+}
+
+enum Msg {
+    Update(Item),
+    Flush { deadline: Instant, reply: Reply },
+}
+
+pub(crate) struct CachedBackend {
+    address: String,
+    tx: mpsc::UnboundedSender<Msg>,
+    query: Mutex<Option<Conn>>,
+}
+
+fn rrd_err(op: &'static str, path: &str, message: impl Into<String>) -> TimeSeriesError {
+    TimeSeriesError::Rrd {
+        op,
+        path: path.to_string(),
+        message: message.into(),
+    }
+}
+
+impl CachedBackend {
+    pub(crate) fn new(
+        address: &str,
+        opts: &TimeSeriesOptions,
+        stats: Arc<StatsCounters>,
+    ) -> CachedBackend {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let spill_dir = opts.spill_dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("lookout-rrd-spill-{}", std::process::id()))
+        });
+        let writer = Writer {
+            address: address.to_string(),
+            opts: opts.clone(),
+            stats,
+            conn: None,
+            down: false,
+            backoff: MIN_BACKOFF,
+            next_connect: Instant::now(),
+            queue: queue::Queue::new(opts.queue_memory_limit, spill_dir),
+            retained: HashMap::new(),
+            retained_count: 0,
+            verified: HashMap::new(),
+            flush_waiters: Vec::new(),
+        };
+        tokio::spawn(writer.run(rx));
+        CachedBackend {
+            address: address.to_string(),
+            tx,
+            query: Mutex::new(None),
+        }
+    }
+
+    fn unreachable(&self, message: impl Into<String>) -> TimeSeriesError {
+        TimeSeriesError::Unreachable {
+            address: self.address.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// Queues an update; resolves when rrdcached accepted or refused it, or at once when it
+    /// went to the outage queue.
+    pub(crate) async fn update(
+        &self,
+        path: &str,
+        def: &RrdDef,
+        at: i64,
+        line: String,
+    ) -> Result<(), TimeSeriesError> {
+        let (reply, rx) = oneshot::channel();
+        let item = Item {
+            path: Arc::from(path),
+            def: Arc::new(def.clone()),
+            at,
+            line,
+            sent: false,
+            reply: Some(reply),
+        };
+        self.tx
+            .send(Msg::Update(item))
+            .map_err(|_| self.unreachable("writer task stopped"))?;
+        rx.await
+            .map_err(|_| self.unreachable("writer task stopped"))?
+    }
+
+    /// Waits until every update accepted so far is written and FLUSHed to its file.
+    pub(crate) async fn flush(&self, timeout: Duration) -> Result<(), TimeSeriesError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Flush {
+                deadline: Instant::now() + timeout,
+                reply,
+            })
+            .map_err(|_| self.unreachable("writer task stopped"))?;
+        rx.await
+            .map_err(|_| self.unreachable("writer task stopped"))?
+    }
+
+    /// One command on the read connection (reconnecting once if it went stale).
+    async fn query(&self, command: &str) -> Result<proto::Reply, TimeSeriesError> {
+        let mut guard = self.query.lock().await;
+        let mut last_err = String::new();
+        for _ in 0..2 {
+            if guard.is_none() {
+                match Conn::connect(&self.address).await {
+                    Ok(c) => *guard = Some(c),
+                    Err(e) => return Err(self.unreachable(e.to_string())),
+                }
+            }
+            if let Some(conn) = guard.as_mut() {
+                match conn.command(command).await {
+                    Ok(r) => return Ok(r),
+                    Err(e) => {
+                        last_err = e.to_string();
+                        *guard = None;
+                    }
+                }
+            }
+        }
+        Err(self.unreachable(last_err))
+    }
+
+    pub(crate) async fn check(&self) -> Result<(), TimeSeriesError> {
+        let r = self.query(&proto::ping()).await?;
+        if r.is_err() || r.message != "PONG" {
+            return Err(self.unreachable(format!("unexpected PING reply: {}", r.message)));
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn fetch(
+        &self,
+        path: &str,
+        cf: Cf,
+        start: i64,
+        end: i64,
+    ) -> Result<Series, TimeSeriesError> {
+        let r = self.query(&proto::fetch(path, cf, start, end)).await?;
+        proto::parse_fetch(&r).map_err(|m| rrd_err("fetch", path, m))
+    }
+
+    pub(crate) async fn exists(&self, path: &str) -> Result<bool, TimeSeriesError> {
+        let r = self.query(&proto::info(path)).await?;
+        if !r.is_err() {
+            return Ok(true);
+        }
+        if format::is_no_such_file(&r.message) {
+            return Ok(false);
+        }
+        Err(rrd_err("exists", path, r.message))
+    }
+}
+
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Updates sent to rrdcached but not yet confirmed flushed to one file.
+struct Retained {
+    since: Instant,
+    items: Vec<Item>,
+}
+
+struct Writer {
+    address: String,
+    opts: TimeSeriesOptions,
+    stats: Arc<StatsCounters>,
+    conn: Option<Conn>,
+    /// Last connection attempt failed or the connection broke: updates are answered at once.
+    down: bool,
+    backoff: Duration,
+    next_connect: Instant,
+    queue: queue::Queue,
+    retained: HashMap<Arc<str>, Retained>,
+    retained_count: usize,
+    /// Files known to exist with a definition compatible with this one.
+    verified: HashMap<Arc<str>, Arc<RrdDef>>,
+    flush_waiters: Vec<(Instant, Reply)>,
+}
+
+/// A definition to check for a file: (definition, first update time, refusal).
+type DefCheck = (Arc<RrdDef>, i64, Option<String>);
+
+/// A lost connection, with the items that were in flight.
+struct Lost(Vec<Item>, std::io::Error);
+
+impl Writer {
+    fn has_work(&self) -> bool {
+        !self.queue.is_empty() || !self.retained.is_empty() || !self.flush_waiters.is_empty()
+    }
+
+    fn publish_gauges(&self) {
+        self.stats.set_pending(self.queue.len() as u64);
+        self.stats.set_unflushed(self.retained_count as u64);
+    }
+
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        loop {
+            let wake = if self.conn.is_none() && self.has_work() {
+                self.next_connect
+            } else {
+                Instant::now() + Duration::from_millis(500)
+            };
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some(m) => self.accept(m).await,
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+            // Take what else is waiting so that it shares one BATCH round trip.
+            for _ in 0..self.opts.max_batch.max(1) * 4 {
+                match rx.try_recv() {
+                    Ok(m) => self.accept(m).await,
+                    Err(_) => break,
+                }
+            }
+            self.pump().await;
+            self.publish_gauges();
+        }
+        self.shutdown().await;
+    }
+
+    /// All handles are gone: deliver and flush what is left, for a bounded time.
+    async fn shutdown(mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while (!self.queue.is_empty() || !self.retained.is_empty()) && Instant::now() < deadline {
+            self.pump().await;
+            if self.conn.is_none() {
+                tokio::time::sleep_until(self.next_connect.min(deadline)).await;
+            }
+            let force_flush = self.queue.is_empty();
+            if force_flush && self.conn.is_some() {
+                if let Err(lost) = self.flush_due(true).await {
+                    self.on_lost(lost);
+                }
+            }
+        }
+        let left = self.queue.abandon();
+        if left > 0 {
+            self.stats.add_dropped(left as u64);
+            tracing::error!(left, address = %self.address, "rrd updates never reached rrdcached before shutdown");
+        }
+        if self.retained_count > 0 {
+            tracing::warn!(
+                unflushed = self.retained_count,
+                "rrd updates not confirmed flushed at shutdown"
+            );
+        }
+    }
+
+    async fn accept(&mut self, msg: Msg) {
+        match msg {
+            Msg::Update(mut item) => {
+                if self.down {
+                    if let Some(r) = item.reply.take() {
+                        let _ = r.send(Ok(()));
+                    }
+                    self.stats.add_queued(1);
+                }
+                self.queue.push_back(item).await;
+            }
+            Msg::Flush { deadline, reply } => self.flush_waiters.push((deadline, reply)),
+        }
+    }
+
+    async fn pump(&mut self) {
+        if self.conn.is_none() {
+            if !self.has_work() {
+                return;
+            }
+            if Instant::now() < self.next_connect {
+                self.expire_flush_waiters();
+                return;
+            }
+            match Conn::connect(&self.address).await {
+                Ok(c) => self.on_connected(c),
+                Err(e) => {
+                    self.on_lost(Lost(Vec::new(), e));
+                    return;
+                }
+            }
+        }
+        loop {
+            let batch = self.queue.pop_batch(self.opts.max_batch.max(1)).await;
+            if batch.is_empty() {
+                break;
+            }
+            if let Err(lost) = self.send_batch(batch).await {
+                self.on_lost(lost);
+                return;
+            }
+        }
+        let force = !self.flush_waiters.is_empty() || self.retained_count > self.opts.max_unflushed;
+        if let Err(lost) = self.flush_due(force).await {
+            self.on_lost(lost);
+            return;
+        }
+        if self.queue.is_empty() && self.retained.is_empty() {
+            for (_, r) in self.flush_waiters.drain(..) {
+                let _ = r.send(Ok(()));
+            }
+        }
+        self.expire_flush_waiters();
+    }
+
+    fn expire_flush_waiters(&mut self) {
+        let now = Instant::now();
+        let (expired, keep): (Vec<_>, Vec<_>) =
+            self.flush_waiters.drain(..).partition(|(d, _)| *d <= now);
+        self.flush_waiters = keep;
+        for (_, r) in expired {
+            let _ = r.send(Err(TimeSeriesError::Unreachable {
+                address: self.address.clone(),
+                message: format!(
+                    "flush timed out with {} updates queued and {} not confirmed flushed",
+                    self.queue.len(),
+                    self.retained_count
+                ),
+            }));
+        }
+    }
+
+    fn on_connected(&mut self, conn: Conn) {
+        if self.down {
+            tracing::info!(address = %self.address, "rrdcached reachable again");
+        }
+        self.conn = Some(conn);
+        self.down = false;
+        self.backoff = MIN_BACKOFF;
+        // rrdcached may have restarted and lost its journal's tail: replay everything not
+        // confirmed flushed, before the queue (per file, those are the older updates).
+        let mut replay: Vec<Item> = Vec::with_capacity(self.retained_count);
+        for (_, r) in self.retained.drain() {
+            replay.extend(r.items);
+        }
+        self.retained_count = 0;
+        if !replay.is_empty() {
+            tracing::info!(
+                updates = replay.len(),
+                "replaying rrd updates not confirmed flushed"
+            );
+        }
+        self.queue.push_front(replay);
+    }
+
+    fn on_lost(&mut self, Lost(in_flight, err): Lost) {
+        if !self.down {
+            tracing::warn!(address = %self.address, error = %err, "rrdcached unreachable; queueing rrd updates");
+        }
+        self.conn = None;
+        self.down = true;
+        self.next_connect = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        // In-flight updates may or may not have landed: keep them for replay.
+        let n = in_flight.len();
+        for mut item in in_flight {
+            if let Some(r) = item.reply.take() {
+                let _ = r.send(Ok(()));
+            }
+            item.sent = true;
+            self.retain(item);
+        }
+        let mut waiting = 0u64;
+        for item in self.queue.waiting_replies() {
+            if let Some(r) = item.reply.take() {
+                let _ = r.send(Ok(()));
+                waiting += 1;
+            }
+        }
+        self.stats.add_queued(n as u64 + waiting);
+        self.expire_flush_waiters();
+    }
+
+    fn retain(&mut self, item: Item) {
+        self.retained_count += 1;
+        self.retained
+            .entry(item.path.clone())
+            .or_insert_with(|| Retained {
+                since: Instant::now(),
+                items: Vec::new(),
+            })
+            .items
+            .push(item);
+    }
+
+    fn reject(&self, mut item: Item, message: String) {
+        self.stats.add_rejected(1);
+        tracing::error!(path = %item.path, at = item.at, error = %message, "rrd update rejected");
+        if let Some(r) = item.reply.take() {
+            let _ = r.send(Err(rrd_err("update", &item.path, message)));
+        }
+    }
+
+    fn conn(&mut self) -> Result<&mut Conn, std::io::Error> {
+        self.conn
+            .as_mut()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotConnected, "not connected"))
+    }
+
+    /// Makes sure `path` exists with `def`'s data sources: INFO, else CREATE -O, then INFO.
+    /// Ok(Err(msg)): the file cannot take these updates.
+    async fn ensure(
+        &mut self,
+        path: &str,
+        def: &RrdDef,
+        at: i64,
+    ) -> Result<Result<(), String>, std::io::Error> {
+        let conn = self.conn()?;
+        let r = conn.command(&proto::info(path)).await?;
+        let info: FileInfo = if !r.is_err() {
+            match proto::parse_info(&r) {
+                Ok(i) => i,
+                Err(m) => return Ok(Err(m)),
+            }
+        } else if format::is_no_such_file(&r.message) {
+            let c = conn.command(&proto::create(path, def, at - 10)).await?;
+            if c.is_err() && !c.message.contains("File exists") {
+                return Ok(Err(format!("create failed: {}", c.message)));
+            }
+            if !c.is_err() {
+                tracing::debug!(path, "created rrd file through rrdcached");
+            }
+            let r = conn.command(&proto::info(path)).await?;
+            match proto::parse_info(&r) {
+                Ok(i) => i,
+                Err(m) => return Ok(Err(m)),
+            }
+        } else {
+            return Ok(Err(r.message));
+        };
+        Ok(match info.mismatch(def) {
+            Some(m) => Err(m),
+            None => Ok(()),
+        })
+    }
+
+    async fn send_batch(&mut self, batch: Vec<Item>) -> Result<(), Lost> {
+        // First touch of a file (or of a file with another definition) in this handle:
+        // create or check it. rrdcached itself would take any update into its cache and fail
+        // only when writing the file, silently, losing the file's later updates with it.
+        let mut checks: HashMap<Arc<str>, Vec<DefCheck>> = HashMap::new();
+        for item in &batch {
+            if self
+                .verified
+                .get(&item.path)
+                .is_some_and(|d| **d == *item.def)
+            {
+                continue;
+            }
+            let entry = checks.entry(item.path.clone()).or_default();
+            if !entry.iter().any(|(d, _, _)| **d == *item.def) {
+                entry.push((item.def.clone(), item.at, None));
+            }
+        }
+        for (path, pairs) in checks.iter_mut() {
+            for (def, at, outcome) in pairs.iter_mut() {
+                match self.ensure(path, def, *at).await {
+                    Ok(Ok(())) => {
+                        self.verified.insert(path.clone(), def.clone());
+                    }
+                    Ok(Err(m)) => *outcome = Some(m),
+                    Err(e) => return Err(Lost(batch, e)),
+                }
+            }
+        }
+        let mut items = Vec::with_capacity(batch.len());
+        for item in batch {
+            let bad = checks
+                .get(&item.path)
+                .and_then(|pairs| pairs.iter().find(|(d, _, _)| **d == *item.def))
+                .and_then(|(_, _, m)| m.clone());
+            match bad {
+                Some(m) => self.reject(item, m),
+                None => items.push(item),
+            }
+        }
+        if items.is_empty() {
+            return Ok(());
+        }
+        let commands: Vec<String> = items
+            .iter()
+            .map(|i| proto::update(&i.path, &i.line))
+            .collect();
+        let text = proto::batch(commands.iter().map(String::as_str));
+        let reply = match self.conn() {
+            Ok(c) => c.batch(&text).await,
+            Err(e) => Err(e),
+        };
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => return Err(Lost(items, e)),
+        };
+        let errors: HashMap<usize, String> = match proto::batch_errors(&reply) {
+            Ok(e) => e.into_iter().collect(),
+            Err(m) => return Err(Lost(items, std::io::Error::other(m))),
+        };
+        for (i, mut item) in items.into_iter().enumerate() {
+            match errors.get(&i) {
+                None => {
+                    if item.sent {
+                        self.stats.add_replayed(1);
+                    } else {
+                        self.stats.add_written(1);
+                    }
+                    item.sent = true;
+                    if let Some(r) = item.reply.take() {
+                        let _ = r.send(Ok(()));
+                    }
+                    self.retain(item);
+                }
+                Some(m) if item.sent && format::is_already_written(m) => {
+                    // Already in rrdcached; keep it until a FLUSH proves it is on disk.
+                    self.stats.add_already_written(1);
+                    self.retain(item);
+                }
+                Some(m) => {
+                    if format::is_no_such_file(m) {
+                        self.verified.remove(&item.path);
+                    }
+                    let m = m.clone();
+                    self.reject(item, m);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// FLUSHes files whose oldest unconfirmed update is older than `flush_after` (all when
+    /// `force`), in BATCHes; a successful FLUSH releases that file's retained updates.
+    async fn flush_due(&mut self, force: bool) -> Result<(), Lost> {
+        if self.retained.is_empty() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let due: Vec<Arc<str>> = self
+            .retained
+            .iter()
+            .filter(|(_, r)| force || now.duration_since(r.since) >= self.opts.flush_after)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for chunk in due.chunks(self.opts.max_batch.max(1)) {
+            let commands: Vec<String> = chunk.iter().map(|p| proto::flush(p)).collect();
+            let text = proto::batch(commands.iter().map(String::as_str));
+            let reply = match self.conn() {
+                Ok(c) => c.batch(&text).await,
+                Err(e) => Err(e),
+            };
+            let reply = reply.map_err(|e| Lost(Vec::new(), e))?;
+            let errors: HashMap<usize, String> = proto::batch_errors(&reply)
+                .map_err(|m| Lost(Vec::new(), std::io::Error::other(m)))?
+                .into_iter()
+                .collect();
+            for (i, path) in chunk.iter().enumerate() {
+                match errors.get(&i) {
+                    None => {
+                        if let Some(r) = self.retained.remove(path) {
+                            self.retained_count -= r.items.len();
+                        }
+                    }
+                    Some(m) if format::is_no_such_file(m) => {
+                        if let Some(r) = self.retained.remove(path) {
+                            self.retained_count -= r.items.len();
+                            self.stats.add_dropped(r.items.len() as u64);
+                            tracing::error!(path = %path, updates = r.items.len(), "rrd file vanished before its updates were flushed");
+                        }
+                        self.verified.remove(path);
+                    }
+                    Some(m) => {
+                        tracing::warn!(path = %path, error = %m, "rrdcached FLUSH failed; retrying later")
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,366 @@
+//! The same scenarios against both backends (local `rrdtool -` files, and a real rrdcached
+//! over TCP and over a unix socket); every file is read back with `/usr/bin/rrdtool`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{aligned_past, rrdtool_fetch, rrdtool_info, value_at, Rrdcached};
+use lookout_timeseries::{defs, Cf, TimeSeries, TimeSeriesConfig, TimeSeriesError, Value};
+
+const STEP: u64 = 60;
+
+fn port_values(in_octets: u64, out_octets: u64) -> Vec<Value> {
+    let mut v = vec![Value::Unknown; 15];
+    v[0] = Value::Counter(in_octets);
+    v[1] = Value::Counter(out_octets);
+    v
+}
+
+/// DERIVE rates from known counter steps, with counters above 2^53 (exact integers or bust).
+async fn derive_rates(ts: &TimeSeries, base: &Path) {
+    let def = defs::port(STEP);
+    let t0 = aligned_past(STEP as i64, 7200);
+    let big = 1u64 << 60;
+    let steps = [(0u64, 0u64), (6_000, 60), (18_000, 120), (18_000, 180)];
+    for (k, (inc, out)) in steps.iter().enumerate() {
+        ts.update(
+            "h1/port-id1.rrd",
+            &def,
+            t0 + 60 * k as i64,
+            &port_values(big + inc, *out),
+        )
+        .await
+        .unwrap();
+    }
+    ts.flush(Duration::from_secs(20)).await.unwrap();
+    assert!(ts.exists("h1/port-id1.rrd").await.unwrap());
+    assert!(!ts.exists("h1/port-id999.rrd").await.unwrap());
+
+    let file = base.join("h1/port-id1.rrd");
+    let info = rrdtool_info(&file);
+    for name in defs::PORT_DS {
+        assert!(
+            info.contains(&format!("ds[{name}].type = \"DERIVE\"")),
+            "{name} missing in {info}"
+        );
+    }
+    assert!(info.contains("step = 60"));
+    let rows = rrdtool_fetch(&file, "AVERAGE", t0, t0 + 180);
+    // 2^60 + 6000 through f64 would be off by up to 128: the rate would not be 100.
+    assert_eq!(value_at(&rows, t0 + 60, 0), Some(100.0), "{rows:?}");
+    assert_eq!(value_at(&rows, t0 + 120, 0), Some(200.0));
+    assert_eq!(value_at(&rows, t0 + 180, 0), Some(0.0));
+    assert_eq!(value_at(&rows, t0 + 120, 1), Some(1.0));
+    assert_eq!(value_at(&rows, t0 + 120, 2), None, "unknown stays unknown");
+
+    // The crate's own fetch agrees with rrdtool.
+    let s = ts
+        .fetch("h1/port-id1.rrd", Cf::Average, t0, t0 + 180, 60)
+        .await
+        .unwrap();
+    assert_eq!(s.step, 60);
+    assert_eq!(s.ds_names[0], "INOCTETS");
+    let at = |t: i64| s.rows[((t - s.start) / 60) as usize][0];
+    assert_eq!(at(t0 + 60), Some(100.0));
+    assert_eq!(at(t0 + 120), Some(200.0));
+    // Coarser resolution: 2 rows of 60 s consolidated into one of 120 s.
+    let c = ts
+        .fetch("h1/port-id1.rrd", Cf::Average, t0, t0 + 240, 120)
+        .await
+        .unwrap();
+    assert_eq!(c.step, 120);
+    let row = ((t0 + 120 - c.start) / 120) as usize;
+    assert_eq!(c.rows[row][0], Some(150.0), "{c:?}");
+}
+
+fn is_rrd_err(r: &Result<(), TimeSeriesError>, needle: &str) -> bool {
+    matches!(r, Err(TimeSeriesError::Rrd { message, .. }) if message.contains(needle))
+}
+
+/// Bad input: each a clear error; a good update sent at the same time still lands.
+async fn bad_input(ts: &TimeSeries, base: &Path) {
+    let def = defs::icmp_perf(STEP);
+    let t0 = aligned_past(STEP as i64, 3600);
+    let good = |v: f64| {
+        vec![
+            Value::Gauge(v),
+            Value::Gauge(3.0),
+            Value::Gauge(3.0),
+            Value::Gauge(v),
+            Value::Gauge(v),
+        ]
+    };
+    ts.update("h2/icmp-perf.rrd", &def, t0, &good(1.0))
+        .await
+        .unwrap();
+    ts.update("h2/icmp-perf.rrd", &def, t0 + 60, &good(2.0))
+        .await
+        .unwrap();
+
+    for bad in ["/etc/x.rrd", "../x.rrd", "h2/../../x.rrd", "h 2/x.rrd"] {
+        let r = ts.update(bad, &def, t0 + 120, &good(1.0)).await;
+        assert!(
+            matches!(r, Err(TimeSeriesError::BadPath(_))),
+            "{bad}: {r:?}"
+        );
+    }
+    let uptime = defs::uptime(STEP);
+    let (v9, v4) = (good(9.0), good(4.0));
+    let (past, count, nan, other_def, ok_other, ok_same) = tokio::join!(
+        // At or before the last update.
+        ts.update("h2/icmp-perf.rrd", &def, t0 + 60, &v9),
+        ts.update("h2/icmp-perf.rrd", &def, t0 + 180, &v9[..3]),
+        ts.update(
+            "h2/icmp-perf.rrd",
+            &def,
+            t0 + 180,
+            &[Value::Gauge(f64::NAN); 5]
+        ),
+        // icmp-perf.rrd is not an uptime file.
+        ts.update("h2/icmp-perf.rrd", &uptime, t0 + 180, &[Value::Gauge(5.0)]),
+        ts.update("h2/uptime.rrd", &uptime, t0 + 120, &[Value::Gauge(77.0)]),
+        ts.update("h2/icmp-perf.rrd", &def, t0 + 120, &v4),
+    );
+    assert!(is_rrd_err(&past, "illegal attempt to update"), "{past:?}");
+    assert!(
+        is_rrd_err(&count, "3 values for 5 data sources"),
+        "{count:?}"
+    );
+    assert!(is_rrd_err(&nan, "not a finite number"), "{nan:?}");
+    assert!(
+        is_rrd_err(&other_def, "another definition"),
+        "{other_def:?}"
+    );
+    ok_other.unwrap();
+    ok_same.unwrap();
+    // Integer DS, fractional value.
+    let r = ts
+        .update("h1/port-id7.rrd", &defs::port(STEP), t0, &{
+            let mut v = vec![Value::Unknown; 15];
+            v[0] = Value::Gauge(1.5);
+            v
+        })
+        .await;
+    assert!(is_rrd_err(&r, "not an integer"), "{r:?}");
+    // The files keep taking good updates.
+    ts.update("h2/icmp-perf.rrd", &def, t0 + 180, &good(6.0))
+        .await
+        .unwrap();
+    ts.update("h2/uptime.rrd", &uptime, t0 + 180, &[Value::Gauge(78.0)])
+        .await
+        .unwrap();
+    ts.flush(Duration::from_secs(20)).await.unwrap();
+
+    let rows = rrdtool_fetch(&base.join("h2/icmp-perf.rrd"), "AVERAGE", t0, t0 + 180);
+    assert_eq!(value_at(&rows, t0 + 60, 0), Some(2.0), "{rows:?}");
+    assert_eq!(value_at(&rows, t0 + 120, 0), Some(4.0));
+    assert_eq!(value_at(&rows, t0 + 180, 0), Some(6.0));
+    assert_eq!(value_at(&rows, t0 + 180, 1), Some(3.0));
+    // A new file's first row stays unknown (created 10 s before its first update, as
+    // rrdtool's default start); the next one holds the value.
+    let up = rrdtool_fetch(&base.join("h2/uptime.rrd"), "AVERAGE", t0, t0 + 180);
+    assert_eq!(value_at(&up, t0 + 180, 0), Some(78.0), "{up:?}");
+    assert!(ts.stats().rejected >= 5, "{:?}", ts.stats());
+    assert_eq!(ts.stats().dropped, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_derive_rates_read_back_by_rrdtool() {
+    let dir = tempfile::tempdir().unwrap();
+    let ts = TimeSeries::open(&TimeSeriesConfig::Local {
+        rrd_dir: dir.path().to_path_buf(),
+    })
+    .await
+    .unwrap();
+    ts.check().await.unwrap();
+    derive_rates(&ts, dir.path()).await;
+    assert_eq!(ts.stats().written, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_bad_input_is_refused_and_isolated() {
+    let dir = tempfile::tempdir().unwrap();
+    let ts = TimeSeries::open(&TimeSeriesConfig::Local {
+        rrd_dir: dir.path().to_path_buf(),
+    })
+    .await
+    .unwrap();
+    bad_input(&ts, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_check_fails_for_unwritable_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let ts = TimeSeries::open(&TimeSeriesConfig::Local {
+        rrd_dir: file.join("rrd"),
+    })
+    .await
+    .unwrap();
+    let e = ts.check().await.unwrap_err();
+    assert!(e.to_string().contains("RRD_DIR"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rrdcached_tcp_derive_rates_read_back_by_rrdtool() {
+    let d = Rrdcached::start_tcp();
+    let ts = TimeSeries::open(&TimeSeriesConfig::Rrdcached {
+        address: d.address(),
+    })
+    .await
+    .unwrap();
+    ts.check().await.unwrap();
+    derive_rates(&ts, &d.base()).await;
+    let st = ts.stats();
+    assert_eq!(
+        (st.written, st.dropped, st.pending, st.unflushed),
+        (4, 0, 0, 0),
+        "{st:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rrdcached_unix_socket_derive_rates() {
+    let d = Rrdcached::start_unix();
+    let ts = TimeSeries::open(&TimeSeriesConfig::Rrdcached {
+        address: d.address(),
+    })
+    .await
+    .unwrap();
+    ts.check().await.unwrap();
+    derive_rates(&ts, &d.base()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rrdcached_bad_input_is_refused_and_isolated() {
+    let d = Rrdcached::start_tcp();
+    let ts = TimeSeries::open(&TimeSeriesConfig::Rrdcached {
+        address: d.address(),
+    })
+    .await
+    .unwrap();
+    bad_input(&ts, &d.base()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rrdcached_check_fails_when_nothing_listens() {
+    let d = Rrdcached::not_started();
+    let ts = TimeSeries::open(&TimeSeriesConfig::Rrdcached {
+        address: d.address(),
+    })
+    .await
+    .unwrap();
+    let e = ts.check().await.unwrap_err();
+    assert!(matches!(e, TimeSeriesError::Unreachable { .. }), "{e}");
+}
+
+/// Many files updated concurrently share BATCH round trips; all land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rrdcached_batch_of_many_files() {
+    let d = Rrdcached::start_tcp();
+    let ts = TimeSeries::open(&TimeSeriesConfig::Rrdcached {
+        address: d.address(),
+    })
+    .await
+    .unwrap();
+    let def = defs::uptime(STEP);
+    let t0 = aligned_past(STEP as i64, 3600);
+    for k in 0..3i64 {
+        let mut set = tokio::task::JoinSet::new();
+        for f in 0..200 {
+            let ts = ts.clone();
+            let def = def.clone();
+            set.spawn(async move {
+                ts.update(
+                    &format!("b{f}/uptime.rrd"),
+                    &def,
+                    t0 + 60 * k,
+                    &[Value::Gauge((f * 10 + k) as f64)],
+                )
+                .await
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            r.unwrap().unwrap();
+        }
+    }
+    ts.flush(Duration::from_secs(30)).await.unwrap();
+    for f in [0, 77, 199] {
+        let rows = rrdtool_fetch(
+            &d.base().join(format!("b{f}/uptime.rrd")),
+            "AVERAGE",
+            t0,
+            t0 + 120,
+        );
+        assert_eq!(
+            value_at(&rows, t0, 0),
+            None,
+            "first row of a new file is unknown"
+        );
+        for k in 1..3 {
+            assert_eq!(
+                value_at(&rows, t0 + 60 * k, 0),
+                Some((f * 10 + k) as f64),
+                "b{f} {rows:?}"
+            );
+        }
+    }
+    assert_eq!(ts.stats().written, 600);
+}
+
+/// Two independent writer handles (two connections, as two pollers) update the same file,
+/// racing on its creation; both writers' updates land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rrdcached_two_writers_same_file() {
+    let d = Rrdcached::start_tcp();
+    let cfg = TimeSeriesConfig::Rrdcached {
+        address: d.address(),
+    };
+    let a = TimeSeries::open(&cfg).await.unwrap();
+    let b = TimeSeries::open(&cfg).await.unwrap();
+    let def = defs::uptime(STEP);
+    let t0 = aligned_past(STEP as i64, 3600);
+    // Both create at once (CREATE -O: neither clobbers the other).
+    let (ra, rb) = tokio::join!(
+        a.update("shared/uptime.rrd", &def, t0, &[Value::Gauge(1.0)]),
+        b.update("shared2/uptime.rrd", &def, t0, &[Value::Gauge(1.0)]),
+    );
+    ra.unwrap();
+    rb.unwrap();
+    let (ra, rb) = tokio::join!(
+        a.update("race/uptime.rrd", &def, t0, &[Value::Gauge(1.0)]),
+        b.update("race/uptime.rrd", &def, t0 + 60, &[Value::Gauge(2.0)]),
+    );
+    // Whoever came second in time order may be refused, never both, and nothing clobbered.
+    assert!(ra.is_ok() || rb.is_ok(), "{ra:?} {rb:?}");
+    for k in 1..=6i64 {
+        let w = if k % 2 == 0 { &a } else { &b };
+        w.update(
+            "shared/uptime.rrd",
+            &def,
+            t0 + 60 * k,
+            &[Value::Gauge(100.0 + k as f64)],
+        )
+        .await
+        .unwrap();
+    }
+    a.flush(Duration::from_secs(20)).await.unwrap();
+    b.flush(Duration::from_secs(20)).await.unwrap();
+    let rows = rrdtool_fetch(&d.base().join("shared/uptime.rrd"), "AVERAGE", t0, t0 + 360);
+    for k in 1..=6i64 {
+        assert_eq!(
+            value_at(&rows, t0 + 60 * k, 0),
+            Some(100.0 + k as f64),
+            "k={k} {rows:?}"
+        );
+    }
+    let race = rrdtool_fetch(&d.base().join("race/uptime.rrd"), "AVERAGE", t0, t0 + 60);
+    if rb.is_ok() {
+        assert_eq!(value_at(&race, t0 + 60, 0), Some(2.0), "{race:?}");
+    }
+}
