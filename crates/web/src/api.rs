@@ -19,6 +19,24 @@ use crate::Shared;
 /// Header carrying the API token (as in LibreNMS).
 pub(crate) const TOKEN_HEADER: &str = "x-auth-token";
 
+/// `Path` whose rejection (e.g. invalid UTF-8 in a segment) is a JSON error, not plain text.
+pub(crate) struct ApiPath<T>(pub(crate) T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(t)) => Ok(ApiPath(t)),
+            Err(e) => Err(ApiError::new(e.status(), e.body_text())),
+        }
+    }
+}
+
 /// The user an API request authenticated as.
 pub(crate) struct ApiUser(#[allow(dead_code)] pub(crate) User);
 
@@ -73,7 +91,7 @@ pub(crate) async fn devices(
 pub(crate) async fn device(
     _user: ApiUser,
     State(ctx): State<Shared>,
-    Path(hostname): Path<String>,
+    ApiPath(hostname): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let d = find_device(&ctx, &hostname).await?;
     Ok(Json(
@@ -85,7 +103,7 @@ pub(crate) async fn device(
 pub(crate) async fn ports(
     _user: ApiUser,
     State(ctx): State<Shared>,
-    Path(hostname): Path<String>,
+    ApiPath(hostname): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let d = find_device(&ctx, &hostname).await?;
     let ports = ctx.state.store.ports(d.device_id).await?;

@@ -6,14 +6,15 @@
 //!
 //! Authenticated by the session cookie (the page's script) or an API token (scripts).
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
-use lookout_timeseries::{Cf, Series};
+use lookout_timeseries::{Cf, Series, TimeSeriesError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::api::ApiPath;
 use crate::error::{ApiError, WebError};
 use crate::Shared;
 
@@ -95,7 +96,7 @@ impl FromRequestParts<Shared> for GraphReader {
 pub(crate) async fn port(
     _reader: GraphReader,
     State(ctx): State<Shared>,
-    Path(port_id): Path<String>,
+    ApiPath(port_id): ApiPath<String>,
     query: Result<Query<GraphQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let port_id: i64 = port_id
@@ -123,8 +124,16 @@ pub(crate) async fn port(
     let start = end - period.span_secs();
     let res = period.resolution_secs(ctx.state.poll_interval_secs);
     let ts = &ctx.state.timeseries;
-    if !ts.exists(&path).await.map_err(WebError::from)? {
-        return Ok(Json(empty(start, res, period)));
+    match ts.exists(&path).await {
+        Ok(true) => {}
+        Ok(false) => return Ok(Json(empty(start, res, period))),
+        // A host name the time series refuses as a path (e.g. an IPv6 literal with ':')
+        // never gets a file: that is "no data", not an outage.
+        Err(TimeSeriesError::BadPath(p)) => {
+            tracing::debug!(path = %p, "no graph: RRD path not allowed");
+            return Ok(Json(empty(start, res, period)));
+        }
+        Err(e) => return Err(WebError::from(e).into()),
     }
     let series = ts
         .fetch(&path, Cf::Average, start, end, res)

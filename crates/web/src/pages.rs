@@ -3,7 +3,7 @@
 //! except `/login` requires a session; without one the browser is sent to `/login?next=...`.
 
 use askama::Template;
-use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -407,10 +407,10 @@ pub(crate) struct PeriodQuery {
 pub(crate) async fn device(
     u: PageUser,
     State(ctx): State<Shared>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     query: Result<Query<PeriodQuery>, QueryRejection>,
 ) -> Result<Response, WebError> {
-    let Ok(id) = id.parse::<i64>() else {
+    let Some(id) = id.ok().and_then(|Path(id)| id.parse::<i64>().ok()) else {
         return Ok(error_page(StatusCode::NOT_FOUND, "no such device"));
     };
     let store = &ctx.state.store;

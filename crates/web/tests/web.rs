@@ -1,0 +1,882 @@
+//! In-process tests of the whole web router against a real SQLite store and real RRD files
+//! (rrdtool) in a temporary directory: login, sealed sessions (tampering, another APP_KEY, a
+//! second instance sharing APP_KEY), CSRF, pages, the API with tokens and its JSON shapes,
+//! graph data, assets, `/health`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt as _;
+use lookout_core::{DevicePollUpdate, DeviceStatus, NewDevice, PortCounters, PortPoll, SnmpConfig};
+use lookout_store::{Severity, Store, StoreConfig};
+use lookout_timeseries::{defs, TimeSeries, TimeSeriesConfig, Value};
+use lookout_web::{hash_password, new_api_token, router, AppKey, WebState};
+use serde_json::Value as Json;
+use tower::ServiceExt as _;
+
+const USER: &str = "admin";
+const PASSWORD: &str = "correct horse battery";
+
+struct App {
+    router: Router,
+    store: Store,
+    ts: TimeSeries,
+    key: AppKey,
+    _dir: tempfile::TempDir,
+}
+
+struct Resp {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Resp {
+    fn json(&self) -> Json {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+    fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
+    }
+    fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect()
+    }
+    /// `name=value` of the Set-Cookie for `name`, as a browser would send it back.
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.set_cookies()
+            .into_iter()
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .map(|c| c.split(';').next().unwrap().to_string())
+    }
+}
+
+/// The value of the hidden `_csrf` input of a page.
+fn csrf_of(html: &str) -> String {
+    let marker = "name=\"_csrf\" value=\"";
+    let i = html.find(marker).expect("no _csrf field") + marker.len();
+    html[i..].split('"').next().unwrap().to_string()
+}
+
+impl App {
+    async fn new() -> App {
+        App::with_key(AppKey::generate()).await
+    }
+
+    async fn with_key(key: AppKey) -> App {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreConfig::Sqlite {
+            path: dir.path().join("lookout.sqlite"),
+        })
+        .await
+        .unwrap();
+        store.migrate().await.unwrap();
+        let ts = TimeSeries::open(&TimeSeriesConfig::Local {
+            rrd_dir: dir.path().join("rrd"),
+        })
+        .await
+        .unwrap();
+        std::fs::create_dir_all(dir.path().join("rrd")).unwrap();
+        let hash = hash_password(PASSWORD).unwrap();
+        store.add_user(USER, &hash, 10).await.unwrap();
+        App {
+            router: router(state(&store, &ts, &key)),
+            store,
+            ts,
+            key,
+            _dir: dir,
+        }
+    }
+
+    /// Another web instance over the same store and time series with the given key.
+    fn instance(&self, key: &AppKey) -> Router {
+        router(state(&self.store, &self.ts, key))
+    }
+
+    async fn send(&self, req: Request<Body>) -> Resp {
+        send(&self.router, req).await
+    }
+
+    async fn get(&self, uri: &str, cookie: Option<&str>) -> Resp {
+        self.send(get(uri, cookie)).await
+    }
+
+    /// Logs in through the form and returns the session cookie (`lookout_session=...`).
+    async fn login(&self) -> String {
+        login_on(&self.router, USER, PASSWORD)
+            .await
+            .cookie("lookout_session")
+            .expect("no session cookie")
+    }
+
+    async fn add_device(&self, hostname: &str) -> i64 {
+        let d = self
+            .store
+            .add_device(&NewDevice {
+                hostname: hostname.to_string(),
+                snmp: SnmpConfig::default(),
+                poller_group: 0,
+            })
+            .await
+            .unwrap();
+        d.device_id
+    }
+}
+
+fn state(store: &Store, ts: &TimeSeries, key: &AppKey) -> WebState {
+    WebState {
+        store: store.clone(),
+        timeseries: ts.clone(),
+        app_key: key.clone(),
+        poll_interval_secs: 300,
+        node_name: "test-node".to_string(),
+    }
+}
+
+fn get(uri: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut b = Request::get(uri);
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    b.body(Body::empty()).unwrap()
+}
+
+fn post_form(uri: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> Request<Body> {
+    let body = form
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut b =
+        Request::post(uri).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    b.body(Body::from(body)).unwrap()
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn api(uri: &str, token: Option<&str>) -> Request<Body> {
+    let mut b = Request::get(uri);
+    if let Some(t) = token {
+        b = b.header("X-Auth-Token", t);
+    }
+    b.body(Body::empty()).unwrap()
+}
+
+async fn send(router: &Router, req: Request<Body>) -> Resp {
+    let res = router.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    Resp {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+/// GET /login then POST the form with its CSRF token and cookie.
+async fn login_on(router: &Router, user: &str, password: &str) -> Resp {
+    let form = send(router, get("/login", None)).await;
+    assert_eq!(form.status, StatusCode::OK);
+    let login_cookie = form.cookie("lookout_login").expect("no login cookie");
+    let csrf = csrf_of(&form.body);
+    send(
+        router,
+        post_form(
+            "/login",
+            Some(&login_cookie),
+            &[
+                ("username", user),
+                ("password", password),
+                ("_csrf", &csrf),
+                ("next", "/devices"),
+            ],
+        ),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn login_good_and_bad() {
+    let app = App::new().await;
+
+    let good = login_on(&app.router, USER, PASSWORD).await;
+    assert_eq!(good.status, StatusCode::SEE_OTHER);
+    assert_eq!(good.location(), "/devices");
+    let set = good
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("lookout_session="))
+        .expect("session cookie set");
+    assert!(set.contains("HttpOnly"), "{set}");
+    assert!(set.contains("SameSite=Lax"), "{set}");
+    assert!(set.contains("Path=/"), "{set}");
+    // The login cookie is cleared once used.
+    assert!(good
+        .set_cookies()
+        .iter()
+        .any(|c| c.starts_with("lookout_login=;")));
+
+    let wrong_pw = login_on(&app.router, USER, "wrong").await;
+    let no_user = login_on(&app.router, "nobody", PASSWORD).await;
+    for r in [&wrong_pw, &no_user] {
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert!(
+            r.body.contains("Invalid username or password."),
+            "{}",
+            r.body
+        );
+        assert!(r.cookie("lookout_session").is_none());
+    }
+    // No user enumeration: the two failures differ only in the echoed user name.
+    assert_eq!(
+        wrong_pw
+            .body
+            .replace(USER, "X")
+            .replace(&csrf_of(&wrong_pw.body), "T"),
+        no_user
+            .body
+            .replace("nobody", "X")
+            .replace(&csrf_of(&no_user.body), "T"),
+    );
+}
+
+#[tokio::test]
+async fn pages_require_a_session() {
+    let app = App::new().await;
+    for uri in ["/devices", "/device/1", "/device/1?period=week"] {
+        let r = app.get(uri, None).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{uri}");
+        assert!(
+            r.location().starts_with("/login?next=/device"),
+            "{uri}: {}",
+            r.location()
+        );
+    }
+    let root = app.get("/", None).await;
+    assert_eq!(root.location(), "/devices");
+    // After login, `next` brings the user back to the page asked for.
+    let form = app.get("/login?next=/device/7", None).await;
+    assert!(form.body.contains("name=\"next\" value=\"/device/7\""));
+    // An off-site `next` is replaced.
+    let form = app.get("/login?next=//evil.example/", None).await;
+    assert!(form.body.contains("name=\"next\" value=\"/devices\""));
+}
+
+#[tokio::test]
+async fn session_cookie_works_and_forgeries_are_rejected() {
+    let app = App::new().await;
+    let cookie = app.login().await;
+    let ok = app.get("/devices", Some(&cookie)).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    assert!(ok.body.contains(USER));
+
+    // One character of the sealed value changed.
+    let mut forged = cookie.clone().into_bytes();
+    let i = forged.len() - 3;
+    forged[i] = if forged[i] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    let r = app.get("/devices", Some(&forged)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+
+    // A plain-text session someone made up.
+    let r = app
+        .get(
+            "/devices",
+            Some("lookout_session={\"uid\":1,\"exp\":9999999999,\"csrf\":\"x\"}"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+
+    // A cookie sealed by an instance with another APP_KEY.
+    let other = app.instance(&AppKey::generate());
+    let foreign = login_on(&other, USER, PASSWORD)
+        .await
+        .cookie("lookout_session")
+        .unwrap();
+    assert_eq!(
+        send(&other, get("/devices", Some(&foreign))).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get("/devices", Some(&foreign)).await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    // Another instance sharing APP_KEY accepts the session (HA: an instance may die).
+    let twin = app.instance(&app.key);
+    let r = send(&twin, get("/devices", Some(&cookie))).await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn csrf_is_required_on_every_form() {
+    let app = App::new().await;
+    // Login without the token, with a wrong one, and without the login cookie.
+    let form = app.get("/login", None).await;
+    let login_cookie = form.cookie("lookout_login").unwrap();
+    let csrf = csrf_of(&form.body);
+    let creds = [("username", USER), ("password", PASSWORD)];
+    let r = app
+        .send(post_form("/login", Some(&login_cookie), &creds))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app
+        .send(post_form(
+            "/login",
+            Some(&login_cookie),
+            &[creds[0], creds[1], ("_csrf", "0000")],
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app
+        .send(post_form(
+            "/login",
+            None,
+            &[creds[0], creds[1], ("_csrf", &csrf)],
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.cookie("lookout_session").is_none());
+
+    // Logout without the session's token, then with it.
+    let cookie = app.login().await;
+    let r = app.send(post_form("/logout", Some(&cookie), &[])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app
+        .send(post_form("/logout", Some(&cookie), &[("_csrf", &csrf)]))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "a login token is not a session token"
+    );
+    let page = app.get("/devices", Some(&cookie)).await;
+    let token = csrf_of(&page.body);
+    let r = app
+        .send(post_form("/logout", Some(&cookie), &[("_csrf", &token)]))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), "/login");
+    assert!(r
+        .set_cookies()
+        .iter()
+        .any(|c| c.starts_with("lookout_session=;") && c.contains("Max-Age=0")));
+}
+
+#[tokio::test]
+async fn devices_page_lists_devices_from_the_store() {
+    let app = App::new().await;
+    let cookie = app.login().await;
+    let empty = app.get("/devices", Some(&cookie)).await;
+    assert!(empty.body.contains("No devices yet"));
+
+    let up = app.add_device("router1.example.net").await;
+    let down = app.add_device("sw-<b>2</b>").await; // markup in data must be escaped
+    let now = chrono::Utc::now();
+    app.store
+        .update_device_poll(
+            up,
+            &poll_update(DeviceStatus::Up, "", now - chrono::Duration::seconds(42)),
+        )
+        .await
+        .unwrap();
+    app.store
+        .update_device_poll(down, &poll_update(DeviceStatus::Down, "snmp", now))
+        .await
+        .unwrap();
+
+    let r = app.get("/devices", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let b = &r.body;
+    assert!(b.contains("router1.example.net"), "{b}");
+    assert!(b.contains("rtr1-sysname"), "{b}");
+    assert!(b.contains(&format!("href=\"/device/{up}\"")));
+    assert!(
+        ["42 s ago", "43 s ago", "44 s ago"]
+            .iter()
+            .any(|s| b.contains(s)),
+        "{b}"
+    );
+    assert!(b.contains("down</span> (snmp)"), "{b}");
+    assert!(b.contains("1 up"), "{b}");
+    assert!(b.contains("1 down"), "{b}");
+    assert!(b.contains("0.50 s"), "{b}");
+    assert!(
+        b.contains("sw-&#60;b&#62;2&#60;/b&#62;") || b.contains("sw-&lt;b&gt;2&lt;/b&gt;"),
+        "{b}"
+    );
+    assert!(!b.contains("<b>2</b>"));
+}
+
+fn poll_update(
+    status: DeviceStatus,
+    reason: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> DevicePollUpdate {
+    DevicePollUpdate {
+        sys_name: Some("rtr1-sysname".into()),
+        sys_descr: Some("Linux rtr1 6.1.0 x86_64".into()),
+        sys_object_id: Some("1.3.6.1.4.1.8072.3.2.10".into()),
+        sys_contact: Some("noc@example.net".into()),
+        sys_location: Some("Rack 4".into()),
+        os: Some("linux".into()),
+        hardware: None,
+        version: Some("6.1.0".into()),
+        serial: None,
+        uptime: Some(86_400 * 3 + 3600),
+        status,
+        status_reason: reason.into(),
+        last_polled: at,
+        last_polled_timetaken: 0.5,
+    }
+}
+
+fn port_poll(if_index: i64, name: &str, in_octets: u64, out_octets: u64) -> PortPoll {
+    PortPoll {
+        if_index,
+        if_name: Some(name.into()),
+        if_descr: Some(format!("{name} descr")),
+        if_alias: Some("uplink to core".into()),
+        if_type: Some("ethernetCsmacd".into()),
+        if_mtu: Some(1500),
+        if_speed: Some(1_000_000_000),
+        if_phys_address: Some("020000000001".into()),
+        if_admin_status: Some("up".into()),
+        if_oper_status: Some("up".into()),
+        counters: PortCounters {
+            in_octets: Some(in_octets),
+            out_octets: Some(out_octets),
+            hc: true,
+            ..PortCounters::default()
+        },
+    }
+}
+
+/// A device with one port polled twice, 300 s apart: 1,250,000 octets/s in (10 Mbit/s),
+/// 125,000 out (1 Mbit/s).
+async fn polled_device(app: &App) -> (i64, i64) {
+    let id = app.add_device("127.0.0.1").await;
+    let now = chrono::Utc::now();
+    app.store
+        .update_device_poll(id, &poll_update(DeviceStatus::Up, "", now))
+        .await
+        .unwrap();
+    let t0 = now - chrono::Duration::seconds(300);
+    app.store
+        .sync_ports(id, &[port_poll(2, "eth0", 1_000, 2_000)], t0)
+        .await
+        .unwrap();
+    let sync = app
+        .store
+        .sync_ports(
+            id,
+            &[port_poll(
+                2,
+                "eth0",
+                1_000 + 1_250_000 * 300,
+                2_000 + 125_000 * 300,
+            )],
+            now,
+        )
+        .await
+        .unwrap();
+    let port_id = sync.ports[0].port_id;
+    app.store
+        .log_event(
+            Some(id),
+            "interface",
+            "eth0 went up",
+            Severity::Notice,
+            Some(port_id),
+        )
+        .await
+        .unwrap();
+    (id, port_id)
+}
+
+#[tokio::test]
+async fn device_page_shows_system_interfaces_graphs_and_events() {
+    let app = App::new().await;
+    let cookie = app.login().await;
+    let (id, port_id) = polled_device(&app).await;
+
+    let r = app.get(&format!("/device/{id}"), Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let b = &r.body;
+    for want in [
+        "rtr1-sysname",
+        "Linux rtr1 6.1.0 x86_64",
+        "1.3.6.1.4.1.8072.3.2.10",
+        "noc@example.net",
+        "Rack 4",
+        "3d 1h 0m",
+        "eth0",
+        "uplink to core",
+        "1 Gbps",
+        "10 Mbps",
+        "1 Mbps",
+        "eth0 went up",
+        "notice",
+    ] {
+        assert!(b.contains(want), "missing {want:?} in {b}");
+    }
+    assert!(
+        b.contains(&format!(
+            "class=\"graph\" data-port-id=\"{port_id}\" data-period=\"day\""
+        )),
+        "{b}"
+    );
+    assert!(b.contains("uPlot.iife.min.js"));
+    assert!(
+        !b.contains("public"),
+        "the SNMP community must not be shown"
+    );
+
+    let week = app
+        .get(&format!("/device/{id}?period=week"), Some(&cookie))
+        .await;
+    assert!(week.body.contains("data-period=\"week\""));
+    let bogus = app
+        .get(&format!("/device/{id}?period=year"), Some(&cookie))
+        .await;
+    assert!(bogus.body.contains("data-period=\"day\""));
+
+    for uri in ["/device/999999", "/device/abc", "/device/%ff", "/nope"] {
+        let r = app.get(uri, Some(&cookie)).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn graph_data_empty_then_from_rrd() {
+    let app = App::new().await;
+    let cookie = app.login().await;
+    let (_id, port_id) = polled_device(&app).await;
+    let uri = format!("/graph-data/port/{port_id}?period=day");
+
+    // No RRD file yet: an empty graph, not an error.
+    let r = app.get(&uri, Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let j = r.json();
+    assert_eq!(j["no_data"], true);
+    assert_eq!(j["timestamps"], serde_json::json!([]));
+    assert_eq!(j["series"]["in_bps"], serde_json::json!([]));
+    assert_eq!(j["series"]["out_bps"], serde_json::json!([]));
+
+    // Write counters every 300 s for an hour: 1000 octets/s in, 250 out.
+    let def = defs::port(300);
+    let path = format!("127.0.0.1/port-id{port_id}.rrd");
+    let now = chrono::Utc::now().timestamp();
+    let t0 = (now / 300) * 300 - 3600;
+    for k in 0..=12 {
+        let t = t0 + k * 300;
+        let mut values = vec![Value::Unknown; def.sources.len()];
+        values[0] = Value::Counter(u64::try_from(k).unwrap() * 300 * 1000);
+        values[1] = Value::Counter(u64::try_from(k).unwrap() * 300 * 250);
+        app.ts.update(&path, &def, t, &values).await.unwrap();
+    }
+    let r = app.get(&uri, Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let j = r.json();
+    assert_eq!(j["no_data"], false, "{j}");
+    let ts = j["timestamps"].as_array().unwrap();
+    let inb = j["series"]["in_bps"].as_array().unwrap();
+    let outb = j["series"]["out_bps"].as_array().unwrap();
+    assert_eq!(ts.len(), inb.len());
+    assert_eq!(ts.len(), outb.len());
+    assert_eq!(j["step"], 300);
+    assert_eq!(ts[0].as_i64(), j["start"].as_i64());
+    let known: Vec<(f64, f64)> = inb
+        .iter()
+        .zip(outb)
+        .filter_map(|(i, o)| Some((i.as_f64()?, o.as_f64()?)))
+        .collect();
+    assert!(known.len() >= 10, "{j}");
+    for (i, o) in known {
+        assert!((i - 8000.0).abs() < 1e-6, "in {i}");
+        assert!((o - 2000.0).abs() < 1e-6, "out {o}");
+    }
+
+    // Week and month read coarser archives of the same file.
+    for p in ["week", "month"] {
+        let r = app
+            .get(
+                &format!("/graph-data/port/{port_id}?period={p}"),
+                Some(&cookie),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{p}: {}", r.body);
+        assert_eq!(r.json()["period"], p);
+    }
+}
+
+#[tokio::test]
+async fn graph_data_errors_are_json() {
+    let app = App::new().await;
+    let cookie = app.login().await;
+    let (_id, port_id) = polled_device(&app).await;
+    let cases = [
+        (
+            format!("/graph-data/port/{port_id}"),
+            None,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            format!("/graph-data/port/{port_id}?period=year"),
+            Some(&cookie),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/graph-data/port/abc".to_string(),
+            Some(&cookie),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/graph-data/port/%ff".to_string(),
+            Some(&cookie),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/graph-data/port/99999".to_string(),
+            Some(&cookie),
+            StatusCode::NOT_FOUND,
+        ),
+    ];
+    for (uri, c, status) in cases {
+        let r = app.get(&uri, c.map(String::as_str)).await;
+        assert_eq!(r.status, status, "{uri}: {}", r.body);
+        assert_eq!(r.json()["status"], "error", "{uri}");
+    }
+    // An API token works too (scripts).
+    let (token, digest) = new_api_token();
+    let user = app.store.user_by_username(USER).await.unwrap().unwrap();
+    app.store
+        .add_api_token(user.user_id, &digest, "graphs")
+        .await
+        .unwrap();
+    let r = app
+        .send(api(&format!("/graph-data/port/{port_id}"), Some(&token)))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+#[tokio::test]
+async fn api_tokens_and_json_shapes() {
+    let app = App::new().await;
+    let (id, _port_id) = polled_device(&app).await;
+    let other = app.add_device("never-polled.example").await;
+    let (token, digest) = new_api_token();
+    let user = app.store.user_by_username(USER).await.unwrap().unwrap();
+    app.store
+        .add_api_token(user.user_id, &digest, "test")
+        .await
+        .unwrap();
+
+    // Missing, wrong, and the digest itself instead of the token.
+    for t in [None, Some("0123"), Some(digest.as_str()), Some("")] {
+        let r = app.send(api("/api/v0/devices", t)).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{t:?}");
+        let j = r.json();
+        assert_eq!(j["status"], "error");
+        assert!(j["message"].as_str().unwrap().contains("token"), "{j}");
+    }
+
+    let r = app.send(api("/api/v0/devices", Some(&token))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    let j = r.json();
+    assert_eq!(j["status"], "ok");
+    assert_eq!(j["count"], 2);
+    let devices = j["devices"].as_array().unwrap();
+    let d = devices.iter().find(|d| d["device_id"] == id).unwrap();
+    assert_eq!(d["hostname"], "127.0.0.1");
+    assert_eq!(d["sysName"], "rtr1-sysname");
+    assert_eq!(d["sysDescr"], "Linux rtr1 6.1.0 x86_64");
+    assert_eq!(d["sysObjectID"], "1.3.6.1.4.1.8072.3.2.10");
+    assert_eq!(d["os"], "linux");
+    assert_eq!(d["status"], 1);
+    assert_eq!(d["status_reason"], "");
+    assert_eq!(d["uptime"], 86_400 * 3 + 3600);
+    assert_eq!(d["last_polled_timetaken"], 0.5);
+    assert_eq!(d["poller_group"], 0);
+    let lp = d["last_polled"].as_str().unwrap();
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(lp, "%Y-%m-%d %H:%M:%S").is_ok(),
+        "{lp}"
+    );
+    assert!(d.get("community").is_none(), "credentials must not leak");
+    let never = devices.iter().find(|d| d["device_id"] == other).unwrap();
+    assert_eq!(never["last_polled"], Json::Null);
+
+    // One device, by hostname or id; unknown is a JSON 404.
+    for key in ["127.0.0.1".to_string(), id.to_string()] {
+        let r = app
+            .send(api(&format!("/api/v0/devices/{key}"), Some(&token)))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{key}");
+        assert_eq!(r.json()["devices"][0]["device_id"], id);
+    }
+    let r = app
+        .send(api("/api/v0/devices/no.such.host", Some(&token)))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.json()["status"], "error");
+
+    let r = app
+        .send(api("/api/v0/devices/127.0.0.1/ports", Some(&token)))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let j = r.json();
+    assert_eq!(j["status"], "ok");
+    let p = &j["ports"][0];
+    assert_eq!(p["ifIndex"], 2);
+    assert_eq!(p["ifName"], "eth0");
+    assert_eq!(p["ifDescr"], "eth0 descr");
+    assert_eq!(p["ifAlias"], "uplink to core");
+    assert_eq!(p["ifOperStatus"], "up");
+    assert_eq!(p["ifAdminStatus"], "up");
+    assert_eq!(p["ifSpeed"], 1_000_000_000_u64);
+    assert!(
+        (p["ifInOctets_rate"].as_f64().unwrap() - 1_250_000.0).abs() < 1.0,
+        "{p}"
+    );
+    assert!(
+        (p["ifOutOctets_rate"].as_f64().unwrap() - 125_000.0).abs() < 1.0,
+        "{p}"
+    );
+    assert!(p["port_id"].is_i64());
+
+    // Bad paths and methods answer JSON, never HTML.
+    for (method, uri, status) in [
+        (Method::GET, "/api/v0/nope", StatusCode::NOT_FOUND),
+        (
+            Method::GET,
+            "/api/v0/devices/no.such.host/ports",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::POST,
+            "/api/v0/devices",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            Method::GET,
+            "/api/v0/devices/%ff%fe",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::GET,
+            "/api/v0/devices/%ff%fe/ports",
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let req = Request::builder()
+            .method(method.clone())
+            .uri(uri)
+            .header("X-Auth-Token", &token)
+            .body(Body::empty())
+            .unwrap();
+        let r = app.send(req).await;
+        assert_eq!(r.status, status, "{method} {uri}: {}", r.body);
+        assert_eq!(r.json()["status"], "error", "{method} {uri}");
+    }
+}
+
+#[tokio::test]
+async fn health_assets_and_headers() {
+    let app = App::new().await;
+    let r = app.get("/health", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["status"], "ok");
+    assert_eq!(r.json()["node"], "test-node");
+    assert_eq!(r.headers[header::X_FRAME_OPTIONS], "DENY");
+    assert!(r.headers.contains_key(header::CONTENT_SECURITY_POLICY));
+
+    // The login page links the fingerprinted stylesheet; the assets are served from it.
+    let login = app.get("/login", None).await;
+    let i = login.body.find("/assets/").unwrap();
+    let css = login.body[i..].split('"').next().unwrap().to_string();
+    let prefix = css.rsplit_once('/').unwrap().0.to_string();
+    for (name, ctype, needle) in [
+        ("lookout.css", "text/css", "font"),
+        ("graph.js", "text/javascript", "graph-data/port"),
+        ("uPlot.iife.min.js", "text/javascript", "uPlot"),
+        ("uPlot.min.css", "text/css", "uplot"),
+    ] {
+        let r = app.get(&format!("{prefix}/{name}"), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{name}");
+        assert!(r.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with(ctype));
+        assert!(r.headers[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .contains("immutable"));
+        assert!(r.body.contains(needle), "{name}");
+    }
+    let stale = app.get("/assets/000000000000/graph.js", None).await;
+    assert_eq!(stale.status, StatusCode::OK);
+    assert!(!stale.headers[header::CACHE_CONTROL]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
+    assert_eq!(
+        app.get(&format!("{prefix}/nope.js"), None).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Compression when the client asks for it.
+    let req = Request::get(format!("{prefix}/uPlot.iife.min.js"))
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .body(Body::empty())
+        .unwrap();
+    let r = app.send(req).await;
+    assert_eq!(r.headers[header::CONTENT_ENCODING], "gzip");
+}
+
+#[tokio::test]
+async fn unknown_user_id_in_a_valid_session_is_refused() {
+    // Sessions are stateless, but every request re-reads the user, so a session whose user
+    // no longer exists (here: an instance sharing APP_KEY over a database without users)
+    // is refused.
+    let app = App::new().await;
+    let cookie = app.login().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreConfig::Sqlite {
+        path: dir.path().join("empty.sqlite"),
+    })
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    let r = send(
+        &router(state(&store, &app.ts, &app.key)),
+        get("/devices", Some(&cookie)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+}
