@@ -1,0 +1,53 @@
+//! The crate-private backend trait behind [`crate::Coord`]. Backends speak in backend
+//! milliseconds and report refusals as values; the handle turns them into the public
+//! types and the operation-named [`crate::CoordError`] variants.
+
+use async_trait::async_trait;
+use lookout_core::DeviceId;
+
+use crate::lease::{Holder, Millis, Refusal, Token};
+use crate::queue::Granted;
+use crate::{NodeInfo, NodeStatus, QueueDepth};
+
+/// The cause of a failed backend call. Boxed so the Redis client's error type does not
+/// leak into the public API.
+pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+pub(crate) type BResult<T> = Result<T, BackendError>;
+
+#[async_trait]
+pub(crate) trait Backend: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+
+    async fn heartbeat(&self, info: &NodeInfo, ttl_ms: u64) -> BResult<()>;
+    async fn nodes(&self) -> BResult<Vec<NodeStatus>>;
+    async fn forget_node(&self, node_id: &str) -> BResult<bool>;
+
+    async fn acquire_master(&self, node_id: &str, ttl_ms: u64) -> BResult<Option<Holder>>;
+    async fn renew_master(
+        &self,
+        node_id: &str,
+        token: Token,
+        ttl_ms: u64,
+    ) -> BResult<Result<Millis, Refusal>>;
+    async fn release_master(&self, node_id: &str, token: Token) -> BResult<bool>;
+    async fn current_master(&self) -> BResult<Option<Holder>>;
+
+    async fn enqueue(&self, group: i32, device_id: DeviceId, due: Millis) -> BResult<bool>;
+    async fn claim(&self, groups: &[i32], node_id: &str, ttl_ms: u64) -> BResult<Option<Granted>>;
+    async fn renew_claim(
+        &self,
+        device_id: DeviceId,
+        node_id: &str,
+        token: Token,
+        ttl_ms: u64,
+    ) -> BResult<Result<Granted, Refusal>>;
+    async fn ack(
+        &self,
+        device_id: DeviceId,
+        node_id: &str,
+        token: Token,
+    ) -> BResult<Result<(), Refusal>>;
+    async fn requeue_expired(&self) -> BResult<Vec<DeviceId>>;
+    async fn queue_depths(&self) -> BResult<Vec<QueueDepth>>;
+}
