@@ -359,8 +359,8 @@ async fn rrdcached_two_writers_same_file() {
             "k={k} {rows:?}"
         );
     }
-    let race = rrdtool_fetch(&d.base().join("race/uptime.rrd"), "AVERAGE", t0, t0 + 60);
-    if rb.is_ok() {
-        assert_eq!(value_at(&race, t0 + 60, 0), Some(2.0), "{race:?}");
-    }
+    // The race's survivor is in the file (its row may be the file's unknown first one).
+    let info = rrdtool_info(&d.base().join("race/uptime.rrd"));
+    let last = if rb.is_ok() { t0 + 60 } else { t0 };
+    assert!(info.contains(&format!("last_update = {last}\n")), "{info}");
 }

@@ -1,0 +1,212 @@
+//! Fault tests against a real rrdcached: it is killed with SIGKILL (its buffered journal loses
+//! its tail) and restarted while 1,000 files get updates, or it is not there at all when
+//! updates start. Afterwards every update written must be in the files, read back with
+//! `/usr/bin/rrdtool`, each exactly once (one row per timestamp holding that update's value).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{aligned_past, value_at, Rrdcached, RrdtoolPipe};
+use lookout_timeseries::{
+    Cf, DataSource, DsKind, Rra, RrdDef, TimeSeries, TimeSeriesConfig, TimeSeriesOptions, Value,
+};
+
+const STEP: i64 = 10;
+
+fn gauge_def() -> RrdDef {
+    RrdDef {
+        step_secs: STEP as u64,
+        sources: vec![DataSource {
+            name: "v".into(),
+            kind: DsKind::Gauge,
+            heartbeat_secs: 2 * STEP as u64,
+            min: None,
+            max: None,
+        }],
+        archives: vec![Rra {
+            cf: Cf::Average,
+            steps: 1,
+            rows: 500,
+        }],
+    }
+}
+
+fn path(f: usize) -> String {
+    format!("dev{f}/port-id{f}.rrd")
+}
+
+fn value(f: usize, k: usize) -> f64 {
+    (f * 1000 + k) as f64
+}
+
+/// One round: every file gets its update for time step `k`, concurrently.
+async fn round(ts: &TimeSeries, files: usize, t0: i64, k: usize) {
+    let def = Arc::new(gauge_def());
+    let mut set = tokio::task::JoinSet::new();
+    for f in 0..files {
+        let ts = ts.clone();
+        let def = def.clone();
+        set.spawn(async move {
+            ts.update(
+                &path(f),
+                &def,
+                t0 + STEP * k as i64,
+                &[Value::Gauge(value(f, k))],
+            )
+            .await
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap().unwrap();
+    }
+}
+
+/// Every (file, k) written is in its file, with its own value.
+fn verify(base: &std::path::Path, files: usize, t0: i64, rounds: usize) {
+    let mut rrdtool = RrdtoolPipe::new(base);
+    let mut missing = Vec::new();
+    for f in 0..files {
+        let rows = rrdtool.fetch(&path(f), "AVERAGE", t0, t0 + STEP * (rounds as i64 - 1));
+        // k = 0 is the file's first update: its row stays unknown (rrdtool semantics).
+        for k in 1..rounds {
+            let got = value_at(&rows, t0 + STEP * k as i64, 0);
+            if got != Some(value(f, k)) {
+                missing.push((f, k, got));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} of {} updates missing or wrong, first: {:?}",
+        missing.len(),
+        files * (rounds - 1),
+        &missing[..missing.len().min(10)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_and_restart_while_1000_files_update() {
+    const FILES: usize = 1000;
+    const ROUNDS: usize = 24;
+    let mut d = Rrdcached::start_tcp();
+    let spill = tempfile::tempdir().unwrap();
+    let opts = TimeSeriesOptions {
+        // Small, so that the outage also spills to the disk journal.
+        queue_memory_limit: 2_000,
+        spill_dir: Some(spill.path().to_path_buf()),
+        ..TimeSeriesOptions::default()
+    };
+    let ts = TimeSeries::open_with(
+        &TimeSeriesConfig::Rrdcached {
+            address: d.address(),
+        },
+        opts,
+    )
+    .await
+    .unwrap();
+    let t0 = aligned_past(STEP, 3000);
+    let done = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (ts, done) = (ts.clone(), done.clone());
+        tokio::spawn(async move {
+            for k in 0..ROUNDS {
+                round(&ts, FILES, t0, k).await;
+                done.store(k + 1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+        })
+    };
+    let wait_round = |n: usize| {
+        let done = done.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while done.load(Ordering::SeqCst) < n {
+                assert!(Instant::now() < deadline, "writer stuck before round {n}");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    wait_round(8).await;
+    d.kill9();
+    let at_kill = ts.stats();
+    wait_round(16).await;
+    d.spawn();
+    writer.await.unwrap();
+    ts.flush(Duration::from_secs(120)).await.unwrap();
+    let st = ts.stats();
+    eprintln!("at kill: {at_kill:?}\nafter: {st:?}");
+    assert_eq!(st.dropped, 0, "{st:?}");
+    assert_eq!(st.rejected, 0, "{st:?}");
+    assert!(st.queued >= 2_000, "the outage queued updates: {st:?}");
+    assert!(
+        st.replayed + st.already_written > 0,
+        "unflushed updates were replayed: {st:?}"
+    );
+    assert_eq!((st.pending, st.unflushed), (0, 0), "{st:?}");
+    // Each update accepted at least once; `replayed` counts the ones rrdcached had lost
+    // with its journal's tail (or that were in flight at the kill), sent again.
+    let total = (FILES * ROUNDS) as u64;
+    assert!(
+        st.written <= total && st.written + st.replayed >= total,
+        "{st:?}"
+    );
+    verify(&d.base(), FILES, t0, ROUNDS);
+    // Nothing left behind in the spill directory.
+    assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rrdcached_down_at_start_queue_spills_then_replays() {
+    const FILES: usize = 300;
+    const ROUNDS: usize = 4;
+    let mut d = Rrdcached::not_started();
+    let spill = tempfile::tempdir().unwrap();
+    let opts = TimeSeriesOptions {
+        queue_memory_limit: 100,
+        spill_dir: Some(spill.path().to_path_buf()),
+        ..TimeSeriesOptions::default()
+    };
+    let ts = TimeSeries::open_with(
+        &TimeSeriesConfig::Rrdcached {
+            address: d.address(),
+        },
+        opts,
+    )
+    .await
+    .unwrap();
+    let t0 = aligned_past(STEP, 3000);
+    let started = Instant::now();
+    for k in 0..ROUNDS {
+        round(&ts, FILES, t0, k).await;
+    }
+    // Callers are not held up by the outage.
+    assert!(started.elapsed() < Duration::from_secs(10));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let st = ts.stats();
+    assert_eq!(st.queued, (FILES * ROUNDS) as u64, "{st:?}");
+    assert_eq!(st.pending, (FILES * ROUNDS) as u64, "{st:?}");
+    assert!(
+        std::fs::read_dir(spill.path()).unwrap().count() > 0,
+        "beyond 100 queued updates spill to disk"
+    );
+    assert!(
+        ts.flush(Duration::from_millis(300)).await.is_err(),
+        "flush cannot succeed while down"
+    );
+    d.spawn();
+    ts.flush(Duration::from_secs(60)).await.unwrap();
+    let st = ts.stats();
+    assert_eq!(st.written, (FILES * ROUNDS) as u64, "{st:?}");
+    assert_eq!(
+        (st.dropped, st.rejected, st.pending, st.unflushed),
+        (0, 0, 0, 0),
+        "{st:?}"
+    );
+    verify(&d.base(), FILES, t0, ROUNDS);
+    assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
+}
