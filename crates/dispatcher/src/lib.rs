@@ -63,7 +63,9 @@ pub async fn run(
                     }
                     debug!(devices = schedule.len(), "inventory loaded");
                 }
-                Err(e) => warn!(error = %e, "cannot read the device inventory; keeping the old schedule"),
+                Err(e) => {
+                    warn!(error = %e, "cannot read the device inventory; keeping the old schedule")
+                }
             }
             last_reload = Some(tokio::time::Instant::now());
         }
@@ -101,7 +103,10 @@ pub async fn run(
         }
         let overdue = schedule.overdue(now);
         if overdue > 0 && !behind_logged {
-            warn!(overdue, "poller is behind: devices are due but all workers are busy");
+            warn!(
+                overdue,
+                "poller is behind: devices are due but all workers are busy"
+            );
             behind_logged = true;
         } else if overdue == 0 {
             behind_logged = false;

@@ -19,7 +19,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     let data_dir = config::data_dir(cli.data_dir.clone());
     match cli.command {
         Command::Serve(args) => {
-            let cfg = Config::load(data_dir, &Overrides { listen: args.listen })?;
+            let cfg = Config::load(
+                data_dir,
+                &Overrides {
+                    listen: args.listen,
+                },
+            )?;
             serve::serve(cfg).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -28,8 +33,18 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let cfg = Config::load(data_dir, &Overrides::default())?;
             let store = open_store(&cfg).await?;
             if args.status {
-                for (name, applied) in store.migration_status().await? {
-                    println!("{} {name}", if applied { "applied" } else { "pending" });
+                for m in store.migrate_status().await? {
+                    match m.applied_at {
+                        Some(t) => println!(
+                            "applied {}  {:04} {}",
+                            t.format("%Y-%m-%d %H:%M:%S"),
+                            m.version,
+                            m.name
+                        ),
+                        None => {
+                            println!("pending                      {:04} {}", m.version, m.name)
+                        }
+                    }
                 }
             } else {
                 migrate(&store).await?;
@@ -105,7 +120,9 @@ fn store_hint(e: &StoreError) -> &'static str {
         StoreError::ReadOnly(_) => {
             " (make the database file and its directory writable by the user running lookout)"
         }
-        StoreError::Open { .. } => " (check DB_CONNECTION/DB_DATABASE/DB_HOST, see `lookout validate`)",
+        StoreError::Open { .. } => {
+            " (check DB_CONNECTION/DB_DATABASE/DB_HOST, see `lookout validate`)"
+        }
         _ => "",
     }
 }
@@ -291,7 +308,8 @@ fn print_poll(r: &lookout_poller::PollReport) {
         );
     }
     if let Some(s) = &r.system {
-        let show = |k: &str, v: &Option<String>| println!("  {k:<12} {}", v.as_deref().unwrap_or("-"));
+        let show =
+            |k: &str, v: &Option<String>| println!("  {k:<12} {}", v.as_deref().unwrap_or("-"));
         show("sysName", &s.sys_name);
         show("sysDescr", &s.sys_descr);
         show("sysObjectID", &s.sys_object_id);
@@ -301,13 +319,23 @@ fn print_poll(r: &lookout_poller::PollReport) {
         println!(
             "  {:<12} {}",
             "uptime",
-            s.uptime_secs.map(lookout_poller::human_secs).unwrap_or_else(|| "-".into())
+            s.uptime_secs
+                .map(lookout_poller::human_secs)
+                .unwrap_or_else(|| "-".into())
         );
     }
     if !r.ports.is_empty() {
         println!(
             "  {:>7} {:<20} {:<6} {:<6} {:>14} {:>20} {:>20} {:>12} {:>12}",
-            "ifIndex", "ifName", "admin", "oper", "speed", "inOctets", "outOctets", "in bit/s", "out bit/s"
+            "ifIndex",
+            "ifName",
+            "admin",
+            "oper",
+            "speed",
+            "inOctets",
+            "outOctets",
+            "in bit/s",
+            "out bit/s"
         );
         for p in &r.ports {
             println!(
@@ -316,11 +344,23 @@ fn print_poll(r: &lookout_poller::PollReport) {
                 p.label(),
                 p.if_admin_status.as_deref().unwrap_or("-"),
                 p.if_oper_status.as_deref().unwrap_or("-"),
-                p.if_speed.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
-                p.counters.in_octets.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
-                p.counters.out_octets.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
-                p.in_octets_rate.map(|r| format!("{:.0}", r * 8.0)).unwrap_or_else(|| "-".into()),
-                p.out_octets_rate.map(|r| format!("{:.0}", r * 8.0)).unwrap_or_else(|| "-".into()),
+                p.if_speed
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                p.counters
+                    .in_octets
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                p.counters
+                    .out_octets
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                p.in_octets_rate
+                    .map(|r| format!("{:.0}", r * 8.0))
+                    .unwrap_or_else(|| "-".into()),
+                p.out_octets_rate
+                    .map(|r| format!("{:.0}", r * 8.0))
+                    .unwrap_or_else(|| "-".into()),
             );
         }
     }
@@ -355,7 +395,11 @@ async fn snmp(cmd: SnmpCommand) -> Result<ExitCode> {
     let cfg = snmp_config(&args)?;
     let oids: Vec<Oid> = oids
         .iter()
-        .map(|o| Oid::parse(o).with_context(|| format!("bad OID {o:?} (use numeric form, e.g. 1.3.6.1.2.1.1.1.0)")))
+        .map(|o| {
+            Oid::parse(o).with_context(|| {
+                format!("bad OID {o:?} (use numeric form, e.g. 1.3.6.1.2.1.1.1.0)")
+            })
+        })
         .collect::<Result<_>>()?;
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let addr = match bare.parse::<std::net::IpAddr>() {
@@ -408,7 +452,11 @@ fn value_json(v: &lookout_snmp::Value) -> serde_json::Value {
         }
         V::OctetString(b) => match std::str::from_utf8(b) {
             Ok(s) => json!(s),
-            Err(_) => json!(b.iter().map(|x| format!("{x:02X}")).collect::<Vec<_>>().join(" ")),
+            Err(_) => json!(b
+                .iter()
+                .map(|x| format!("{x:02X}"))
+                .collect::<Vec<_>>()
+                .join(" ")),
         },
         V::Null => serde_json::Value::Null,
         _ => json!(v.to_string()),

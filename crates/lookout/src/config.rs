@@ -60,7 +60,8 @@ impl Vars {
             let iter = dotenvy::from_path_iter(&path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
             for item in iter {
-                let (k, v) = item.with_context(|| format!("malformed line in {}", path.display()))?;
+                let (k, v) =
+                    item.with_context(|| format!("malformed line in {}", path.display()))?;
                 files.insert(k, v);
             }
         }
@@ -133,15 +134,25 @@ impl Config {
             },
             "mysql" | "mariadb" => {
                 let port: u16 = vars.parse("DB_PORT", 3306)?;
-                let hosts_text = vars.get("DB_HOST").unwrap_or_else(|| "127.0.0.1".to_string());
+                let hosts_text = vars
+                    .get("DB_HOST")
+                    .unwrap_or_else(|| "127.0.0.1".to_string());
                 let mut hosts = Vec::new();
-                for h in hosts_text.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+                for h in hosts_text
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|h| !h.is_empty())
+                {
                     hosts.push(split_host_port(h, port)?);
                 }
                 StoreConfig::Mysql {
                     hosts,
-                    database: vars.get("DB_DATABASE").unwrap_or_else(|| "lookout".to_string()),
-                    username: vars.get("DB_USERNAME").unwrap_or_else(|| "lookout".to_string()),
+                    database: vars
+                        .get("DB_DATABASE")
+                        .unwrap_or_else(|| "lookout".to_string()),
+                    username: vars
+                        .get("DB_USERNAME")
+                        .unwrap_or_else(|| "lookout".to_string()),
                     password: vars.get("DB_PASSWORD").unwrap_or_default(),
                 }
             }
@@ -197,7 +208,8 @@ fn split_host_port(text: &str, default_port: u16) -> Result<(String, u16)> {
     match text.rsplit_once(':') {
         Some((host, port)) if !host.contains(':') => Ok((
             host.to_string(),
-            port.parse().with_context(|| format!("bad port in DB_HOST entry {text:?}"))?,
+            port.parse()
+                .with_context(|| format!("bad port in DB_HOST entry {text:?}"))?,
         )),
         _ => Ok((text.to_string(), default_port)),
     }

@@ -81,7 +81,12 @@ pub async fn serve(mut cfg: Config) -> Result<()> {
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
-        .with_context(|| format!("cannot listen on {} (in use? set --listen or LOOKOUT_LISTEN)", cfg.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (in use? set --listen or LOOKOUT_LISTEN)",
+                cfg.listen
+            )
+        })?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let state = WebState {
@@ -217,10 +222,23 @@ pub async fn validate(data_dir: PathBuf) -> Result<ExitCode> {
         });
         checks.push(match TimeSeries::open(&cfg.timeseries).await {
             Ok(ts) => match ts.check().await {
-                Ok(()) => Check { ok: true, what: format!("time series writable ({:?})", cfg.timeseries), fix: String::new() },
-                Err(e) => Check { ok: false, what: format!("time series: {e}"), fix: "make RRD_DIR writable, or start rrdcached and check RRDCACHED=host:port".into() },
+                Ok(()) => Check {
+                    ok: true,
+                    what: format!("time series writable ({:?})", cfg.timeseries),
+                    fix: String::new(),
+                },
+                Err(e) => Check {
+                    ok: false,
+                    what: format!("time series: {e}"),
+                    fix: "make RRD_DIR writable, or start rrdcached and check RRDCACHED=host:port"
+                        .into(),
+                },
             },
-            Err(e) => Check { ok: false, what: format!("time series: {e}"), fix: "check RRD_DIR / RRDCACHED".into() },
+            Err(e) => Check {
+                ok: false,
+                what: format!("time series: {e}"),
+                fix: "check RRD_DIR / RRDCACHED".into(),
+            },
         });
         let fping = lookout_icmp::PingConfig::default().fping;
         checks.push(Check {
@@ -250,7 +268,9 @@ pub async fn validate(data_dir: PathBuf) -> Result<ExitCode> {
 fn describe_store(cfg: &Config) -> String {
     match &cfg.store {
         lookout_store::StoreConfig::Sqlite { path } => format!("sqlite {}", path.display()),
-        lookout_store::StoreConfig::Mysql { hosts, database, .. } => format!(
+        lookout_store::StoreConfig::Mysql {
+            hosts, database, ..
+        } => format!(
             "mysql {} / {database}",
             hosts
                 .iter()

@@ -41,7 +41,10 @@ fn add_poll_store_and_rrd_files() {
         .find(|p| p["if_descr"] == "lo" || p["if_name"] == "lo")
         .unwrap_or_else(|| panic!("no lo interface in {ports:?}"));
     // SNMP itself runs over lo, so its counters move between polls.
-    assert!(lo_port["in_octets_rate"].as_f64().unwrap() > 0.0, "{lo_port}");
+    assert!(
+        lo_port["in_octets_rate"].as_f64().unwrap() > 0.0,
+        "{lo_port}"
+    );
     assert_eq!(lo_port["if_oper_status"], "up");
 
     // The store has what the poll found.
@@ -90,7 +93,10 @@ fn add_poll_store_and_rrd_files() {
     );
     let icmp = rrdtool(&["info", lo.rrd("127.0.0.1/icmp-perf.rrd").to_str().unwrap()]);
     for ds in ["avg", "xmt", "rcv", "min", "max"] {
-        assert!(icmp.contains(&format!("ds[{ds}].")), "{ds} missing in icmp-perf.rrd");
+        assert!(
+            icmp.contains(&format!("ds[{ds}].")),
+            "{ds} missing in icmp-perf.rrd"
+        );
     }
     let up = rrdtool(&["info", lo.rrd("127.0.0.1/uptime.rrd").to_str().unwrap()]);
     assert!(up.contains("ds[uptime]."), "{up}");
@@ -109,18 +115,38 @@ fn bad_input_is_a_clear_error_and_stores_nothing() {
 
     // unreachable: nothing listens on that port
     let err = lo.fails(&[
-        "device", "add", "127.0.0.1", "--port", &dead, "--timeout-ms", "300", "--retries", "0",
+        "device",
+        "add",
+        "127.0.0.1",
+        "--port",
+        &dead,
+        "--timeout-ms",
+        "300",
+        "--retries",
+        "0",
     ]);
-    assert!(err.contains("timed out") || err.contains("timeout"), "{err}");
+    assert!(
+        err.contains("timed out") || err.contains("timeout"),
+        "{err}"
+    );
     assert!(err.contains("nothing stored"), "{err}");
     // wrong community: v2c agents stay silent, so it is a timeout too
     let err = lo.fails(&[
-        "device", "add", "127.0.0.1", "--port", &port, "-c", "wrong", "--timeout-ms", "300",
-        "--retries", "0",
+        "device",
+        "add",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "-c",
+        "wrong",
+        "--timeout-ms",
+        "300",
+        "--retries",
+        "0",
     ]);
     assert!(err.contains("nothing stored"), "{err}");
     // malformed host names never reach the resolver or the store
-    for bad in ["bad host", "a;rm -rf /", "", "-x.example"] {
+    for bad in ["bad host", "a;rm -rf /", "", "x-.example", "a..b"] {
         let err = lo.fails(&["device", "add", bad]);
         assert!(err.contains("cannot add"), "{bad:?}: {err}");
     }
@@ -134,7 +160,15 @@ fn bad_input_is_a_clear_error_and_stores_nothing() {
 
     // --force stores a device that does not answer, and polling it marks it down
     lo.ok(&[
-        "device", "add", "127.0.0.2", "--port", &dead, "--timeout-ms", "200", "--retries", "0",
+        "device",
+        "add",
+        "127.0.0.2",
+        "--port",
+        &dead,
+        "--timeout-ms",
+        "200",
+        "--retries",
+        "0",
         "--force",
     ]);
     let out = lo.run(&["device", "poll", "127.0.0.2", "--json"]);
@@ -184,7 +218,10 @@ fn read_only_database_is_a_clear_error() {
     let out = lo.run(&["device", "add", "127.0.0.1", "--port", &port]);
     lock(false);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "add on a read-only database succeeded");
+    assert!(
+        !out.status.success(),
+        "add on a read-only database succeeded"
+    );
     assert!(err.contains("read-only"), "{err}");
     assert!(lo.devices_json().is_empty(), "nothing half-written");
 }

@@ -53,7 +53,13 @@ fn get_json(http: &ureq::Agent, url: &str, token: Option<&str>) -> (u16, Value) 
 fn serve_polls_api_answers_browser_sees_graph() {
     let snmpd = Snmpd::start();
     let lo = Install::new();
-    lo.ok(&["device", "add", "127.0.0.1", "--port", &snmpd.port.to_string()]);
+    lo.ok(&[
+        "device",
+        "add",
+        "127.0.0.1",
+        "--port",
+        &snmpd.port.to_string(),
+    ]);
 
     let web_port = free_tcp_port();
     let base = format!("http://127.0.0.1:{web_port}");
@@ -97,10 +103,18 @@ fn serve_polls_api_answers_browser_sees_graph() {
     assert_eq!(device["os"], "linux");
     assert!(device["device_id"].is_number());
 
-    let (st, one) = get_json(&http, &format!("{base}/api/v0/devices/127.0.0.1"), Some(&token));
+    let (st, one) = get_json(
+        &http,
+        &format!("{base}/api/v0/devices/127.0.0.1"),
+        Some(&token),
+    );
     assert_eq!(st, 200, "{one}");
     assert_eq!(one["devices"][0]["sysName"], "lookout-test-agent");
-    let (st, missing) = get_json(&http, &format!("{base}/api/v0/devices/nosuch"), Some(&token));
+    let (st, missing) = get_json(
+        &http,
+        &format!("{base}/api/v0/devices/nosuch"),
+        Some(&token),
+    );
     assert_eq!(st, 404, "{missing}");
     assert_eq!(missing["status"], "error");
     let (st, ports) = get_json(
@@ -115,15 +129,22 @@ fn serve_polls_api_answers_browser_sees_graph() {
     // Wait for a second poll so the graph has a rate to draw.
     let first = device["last_polled"].clone();
     wait_for("a second poll", 40, || {
-        let (_, body) = get_json(&http, &format!("{base}/api/v0/devices/127.0.0.1"), Some(&token));
+        let (_, body) = get_json(
+            &http,
+            &format!("{base}/api/v0/devices/127.0.0.1"),
+            Some(&token),
+        );
         (body["devices"][0]["last_polled"] != first).then_some(())
     });
 
-    browser_logs_in_and_sees_graph(&base, device["device_id"].as_i64().unwrap());
+    browser_logs_in_and_sees_graph(&base, device["device_id"].as_i64().unwrap(), ports.len());
 
     // SIGTERM stops the server cleanly.
     let pid = server.0.id().to_string();
-    std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
     let status = wait_for("serve to exit", 30, || server.0.try_wait().unwrap());
     assert!(status.success(), "serve exited with {status}");
 }
@@ -141,7 +162,10 @@ const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 impl WebDriver {
     fn start() -> WebDriver {
         let bin = std::path::Path::new("/usr/bin/chromedriver");
-        assert!(bin.exists(), "chromedriver missing: apt-get install chromium chromium-driver");
+        assert!(
+            bin.exists(),
+            "chromedriver missing: apt-get install chromium chromium-driver"
+        );
         let port = free_tcp_port();
         let driver = std::process::Command::new(bin)
             .arg(format!("--port={port}"))
@@ -153,7 +177,10 @@ impl WebDriver {
         let http = agent();
         let root = format!("http://127.0.0.1:{port}");
         wait_for("chromedriver", 20, || {
-            http.get(&format!("{root}/status")).call().ok().filter(|r| r.status() == 200)
+            http.get(&format!("{root}/status"))
+                .call()
+                .ok()
+                .filter(|r| r.status() == 200)
         });
         let profile = tempfile::tempdir().unwrap();
         let caps = json!({"capabilities": {"alwaysMatch": {
@@ -169,7 +196,10 @@ impl WebDriver {
                 ]
             }
         }}});
-        let mut resp = http.post(&format!("{root}/session")).send_json(&caps).unwrap();
+        let mut resp = http
+            .post(&format!("{root}/session"))
+            .send_json(&caps)
+            .unwrap();
         let v: Value = resp.body_mut().read_json().unwrap();
         let id = v["value"]["sessionId"]
             .as_str()
@@ -202,18 +232,33 @@ impl WebDriver {
         self.cmd("POST", "/url", json!({"url": url}));
     }
     fn url(&self) -> String {
-        self.cmd("GET", "/url", Value::Null).as_str().unwrap().to_string()
+        self.cmd("GET", "/url", Value::Null)
+            .as_str()
+            .unwrap()
+            .to_string()
     }
     fn source(&self) -> String {
-        self.cmd("GET", "/source", Value::Null).as_str().unwrap().to_string()
+        self.cmd("GET", "/source", Value::Null)
+            .as_str()
+            .unwrap()
+            .to_string()
     }
     fn find(&self, css: &str) -> String {
-        let v = self.cmd("POST", "/element", json!({"using": "css selector", "value": css}));
+        let v = self.cmd(
+            "POST",
+            "/element",
+            json!({"using": "css selector", "value": css}),
+        );
         v[ELEMENT_KEY].as_str().unwrap().to_string()
     }
     fn type_into(&self, css: &str, text: &str) {
         let e = self.find(css);
-        self.cmd("POST", &format!("/element/{e}/value"), json!({"text": text}));
+        self.cmd("POST", &format!("/element/{e}/clear"), json!({}));
+        self.cmd(
+            "POST",
+            &format!("/element/{e}/value"),
+            json!({"text": text}),
+        );
     }
     fn click(&self, css: &str) {
         let e = self.find(css);
@@ -232,7 +277,7 @@ impl WebDriver {
     }
 }
 
-fn browser_logs_in_and_sees_graph(base: &str, device_id: i64) {
+fn browser_logs_in_and_sees_graph(base: &str, device_id: i64, interfaces: usize) {
     let wd = WebDriver::start();
     // Unauthenticated: redirected to the login form.
     wd.goto(&format!("{base}/devices"));
@@ -245,19 +290,30 @@ fn browser_logs_in_and_sees_graph(base: &str, device_id: i64) {
     wd.type_into("input[name=username]", "admin");
     wd.type_into("input[name=password]", "admin-test-pw");
     wd.click("button[type=submit], input[type=submit]");
-    wait_for("the devices page", 10, || wd.url().ends_with("/devices").then_some(()));
+    wait_for("the devices page", 10, || {
+        wd.url().ends_with("/devices").then_some(())
+    });
     let html = wd.source();
     assert!(html.contains("127.0.0.1"), "device missing from /devices");
-    assert!(html.contains("lookout-test-agent"), "sysName missing from /devices");
+    assert!(
+        html.contains("lookout-test-agent"),
+        "sysName missing from /devices"
+    );
 
     wd.goto(&format!("{base}/device/{device_id}"));
     let html = wd.source();
-    assert!(html.contains("Rack 7, Lab"), "sysLocation missing on the device page");
-    assert!(html.contains(">lo<") || html.contains("lo "), "lo interface missing");
-    // uPlot draws into a canvas once the JSON series has loaded.
-    wait_for("an interface graph", 15, || {
+    assert!(
+        html.contains("Rack 7, Lab"),
+        "sysLocation missing on the device page"
+    );
+    assert!(
+        html.contains(">lo<") || html.contains("lo "),
+        "lo interface missing"
+    );
+    // uPlot draws into a canvas once each interface's JSON series has loaded.
+    wait_for("every interface graph", 20, || {
         let n = wd.script("return document.querySelectorAll('.uplot canvas').length");
-        (n.as_u64().unwrap_or(0) > 0).then_some(())
+        (n.as_u64().unwrap_or(0) as usize >= interfaces).then_some(())
     });
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("device-page.png");
     wd.screenshot(&shot);

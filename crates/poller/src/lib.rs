@@ -131,10 +131,12 @@ impl Poller {
         } else {
             &self.inner.snmp_v4
         };
-        client.session(addr, snmp).map_err(|source| PollError::Snmp {
-            host: hostname.to_string(),
-            source,
-        })
+        client
+            .session(addr, snmp)
+            .map_err(|source| PollError::Snmp {
+                host: hostname.to_string(),
+                source,
+            })
     }
 
     /// Checks that a device answers SNMP with these settings (used before adding it).
@@ -206,8 +208,15 @@ impl Poller {
                 p.min_ms.map_or(Value::Unknown, Value::Gauge),
                 p.max_ms.map_or(Value::Unknown, Value::Gauge),
             ];
-            self.write_rrd(&host, "icmp-perf.rrd", &defs::icmp_perf(step), at, &values, &mut ts_errors)
-                .await;
+            self.write_rrd(
+                &host,
+                "icmp-perf.rrd",
+                &defs::icmp_perf(step),
+                at,
+                &values,
+                &mut ts_errors,
+            )
+            .await;
         }
 
         let (status, reason, system, ports) = match snmp {
@@ -221,12 +230,24 @@ impl Poller {
                     seconds: t.elapsed().as_secs_f64(),
                 });
                 if let Some(up) = sys.uptime_secs {
-                    self.write_rrd(&host, "uptime.rrd", &defs::uptime(step), at, &[Value::Gauge(up as f64)], &mut ts_errors)
-                        .await;
+                    self.write_rrd(
+                        &host,
+                        "uptime.rrd",
+                        &defs::uptime(step),
+                        at,
+                        &[Value::Gauge(up as f64)],
+                        &mut ts_errors,
+                    )
+                    .await;
                     if let Some(prev) = device.uptime {
                         if up < prev {
-                            self.event(device, "reboot", &format!("Device rebooted after {}", human_secs(prev)), Severity::Warning)
-                                .await;
+                            self.event(
+                                device,
+                                "reboot",
+                                &format!("Device rebooted after {}", human_secs(prev)),
+                                Severity::Warning,
+                            )
+                            .await;
                         }
                     }
                 }
@@ -324,14 +345,24 @@ impl Poller {
             .await?;
         for id in &sync.added {
             if let Some(p) = sync.ports.iter().find(|p| p.port_id == *id) {
-                self.event(device, "interface", &format!("Interface added: {}", p.label()), Severity::Info)
-                    .await;
+                self.event(
+                    device,
+                    "interface",
+                    &format!("Interface added: {}", p.label()),
+                    Severity::Info,
+                )
+                .await;
             }
         }
         for id in &sync.removed {
             if let Some(p) = before.iter().find(|p| p.port_id == *id) {
-                self.event(device, "interface", &format!("Interface removed: {}", p.label()), Severity::Notice)
-                    .await;
+                self.event(
+                    device,
+                    "interface",
+                    &format!("Interface removed: {}", p.label()),
+                    Severity::Notice,
+                )
+                .await;
             }
         }
         for p in &sync.ports {
@@ -429,12 +460,13 @@ async fn resolve(hostname: &str, port: u16) -> Result<SocketAddr, PollError> {
     if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
         return Ok(SocketAddr::new(ip, port));
     }
-    let mut addrs = tokio::net::lookup_host((bare, port))
-        .await
-        .map_err(|e| PollError::Resolve {
-            host: hostname.to_string(),
-            message: e.to_string(),
-        })?;
+    let mut addrs =
+        tokio::net::lookup_host((bare, port))
+            .await
+            .map_err(|e| PollError::Resolve {
+                host: hostname.to_string(),
+                message: e.to_string(),
+            })?;
     addrs.next().ok_or_else(|| PollError::Resolve {
         host: hostname.to_string(),
         message: "no address".to_string(),

@@ -22,12 +22,16 @@ impl OsRule {
     fn matches(&self, sys_object_id: &str, sys_descr: &str) -> bool {
         let oid_ok = self.sys_object_id.as_deref().is_none_or(|p| {
             let oid = sys_object_id.trim_start_matches('.');
-            oid == p || oid.strip_prefix(p).is_some_and(|rest| rest.starts_with('.'))
+            oid == p
+                || oid
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.starts_with('.'))
         });
-        let descr_ok = self
-            .sys_descr
-            .as_deref()
-            .is_none_or(|d| sys_descr.to_ascii_lowercase().contains(&d.to_ascii_lowercase()));
+        let descr_ok = self.sys_descr.as_deref().is_none_or(|d| {
+            sys_descr
+                .to_ascii_lowercase()
+                .contains(&d.to_ascii_lowercase())
+        });
         oid_ok && descr_ok
     }
 }
@@ -40,12 +44,22 @@ pub fn parse_rules(text: &str) -> Result<Vec<OsRule>, String> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let mut parts = line.splitn(3, char::is_whitespace);
-        let os = parts.next().unwrap_or_default().to_string();
-        let oid = parts.next().map(str::trim).unwrap_or("-");
-        let descr = parts.next().map(str::trim).unwrap_or("-");
+        let mut fields = line.split_whitespace();
+        let os = fields.next().unwrap_or_default().to_string();
+        let oid = fields.next().unwrap_or("-");
+        // The sysDescr substring is the rest of the line and may contain spaces.
+        let rest: Vec<&str> = fields.collect();
+        let descr = if rest.is_empty() {
+            "-".to_string()
+        } else {
+            rest.join(" ")
+        };
+        let descr = descr.as_str();
         if os.is_empty() || (oid == "-" && descr == "-") {
-            return Err(format!("os rule line {}: needs an OS and a sysObjectID or sysDescr", n + 1));
+            return Err(format!(
+                "os rule line {}: needs an OS and a sysObjectID or sysDescr",
+                n + 1
+            ));
         }
         let field = |s: &str| (s != "-" && !s.is_empty()).then(|| s.to_string());
         rules.push(OsRule {

@@ -37,7 +37,11 @@ fn column_and_index(oid: &Oid, entry_prefix: &[u32]) -> Option<(u32, i64)> {
 
 fn text(v: &Value) -> Option<String> {
     match v {
-        Value::OctetString(b) => Some(String::from_utf8_lossy(b).trim_end_matches('\0').to_string()),
+        Value::OctetString(b) => Some(
+            String::from_utf8_lossy(b)
+                .trim_end_matches('\0')
+                .to_string(),
+        ),
         _ => None,
     }
 }

@@ -23,7 +23,10 @@ const SYSTEM: [u32; 7] = [1, 3, 6, 1, 2, 1, 1];
 fn text(v: &Value) -> Option<String> {
     match v {
         Value::OctetString(b) => {
-            let s = String::from_utf8_lossy(b).trim_end_matches('\0').trim().to_string();
+            let s = String::from_utf8_lossy(b)
+                .trim_end_matches('\0')
+                .trim()
+                .to_string();
             (!s.is_empty()).then_some(s)
         }
         _ => None,

@@ -56,7 +56,10 @@ impl Snmpd {
             .arg(&conf)
             .arg("-p")
             .arg(dir.path().join("snmpd.pid"))
-            .arg(format!("--persistentDir={}", dir.path().join("persist").display()))
+            .arg(format!(
+                "--persistentDir={}",
+                dir.path().join("persist").display()
+            ))
             .arg(format!("udp:127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
