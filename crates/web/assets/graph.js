@@ -41,9 +41,11 @@
           height: 200,
           cursor: { drag: { x: true, y: false } },
           scales: { x: { time: true } },
+          // UTC like every other time on the pages, so a graph lines up with the event log.
+          tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"); },
           axes: [
             {},
-            { size: 70, values: function (u, vals) { return vals.map(si); } }
+            { size: 90, values: function (u, vals) { return vals.map(si); } }
           ],
           series: [
             {},

@@ -14,7 +14,8 @@ use sha2::{Digest as _, Sha256};
 /// Errors of credential handling, named after what failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("APP_KEY is not valid: {0} (expected \"base64:\" followed by 32 random bytes in base64; `lookout` can generate one)")]
+    /// Callers name the setting (`APP_KEY`) and the fix; this says what is wrong with it.
+    #[error("app key {0}")]
     ParseAppKey(&'static str),
     #[error("password hashing failed: {0}")]
     HashPassword(String),
@@ -71,15 +72,17 @@ impl FromStr for AppKey {
         let bytes = if let Some(b64) = s.strip_prefix("base64:") {
             base64::engine::general_purpose::STANDARD
                 .decode(b64)
-                .map_err(|_| AuthError::ParseAppKey("the part after \"base64:\" is not base64"))?
+                .map_err(|_| {
+                    AuthError::ParseAppKey("has a part after \"base64:\" that is not base64")
+                })?
         } else if s.is_empty() {
-            return Err(AuthError::ParseAppKey("it is empty"));
+            return Err(AuthError::ParseAppKey("is empty"));
         } else {
             s.as_bytes().to_vec()
         };
         let arr: [u8; 32] = bytes
             .try_into()
-            .map_err(|_| AuthError::ParseAppKey("it is not 32 bytes long"))?;
+            .map_err(|_| AuthError::ParseAppKey("is not 32 bytes long"))?;
         Ok(AppKey(arr))
     }
 }

@@ -16,7 +16,9 @@ use serde::Deserialize;
 
 use crate::error::{error_page, WebError};
 use crate::graph::Period;
-use crate::session::{removal_cookie, set_cookie, tokens_equal, CookieSealer, SessionData};
+use crate::session::{
+    client_uses_https, removal_cookie, set_cookie, tokens_equal, CookieSealer, SessionData,
+};
 use crate::session::{LOGIN_COOKIE, SESSION_COOKIE};
 use crate::view;
 use crate::Shared;
@@ -133,7 +135,10 @@ pub(crate) async fn login_form(
     if ctx.sealer.session(&headers, now_secs()).is_some() {
         return Ok(Redirect::to(&next).into_response());
     }
-    let Some((csrf, cookie)) = ctx.sealer.new_login_token(now_secs()) else {
+    let Some((csrf, cookie)) = ctx
+        .sealer
+        .new_login_token(now_secs(), client_uses_https(&headers))
+    else {
         return Ok(error_page(
             StatusCode::INTERNAL_SERVER_ERROR,
             "could not create the login form",
@@ -202,7 +207,10 @@ pub(crate) async fn login(
         Some(user) if ok => {
             tracing::info!(user = %user.username, "login");
             let session = CookieSealer::new_session(user.user_id, now);
-            let Some(cookie) = ctx.sealer.session_cookie(&session) else {
+            let Some(cookie) = ctx
+                .sealer
+                .session_cookie(&session, client_uses_https(&headers))
+            else {
                 return Ok(error_page(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "could not create the session",

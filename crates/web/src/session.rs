@@ -71,10 +71,11 @@ impl CookieSealer {
         }
     }
 
-    /// The `Set-Cookie` value for a session.
-    pub fn session_cookie(&self, data: &SessionData) -> Option<HeaderValue> {
+    /// The `Set-Cookie` value for a session; `secure` adds the `Secure` attribute (set it when
+    /// the client reached us over HTTPS, see [`client_uses_https`]).
+    pub fn session_cookie(&self, data: &SessionData, secure: bool) -> Option<HeaderValue> {
         let json = serde_json::to_string(data).ok()?;
-        self.sealed_cookie(SESSION_COOKIE, json, SESSION_TTL_SECS)
+        self.sealed_cookie(SESSION_COOKIE, json, SESSION_TTL_SECS, secure)
     }
 
     /// The valid, unexpired session in the request's cookies, if any. A cookie that was
@@ -86,13 +87,13 @@ impl CookieSealer {
     }
 
     /// A new login-form CSRF token and the `Set-Cookie` value that carries it.
-    pub fn new_login_token(&self, now: i64) -> Option<(String, HeaderValue)> {
+    pub fn new_login_token(&self, now: i64, secure: bool) -> Option<(String, HeaderValue)> {
         let data = LoginData {
             exp: now + LOGIN_TTL_SECS,
             csrf: random_hex(32),
         };
         let json = serde_json::to_string(&data).ok()?;
-        let cookie = self.sealed_cookie(LOGIN_COOKIE, json, LOGIN_TTL_SECS)?;
+        let cookie = self.sealed_cookie(LOGIN_COOKIE, json, LOGIN_TTL_SECS, secure)?;
         Some((data.csrf, cookie))
     }
 
@@ -107,13 +108,20 @@ impl CookieSealer {
         data.exp > now && tokens_equal(&data.csrf, submitted)
     }
 
-    fn sealed_cookie(&self, name: &'static str, value: String, ttl: i64) -> Option<HeaderValue> {
+    fn sealed_cookie(
+        &self,
+        name: &'static str,
+        value: String,
+        ttl: i64,
+        secure: bool,
+    ) -> Option<HeaderValue> {
         let mut jar = CookieJar::new();
         jar.private_mut(&self.key).add(
             Cookie::build((name, value))
                 .path("/")
                 .http_only(true)
                 .same_site(SameSite::Lax)
+                .secure(secure)
                 .max_age(cookie::time::Duration::seconds(ttl))
                 .build(),
         );
@@ -132,6 +140,29 @@ impl CookieSealer {
         let c = jar.private(&self.key).get(name)?;
         Some(c.value().to_owned())
     }
+}
+
+/// True when the client reached us over HTTPS through a TLS-terminating proxy or load
+/// balancer (`X-Forwarded-Proto: https` or `Forwarded: proto=https`). Trusting the header is
+/// safe here: it only adds `Secure` to the client's own cookies.
+pub fn client_uses_https(headers: &HeaderMap) -> bool {
+    let xfp = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
+    let fwd = headers
+        .get("forwarded")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split([';', ',']).any(|kv| {
+                kv.trim().split_once('=').is_some_and(|(k, p)| {
+                    k.eq_ignore_ascii_case("proto")
+                        && p.trim_matches('"').eq_ignore_ascii_case("https")
+                })
+            })
+        });
+    xfp || fwd
 }
 
 /// A `Set-Cookie` value that deletes cookie `name` in the browser.
@@ -182,7 +213,7 @@ mod tests {
     fn session_round_trip_and_attributes() {
         let s = CookieSealer::new(&AppKey::generate());
         let data = CookieSealer::new_session(7, 1000);
-        let c = s.session_cookie(&data).unwrap();
+        let c = s.session_cookie(&data, false).unwrap();
         let text = c.to_str().unwrap();
         assert!(text.starts_with("lookout_session="), "{text}");
         assert!(text.contains("HttpOnly"), "{text}");
@@ -200,7 +231,9 @@ mod tests {
     fn other_key_and_tampering_are_refused() {
         let key = AppKey::generate();
         let s = CookieSealer::new(&key);
-        let c = s.session_cookie(&CookieSealer::new_session(1, 0)).unwrap();
+        let c = s
+            .session_cookie(&CookieSealer::new_session(1, 0), false)
+            .unwrap();
         assert!(CookieSealer::new(&AppKey::generate())
             .session(&request_with(&c), 1)
             .is_none());
@@ -220,13 +253,37 @@ mod tests {
     #[test]
     fn login_token_checks() {
         let s = CookieSealer::new(&AppKey::generate());
-        let (tok, c) = s.new_login_token(0).unwrap();
+        let (tok, c) = s.new_login_token(0, false).unwrap();
         let h = request_with(&c);
         assert!(s.check_login_token(&h, &tok, 1));
         assert!(!s.check_login_token(&h, "nope", 1));
         assert!(!s.check_login_token(&h, "", 1));
         assert!(!s.check_login_token(&h, &tok, LOGIN_TTL_SECS + 1));
         assert!(!s.check_login_token(&HeaderMap::new(), &tok, 1));
+    }
+
+    #[test]
+    fn secure_behind_https_proxies() {
+        let s = CookieSealer::new(&AppKey::generate());
+        let c = s
+            .session_cookie(&CookieSealer::new_session(1, 0), true)
+            .unwrap();
+        assert!(c.to_str().unwrap().contains("Secure"));
+        let mut h = HeaderMap::new();
+        assert!(!client_uses_https(&h));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        assert!(client_uses_https(&h));
+        let mut h = HeaderMap::new();
+        h.insert(
+            "forwarded",
+            HeaderValue::from_static("for=192.0.2.1;proto=https;by=x"),
+        );
+        assert!(client_uses_https(&h));
+        h.insert(
+            "forwarded",
+            HeaderValue::from_static("for=192.0.2.1;proto=http"),
+        );
+        assert!(!client_uses_https(&h));
     }
 
     #[test]

@@ -880,3 +880,40 @@ async fn unknown_user_id_in_a_valid_session_is_refused() {
     .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn cookies_are_secure_behind_an_https_proxy() {
+    let app = App::new().await;
+    let plain = login_on(&app.router, USER, PASSWORD).await;
+    assert!(plain.set_cookies().iter().all(|c| !c.contains("Secure")));
+
+    let with_proto = |req: Request<Body>| {
+        let (mut parts, body) = req.into_parts();
+        parts
+            .headers
+            .insert("x-forwarded-proto", "https".parse().unwrap());
+        Request::from_parts(parts, body)
+    };
+    let form = app.send(with_proto(get("/login", None))).await;
+    let login_cookie = form
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("lookout_login="))
+        .unwrap();
+    assert!(login_cookie.contains("Secure"), "{login_cookie}");
+    let csrf = csrf_of(&form.body);
+    let r = app
+        .send(with_proto(post_form(
+            "/login",
+            form.cookie("lookout_login").as_deref(),
+            &[("username", USER), ("password", PASSWORD), ("_csrf", &csrf)],
+        )))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let session = r
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("lookout_session="))
+        .unwrap();
+    assert!(session.contains("Secure"), "{session}");
+}
