@@ -299,6 +299,16 @@ impl Store {
         })
     }
 
+    /// Closes every connection (waits for checked-out ones to come back). For a clean
+    /// shutdown: SQLite checkpoints its WAL into the main file when the last connection
+    /// closes. Later calls on any clone of this handle fail.
+    pub async fn close(&self) {
+        match &*self.inner {
+            Inner::Sqlite(b) => b.pool.close().await,
+            Inner::Mysql(b) => b.close().await,
+        }
+    }
+
     /// `sqlite` or `mysql`.
     pub fn dialect(&self) -> &'static str {
         match &*self.inner {
@@ -318,25 +328,31 @@ impl Store {
         matches!(&*self.inner, Inner::Sqlite(b) if b.read_only)
     }
 
-    /// Creates the bookkeeping tables (no-op when present; tolerated on a read-only file,
-    /// where reading them tells whether anything is pending).
-    async fn bookkeeping(&self) -> Result<()> {
+    /// Creates the bookkeeping tables (no-op when present). On a read-only file they may
+    /// be missing and cannot be created: returns false then, and callers read that as
+    /// "nothing applied".
+    async fn bookkeeping(&self) -> Result<bool> {
         let (_, bookkeeping) = self.migrations();
         for sql in migrate::statements(bookkeeping) {
             match run!(self, write, "migrate", exec("migrate", sql)) {
-                Err(StoreError::ReadOnly(_)) if self.is_read_only() => {}
+                Err(StoreError::ReadOnly(_)) if self.is_read_only() => return Ok(false),
                 other => other?,
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Every migration this build knows, with when it was applied (`None` = pending).
     /// Migrations recorded in the database but unknown to this build (a newer version
     /// migrated it) are listed too, after the known ones.
     pub async fn migrate_status(&self) -> Result<Vec<MigrationStatus>> {
-        self.bookkeeping().await?;
-        let applied = run!(self, read, "migrate_status", applied_migrations())?;
+        let created = self.bookkeeping().await?;
+        let applied = match run!(self, read, "migrate_status", applied_migrations()) {
+            Ok(a) => a,
+            // Read-only file without the bookkeeping tables: a database never migrated.
+            Err(StoreError::Query { .. }) if !created => Vec::new(),
+            Err(e) => return Err(e),
+        };
         let (known, _) = self.migrations();
         let mut out: Vec<MigrationStatus> = known
             .iter()

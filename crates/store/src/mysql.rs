@@ -25,6 +25,8 @@ pub(crate) use crate::sql::PORT_SYNC_SELECT_FOR_UPDATE as PORT_SYNC_SELECT;
 pub(crate) const MAX_ATTEMPTS: u32 = 8;
 const BACKOFF_BASE: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// A node that does not complete a connection in this time is treated as down.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub(crate) fn enc_u64(v: Option<u64>) -> Option<u64> {
     v
@@ -40,6 +42,8 @@ pub(crate) fn enc_ts(t: Timestamp) -> Timestamp {
 
 struct Node {
     label: String,
+    /// Without a database selected: for health checks and creating the database.
+    options: MySqlConnectOptions,
     pool: MySqlPool,
 }
 
@@ -194,57 +198,60 @@ impl MysqlBackend {
                 .charset("utf8mb4");
             let pool = MySqlPoolOptions::new()
                 .max_connections(16)
-                .acquire_timeout(Duration::from_secs(3))
+                .acquire_timeout(CONNECT_TIMEOUT)
+                // Ping on checkout (the default, kept on purpose): a pooled connection the
+                // server dropped is replaced before use instead of costing a retry.
+                .test_before_acquire(true)
                 .after_connect(|c, _meta| Box::pin(async move { check_node(c).await }))
                 .connect_lazy_with(base.clone().database(database));
-            nodes.push((
-                base,
-                Node {
-                    label: format!("{host}:{port}"),
-                    pool,
-                },
-            ));
-        }
-        // Create the database if missing, on the first node that answers.
-        let mut errors = Vec::new();
-        for (base, node) in &nodes {
-            match MySqlConnection::connect_with(base).await {
-                Ok(mut c) => {
-                    let sql =
-                        format!("CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4");
-                    if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut c)
-                        .await
-                    {
-                        tracing::debug!(node = %node.label, error = %e, "cannot create the database (may exist already)");
-                    }
-                    let _ = c.close().await;
-                    break;
-                }
-                Err(e) => errors.push(format!("{}: {e}", node.label)),
-            }
+            nodes.push(Node {
+                label: format!("{host}:{port}"),
+                options: base,
+                pool,
+            });
         }
         let backend = MysqlBackend {
-            nodes: nodes.into_iter().map(|(_, n)| n).collect(),
+            nodes,
             current: AtomicUsize::new(0),
         };
+        // Create the database if missing (a fresh install), on the first node that answers;
+        // lacking the privilege is fine when it exists.
+        for node in &backend.nodes {
+            if let Ok(mut c) = MySqlConnection::connect_with(&node.options).await {
+                let sql =
+                    format!("CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4");
+                if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut c)
+                    .await
+                {
+                    tracing::debug!(node = %node.label, error = %e, "cannot create the database (may exist already)");
+                }
+                let _ = c.close().await;
+                break;
+            }
+        }
         match backend.first_healthy(0).await {
             Ok(i) => {
                 backend.current.store(i, Ordering::Relaxed);
                 tracing::info!(node = %backend.nodes[i].label, "using database node");
                 Ok(backend)
             }
-            Err(node_errors) => {
-                errors.extend(node_errors);
-                Err(StoreError::Open {
-                    what,
-                    source: format!("no usable node: {}", errors.join("; ")).into(),
-                })
-            }
+            Err(errors) => Err(StoreError::Open {
+                what,
+                source: format!("no usable node: {}", errors.join("; ")).into(),
+            }),
         }
     }
 
-    /// The first node from `start` on (wrapping) that connects and is ready.
+    pub(crate) async fn close(&self) {
+        for n in &self.nodes {
+            n.pool.close().await;
+        }
+    }
+
+    /// The first node from `start` on (wrapping) that connects and is ready. Checked on a
+    /// fresh direct connection: one attempt, so a dead node costs a refused connect rather
+    /// than the pool's connect retries until its acquire timeout.
     async fn first_healthy(&self, start: usize) -> std::result::Result<usize, Vec<String>> {
         let n = self.nodes.len();
         let mut errors = Vec::new();
@@ -252,8 +259,15 @@ impl MysqlBackend {
             let i = (start + k) % n;
             let node = &self.nodes[i];
             let res = async {
-                let mut c = node.pool.acquire().await?;
-                check_node(&mut c).await
+                let mut c = tokio::time::timeout(
+                    CONNECT_TIMEOUT,
+                    MySqlConnection::connect_with(&node.options),
+                )
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??;
+                let checked = check_node(&mut c).await;
+                let _ = c.close().await;
+                checked
             }
             .await;
             match res {

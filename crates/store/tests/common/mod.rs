@@ -138,3 +138,60 @@ macro_rules! contract_tests {
         }
     };
 }
+
+impl Fixture {
+    /// Runs one raw statement on the fixture's database: `sqlite` or `mysql` text by dialect.
+    pub async fn exec(&self, sqlite: &str, mysql: &str) {
+        match self {
+            Fixture::Sqlite {
+                config: StoreConfig::Sqlite { path },
+                ..
+            } => {
+                let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+                let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sqlite.to_string()))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                c.close().await.unwrap();
+            }
+            Fixture::Mysql { database, .. } => {
+                let mut c = mysql_admin().await;
+                let sql = format!("USE `{database}`; {mysql}");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                c.close().await.unwrap();
+            }
+            Fixture::Sqlite { .. } => unreachable!(),
+        }
+    }
+
+    /// `SELECT COUNT(*)` of a table.
+    pub async fn count(&self, table: &str) -> i64 {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        match self {
+            Fixture::Sqlite {
+                config: StoreConfig::Sqlite { path },
+                ..
+            } => {
+                let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+                let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap()
+            }
+            Fixture::Mysql { database, .. } => {
+                let mut c = mysql_admin().await;
+                let sql = format!("SELECT COUNT(*) FROM `{database}`.{table}");
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap()
+            }
+            Fixture::Sqlite { .. } => unreachable!(),
+        }
+    }
+}
