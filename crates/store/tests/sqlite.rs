@@ -120,3 +120,70 @@ async fn read_only_file_with_pending_migrations() {
     store.close().await;
     assert_eq!(std::fs::read(&path).unwrap().len(), 0, "nothing written");
 }
+
+/// `chattr +i` on the file while the guard lives; cleared on drop so the temp dir can go.
+struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    fn set(path: &std::path::Path) -> Immutable {
+        let chattr = ["/usr/bin/chattr", "/bin/chattr"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("chattr not found: install the Debian package e2fsprogs");
+        let st = std::process::Command::new(chattr)
+            .arg("+i")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "chattr +i failed (needs root on an ext4-like file system)"
+        );
+        Immutable(path.to_path_buf())
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        for chattr in ["/usr/bin/chattr", "/bin/chattr"] {
+            if std::path::Path::new(chattr).exists() {
+                let _ = std::process::Command::new(chattr)
+                    .arg("-i")
+                    .arg(&self.0)
+                    .status();
+                return;
+            }
+        }
+    }
+}
+
+/// The kernel-enforced case, which holds for root too: an immutable file (EPERM on open
+/// for writing) with normal mode bits.
+#[tokio::test]
+async fn immutable_file_is_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lookout.sqlite");
+    let config = StoreConfig::Sqlite { path: path.clone() };
+    let store = Store::open(&config).await.unwrap();
+    store.migrate().await.unwrap();
+    store.add_device(&new_device("kept")).await.unwrap();
+    store.close().await;
+    let before = std::fs::read(&path).unwrap();
+    {
+        let _immutable = Immutable::set(&path);
+        assert!(
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .is_err(),
+            "the kernel refuses writes to the file, even for root"
+        );
+        let store = Store::open(&config).await.unwrap();
+        assert_eq!(store.devices().await.unwrap().len(), 1);
+        let err = store.add_device(&new_device("new")).await.unwrap_err();
+        assert!(matches!(err, StoreError::ReadOnly(_)), "{err:?}");
+        assert!(err.to_string().contains("lookout.sqlite"), "{err}");
+        store.close().await;
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), before, "file unchanged");
+}
