@@ -52,14 +52,19 @@ pub struct WebState {
 pub(crate) struct Ctx {
     pub(crate) state: WebState,
     pub(crate) sealer: session::CookieSealer,
+    /// Bounds concurrent password checks: each argon2 run takes 19 MiB and a core for tens
+    /// of milliseconds, so a login flood must queue instead of exhausting memory.
+    pub(crate) password_slots: tokio::sync::Semaphore,
 }
 
 pub(crate) type Shared = Arc<Ctx>;
 
 /// The whole web application: pages, API, graph data, assets and `/health`.
 pub fn router(state: WebState) -> Router {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
     let ctx: Shared = Arc::new(Ctx {
         sealer: session::CookieSealer::new(&state.app_key),
+        password_slots: tokio::sync::Semaphore::new(cores),
         state,
     });
     let api = Router::new()

@@ -197,6 +197,13 @@ pub(crate) async fn login(
         |u| u.password_hash.clone(),
     );
     let password = form.password;
+    // Never closed, so acquiring only fails if that invariant breaks; then refuse the login.
+    let Ok(_slot) = ctx.password_slots.acquire().await else {
+        return Ok(error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "login is unavailable",
+        ));
+    };
     let ok = tokio::task::spawn_blocking(move || crate::auth::verify_password(&password, &hash))
         .await?
         .unwrap_or_else(|e| {
