@@ -1,0 +1,269 @@
+//! Fail-over through Redis Sentinel: 1 primary + 2 replicas + 3 sentinels on ports of the
+//! test's own; a Coord connected through the sentinels; kill -9 the primary; the Coord
+//! must keep working against the promoted replica within 10 s without any help, the
+//! replicated state (nodes, master lease, queues) must be there, and fencing tokens must
+//! keep growing even when the token counter itself was lost in the fail-over.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/servers.rs"]
+mod servers;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use lookout_coord::{Coord, CoordConfig, NodeInfo, RedisConfig};
+use servers::{cli, Lab, Proc};
+
+const SERVICE: &str = "mymaster";
+
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn info_field(port: u16, section: &str, field: &str) -> Option<String> {
+    cli(port, &["INFO", section]).lines().find_map(|l| {
+        l.strip_prefix(&format!("{field}:"))
+            .map(|v| v.trim().to_owned())
+    })
+}
+
+/// Port of the primary the sentinel on `sport` names now.
+fn primary_port(sport: u16) -> Option<u16> {
+    cli(sport, &["SENTINEL", "get-master-addr-by-name", SERVICE])
+        .lines()
+        .nth(1)?
+        .trim()
+        .parse()
+        .ok()
+}
+
+struct Cluster {
+    _lab: Lab,
+    primary: Proc,
+    replicas: Vec<Proc>,
+    sentinels: Vec<Proc>,
+}
+
+fn cluster() -> Cluster {
+    let lab = Lab::new();
+    let primary = lab.redis(None);
+    let replicas: Vec<Proc> = (0..2).map(|_| lab.redis(Some(primary.port))).collect();
+    for r in &replicas {
+        wait_until("replica in sync", Duration::from_secs(10), || {
+            info_field(r.port, "replication", "master_link_status").as_deref() == Some("up")
+        });
+    }
+    let sentinels: Vec<Proc> = (0..3)
+        .map(|_| lab.sentinel(primary.port, SERVICE))
+        .collect();
+    for s in &sentinels {
+        // Each sentinel must know both replicas and the two other sentinels, or a
+        // fail-over cannot be agreed on.
+        wait_until("sentinel quorum", Duration::from_secs(15), || {
+            cli(s.port, &["SENTINEL", "ckquorum", SERVICE]).starts_with("OK 3 usable")
+                && cli(s.port, &["SENTINEL", "replicas", SERVICE])
+                    .matches("name")
+                    .count()
+                    == 2
+        });
+    }
+    Cluster {
+        _lab: lab,
+        primary,
+        replicas,
+        sentinels,
+    }
+}
+
+fn replicas_caught_up(c: &Cluster) -> bool {
+    let off = info_field(c.primary.port, "replication", "master_repl_offset");
+    c.replicas
+        .iter()
+        .all(|r| info_field(r.port, "replication", "slave_repl_offset") == off)
+}
+
+fn node(id: &str) -> NodeInfo {
+    NodeInfo {
+        node_id: id.into(),
+        hostname: id.into(),
+        version: "0.1.0".into(),
+        roles: vec!["poller".into()],
+        groups: vec![0],
+        workers: 1,
+        ..NodeInfo::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coord_follows_sentinel_failover() {
+    let mut cl = cluster();
+    let sentinels: Vec<(String, u16)> = cl
+        .sentinels
+        .iter()
+        .map(|s| ("127.0.0.1".to_string(), s.port))
+        .collect();
+    let mut rc = RedisConfig::sentinel(sentinels, SERVICE);
+    rc.command_timeout = Duration::from_millis(1_000);
+    rc.reconnect_delay = Duration::from_millis(100);
+    let coord = Coord::connect(&CoordConfig::Redis(rc.clone()))
+        .await
+        .unwrap();
+    // The same settings as LibreNMS would write them resolve to the same config.
+    let env_form = cl
+        .sentinels
+        .iter()
+        .map(|s| format!("127.0.0.1:{}", s.port))
+        .collect::<Vec<_>>()
+        .join(",");
+    let parsed = CoordConfig::from_lookup(|k| match k {
+        "REDIS_SENTINEL" => Some(env_form.clone()),
+        "REDIS_SENTINEL_SERVICE" => Some(SERVICE.into()),
+        _ => None,
+    })
+    .unwrap();
+    let CoordConfig::Redis(p) = parsed else {
+        panic!("not redis")
+    };
+    assert_eq!(p.target, rc.target);
+
+    // State before the fail-over.
+    coord
+        .heartbeat(&node("a"), Duration::from_secs(30))
+        .await
+        .unwrap();
+    let lease = coord
+        .try_acquire_master("a", Duration::from_secs(2))
+        .await
+        .unwrap()
+        .unwrap();
+    let now = Utc::now();
+    for d in 1..=20 {
+        assert!(coord.enqueue(0, d, now).await.unwrap());
+    }
+    let held = coord
+        .claim(&[0], "a", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    wait_until(
+        "replication of the test's writes",
+        Duration::from_secs(5),
+        || replicas_caught_up(&cl),
+    );
+
+    // Watch the sentinels for the promotion while the Coord is exercised.
+    let old_port = cl.primary.port;
+    let s0 = cl.sentinels[0].port;
+    let t0 = Instant::now();
+    let promoted_ms = Arc::new(AtomicU64::new(0));
+    let watcher = {
+        let promoted_ms = promoted_ms.clone();
+        std::thread::spawn(move || loop {
+            if let Some(p) = primary_port(s0) {
+                if p != old_port {
+                    promoted_ms.store(t0.elapsed().as_millis() as u64 + 1, Ordering::SeqCst);
+                    return p;
+                }
+            }
+            if t0.elapsed() > Duration::from_secs(30) {
+                return 0;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        })
+    };
+    cl.primary.kill();
+    let killed = Instant::now();
+
+    // Keep working: the first call that succeeds after the kill, by a Coord nobody told
+    // about the fail-over.
+    let mut failures = 0;
+    let recovered = loop {
+        match coord.heartbeat(&node("a"), Duration::from_secs(30)).await {
+            Ok(()) => break killed.elapsed(),
+            Err(e) => {
+                failures += 1;
+                tracing::debug!(error = %e, "while failing over");
+            }
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "Coord did not follow the fail-over within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let new_port = watcher.join().unwrap();
+    let promoted = Duration::from_millis(promoted_ms.load(Ordering::SeqCst).saturating_sub(1));
+    assert!(
+        new_port != 0 && new_port != old_port,
+        "sentinel named no new primary"
+    );
+    eprintln!(
+        "fail-over: sentinel named the new primary {promoted:?} after kill -9; Coord's first \
+         successful call {recovered:?} after the kill ({:?} after promotion), {failures} failed calls before",
+        recovered.saturating_sub(promoted)
+    );
+    assert!(recovered < Duration::from_secs(10));
+    assert!(
+        recovered + Duration::from_millis(50) >= promoted,
+        "cannot succeed before a primary exists"
+    );
+
+    // It talks to the promoted replica, which is now a primary holding the replicated state.
+    assert!(cl.replicas.iter().any(|r| r.port == new_port));
+    assert!(cli(new_port, &["ROLE"]).starts_with("master"));
+    assert_eq!(cli(new_port, &["HEXISTS", "lookout:nodes", "a"]), "1");
+    let nodes = coord.nodes().await.unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert!(nodes[0].alive);
+    let depth = coord.queue_depths().await.unwrap();
+    assert_eq!(
+        (depth[0].queued, depth[0].claimed),
+        (19, 1),
+        "queues survived: {depth:?}"
+    );
+
+    // Queue work goes on: the held claim can still be acked, the rest is claimable.
+    assert!(coord.ack(&held).await.unwrap());
+    let next = coord
+        .claim(&[0], "a", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(next.token > held.token);
+
+    // Fencing across a lost counter: wipe the token counters as if the last increments
+    // never reached the replica; the next lease still gets a larger token.
+    cli(
+        new_port,
+        &["DEL", "lookout:master:token", "lookout:claim:token"],
+    );
+    tokio::time::sleep(Duration::from_millis(2_100)).await; // the 2 s master lease runs out
+    let b = coord
+        .try_acquire_master("b", Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        b.token > lease.token,
+        "token {} after the loss must exceed {}",
+        b.token,
+        lease.token
+    );
+    assert!(coord.renew_master(&lease).await.unwrap_err().is_lost());
+    let after = coord
+        .claim(&[0], "a", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(after.token > next.token);
+}
