@@ -392,6 +392,11 @@ impl Writer {
         self.buf.extend_from_slice(content);
     }
 
+    /// Pre-encoded BER, appended as is.
+    pub fn raw(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
     /// A two's-complement integer with any tag.
     pub fn integer_tagged(&mut self, tag: u8, v: i64) {
         let bytes = v.to_be_bytes();

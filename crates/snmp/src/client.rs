@@ -491,10 +491,6 @@ impl Session {
         self.next_id()
     }
 
-    pub(crate) fn timeout(&self) -> Duration {
-        self.inner.timeout
-    }
-
     /// GET: the values of `oids`, in order. v2c/v3 agents report missing objects as
     /// `NoSuchObject`/`NoSuchInstance` values; v1 agents as `ErrorStatus` noSuchName (2).
     pub async fn get(&self, oids: &[Oid]) -> Result<Vec<VarBind>> {

@@ -24,9 +24,12 @@ pub fn require(bin: &str, package: &str) -> PathBuf {
 /// v3 users every snmpd of the tests knows: (name, auth, auth pass, priv, priv pass).
 pub const V3_USERS: &[(&str, &str, &str, &str, &str)] = &[
     ("noauth", "", "", "", ""),
+    ("md5only", "MD5", "md5password0", "", ""),
+    ("shaonly", "SHA", "shapassword0", "", ""),
+    ("sha512only", "SHA-512", "sha512password0", "", ""),
     ("md5des", "MD5", "md5password1", "DES", "despassword1"),
-    ("md5only", "MD5", "md5password2", "", ""),
-    ("sha1aes", "SHA", "sha1password", "AES", "aespassword1"),
+    ("sha1des", "SHA", "sha1password1", "DES", "despassword2"),
+    ("sha1aes", "SHA", "sha1password2", "AES", "aespassword1"),
     (
         "sha224aes",
         "SHA-224",
@@ -55,7 +58,35 @@ pub const V3_USERS: &[(&str, &str, &str, &str, &str)] = &[
         "AES-256",
         "aes256password2",
     ),
-    ("sha512only", "SHA-512", "sha512password2", "", ""),
+    // Short hashes with long AES keys exercise net-snmp's key extension.
+    (
+        "md5aes256",
+        "MD5",
+        "md5password3",
+        "AES-256",
+        "aes256password3",
+    ),
+    (
+        "sha1aes192",
+        "SHA",
+        "sha1password3",
+        "AES-192",
+        "aes192password3",
+    ),
+    (
+        "md5aes256c",
+        "MD5",
+        "md5password4",
+        "AES-256-C",
+        "aes256password4",
+    ),
+    (
+        "sha1aes192c",
+        "SHA",
+        "sha1password4",
+        "AES-192-C",
+        "aes192password4",
+    ),
 ];
 
 /// A running snmpd; killed and reaped on drop.
@@ -99,21 +130,7 @@ impl Snmpd {
             std::fs::write(&conf_path, conf).unwrap();
             let persist = dir.path().join("persist");
             std::fs::create_dir_all(&persist).unwrap();
-            let child = Command::new(SNMPD)
-                .arg("-f")
-                .arg("-Lf")
-                .arg(dir.path().join("snmpd.log"))
-                .arg("-C")
-                .arg("-c")
-                .arg(&conf_path)
-                .arg("-p")
-                .arg(dir.path().join("snmpd.pid"))
-                .arg(format!("--persistentDir={}", persist.display()))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawning snmpd");
+            let child = spawn_snmpd(dir.path());
             let mut s = Snmpd { child, addr, dir };
             if s.wait_ready(Duration::from_secs(5)) {
                 return s;
@@ -122,6 +139,30 @@ impl Snmpd {
             drop(s);
         }
         panic!("snmpd did not start");
+    }
+
+    /// Kills snmpd and starts it again on the same port with the same state directory
+    /// (so its engine ID stays and its engine boots counter goes up).
+    pub fn restart(&mut self) {
+        self.restart_with(false);
+    }
+
+    /// Restarts snmpd; with `forget_state` its persistent state is wiped first, so it comes
+    /// back with a new engine ID.
+    pub fn restart_with(&mut self, forget_state: bool) {
+        // SIGTERM, so that snmpd saves its engine boots and ID on the way out.
+        let _ = Command::new("/bin/kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        if forget_state {
+            let _ = std::fs::remove_file(self.dir.path().join("persist").join("snmpd.conf"));
+        }
+        self.child = spawn_snmpd(self.dir.path());
+        assert!(
+            self.wait_ready(Duration::from_secs(5)),
+            "snmpd did not restart"
+        );
     }
 
     fn wait_ready(&mut self, max: Duration) -> bool {
@@ -154,6 +195,30 @@ impl Snmpd {
         }
     }
 
+    pub fn v3_cfg(
+        &self,
+        user: &str,
+        level: &str,
+        auth: (&str, &str),
+        privacy: (&str, &str),
+    ) -> SnmpConfig {
+        SnmpConfig {
+            version: SnmpVersion::V3,
+            port: self.addr.port(),
+            community: String::new(),
+            timeout_ms: 1000,
+            retries: 1,
+            v3: Some(lookout_core::SnmpV3Config {
+                security_level: level.to_string(),
+                auth_user: user.to_string(),
+                auth_protocol: auth.0.to_string(),
+                auth_password: auth.1.to_string(),
+                priv_protocol: privacy.0.to_string(),
+                priv_password: privacy.1.to_string(),
+            }),
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("snmpd.log")).unwrap_or_default()
     }
@@ -164,6 +229,31 @@ impl Drop for Snmpd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn spawn_snmpd(dir: &Path) -> Child {
+    // SNMPCONFPATH (rather than -C -c) confines snmpd to our config and lets it read back its
+    // persistent state (engine ID, boots) after a restart; nothing from /etc/snmp is read.
+    let persist = dir.join("persist");
+    Command::new(SNMPD)
+        .env(
+            "SNMPCONFPATH",
+            format!("{}:{}", dir.display(), persist.display()),
+        )
+        .arg("-f")
+        .arg("-Lf")
+        .arg(dir.join("snmpd.log"))
+        .arg("-p")
+        .arg(dir.join("snmpd.pid"))
+        // No SMUX: parallel test agents would fight over its fixed TCP port.
+        .args(["-I", "-smux"])
+        .arg(format!("--persistentDir={}", dir.join("persist").display()))
+        .env("MIBS", "")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning snmpd")
 }
 
 pub fn free_udp_port() -> u16 {
