@@ -2,7 +2,7 @@
 //! (`rrd_rra`), scaled to the poll interval so that a 60 s install keeps the same time spans
 //! as LibreNMS's 300 s default. See docs/timeseries.md.
 
-use crate::{Cf, DataSource, DsKind, Rra, RrdDef};
+use crate::{Cf, DataSource, DsKind, Rra, RrdDef, TimeSeriesError};
 
 /// Names of the port DSes in the order `port` defines them.
 pub const PORT_DS: [&str; 15] = [
@@ -61,6 +61,44 @@ pub fn librenms_rras(step_secs: u64) -> Vec<Rra> {
         rows: raw_rows,
     });
     out
+}
+
+/// Parses a LibreNMS-style `rrd_rra` setting: `RRA:CF:0.5:steps:rows` items separated by
+/// whitespace. Only xff 0.5 is accepted (the value every LibreNMS RRA uses, and `Rra` has
+/// no xff field).
+pub fn parse_rras(text: &str) -> Result<Vec<Rra>, TimeSeriesError> {
+    let bad = |item: &str, why: &str| TimeSeriesError::BadRras(format!("{item:?}: {why}"));
+    let mut out = Vec::new();
+    for item in text.split_whitespace() {
+        let f: Vec<&str> = item.split(':').collect();
+        if f.len() != 5 || f[0] != "RRA" {
+            return Err(bad(item, "expected RRA:CF:xff:steps:rows"));
+        }
+        let cf = match f[1] {
+            "AVERAGE" => Cf::Average,
+            "MIN" => Cf::Min,
+            "MAX" => Cf::Max,
+            "LAST" => Cf::Last,
+            _ => return Err(bad(item, "CF must be AVERAGE, MIN, MAX or LAST")),
+        };
+        if f[2].parse::<f64>().ok() != Some(0.5) {
+            return Err(bad(item, "only xff 0.5 is supported"));
+        }
+        let steps: u64 = f[3]
+            .parse()
+            .map_err(|_| bad(item, "steps must be a positive integer"))?;
+        let rows: u64 = f[4]
+            .parse()
+            .map_err(|_| bad(item, "rows must be a positive integer"))?;
+        if steps == 0 || rows == 0 {
+            return Err(bad(item, "steps and rows must be at least 1"));
+        }
+        out.push(Rra { cf, steps, rows });
+    }
+    if out.is_empty() {
+        return Err(TimeSeriesError::BadRras("no RRA given".into()));
+    }
+    Ok(out)
 }
 
 fn ds(name: &str, kind: DsKind, step: u64, min: Option<f64>, max: Option<f64>) -> DataSource {
@@ -131,6 +169,24 @@ mod tests {
         assert_eq!((r[0].steps, r[0].rows), (1, 10_080));
         assert_eq!((r[1].steps, r[1].rows), (30, 1_440));
         assert_eq!((r[3].steps, r[3].rows), (1_440, 1_440));
+    }
+
+    #[test]
+    fn parse_librenms_rrd_rra() {
+        let text = "RRA:AVERAGE:0.5:1:2016 RRA:AVERAGE:0.5:6:1440 RRA:AVERAGE:0.5:24:1440 \
+            RRA:AVERAGE:0.5:288:1440  RRA:MIN:0.5:1:2016 RRA:MIN:0.5:6:1440     RRA:MIN:0.5:24:1440 \
+            RRA:MIN:0.5:288:1440 RRA:MAX:0.5:1:2016 RRA:MAX:0.5:6:1440 RRA:MAX:0.5:24:1440 \
+            RRA:MAX:0.5:288:1440 RRA:LAST:0.5:1:2016 ";
+        assert_eq!(parse_rras(text).ok(), Some(librenms_rras(300)));
+        for bad in [
+            "",
+            "RRA:AVG:0.5:1:2",
+            "RRA:MAX:0.9:1:2",
+            "RRA:MAX:0.5:0:2",
+            "DS:x:GAUGE:1:U:U",
+        ] {
+            assert!(parse_rras(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //! lines (`at:v1:v2...`, counters written as exact integers), input validation that rrdcached
 //! itself would only report at flush time, and parsers for `info`/`fetch` output.
 
-use crate::{Cf, DsKind, RrdDef, Series, TimeSeriesError, Value};
+use crate::{Cf, DsKind, Rra, RrdDef, Series, TimeSeriesError, Value};
 
 /// Rejects absolute paths, `..`, empty components and characters that the rrdcached text
 /// protocol and `rrdtool -` split on (whitespace, control characters) or quote (`"`, `'`, `\`).
+/// `:` is allowed: LibreNMS keeps IPv6 literals as host directory names (graphs escape it).
 pub(crate) fn validate_path(path: &str) -> Result<(), TimeSeriesError> {
     let bad = || TimeSeriesError::BadPath(path.to_string());
     if path.is_empty() || path.starts_with('/') || path.ends_with('/') || !path.ends_with(".rrd") {
@@ -13,7 +14,7 @@ pub(crate) fn validate_path(path: &str) -> Result<(), TimeSeriesError> {
     }
     if path
         .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '\\' | ':'))
+        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '\\'))
     {
         return Err(bad());
     }
@@ -52,7 +53,8 @@ fn limit(v: Option<f64>) -> String {
 }
 
 /// `DS:... RRA:...` arguments, space separated (identical for `rrdtool create` and rrdcached).
-pub(crate) fn ds_rra_args(def: &RrdDef) -> String {
+/// `archives` (the per-install `rrd_rra` override) replaces the definition's RRAs.
+pub(crate) fn ds_rra_args(def: &RrdDef, archives: Option<&[Rra]>) -> String {
     let mut out = Vec::with_capacity(def.sources.len() + def.archives.len());
     for s in &def.sources {
         out.push(format!(
@@ -64,7 +66,7 @@ pub(crate) fn ds_rra_args(def: &RrdDef) -> String {
             limit(s.max)
         ));
     }
-    for r in &def.archives {
+    for r in archives.unwrap_or(&def.archives) {
         out.push(format!("RRA:{}:0.5:{}:{}", cf_name(r.cf), r.steps, r.rows));
     }
     out.join(" ")
@@ -362,7 +364,7 @@ pub(crate) fn is_no_such_file(message: &str) -> bool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::{DataSource, Rra};
+    use crate::DataSource;
 
     fn def2() -> RrdDef {
         RrdDef {
@@ -395,6 +397,7 @@ mod tests {
     fn paths() {
         assert!(validate_path("host/port-id1.rrd").is_ok());
         assert!(validate_path("uptime.rrd").is_ok());
+        assert!(validate_path("2001:db8::1/uptime.rrd").is_ok());
         for bad in [
             "/etc/x.rrd",
             "../x.rrd",
@@ -437,7 +440,7 @@ mod tests {
     #[test]
     fn args() {
         assert_eq!(
-            ds_rra_args(&def2()),
+            ds_rra_args(&def2(), None),
             "DS:x:DERIVE:120:0:U DS:y:GAUGE:120:U:U RRA:AVERAGE:0.5:1:10"
         );
     }

@@ -104,6 +104,8 @@ pub enum TimeSeriesError {
         path: String,
         message: String,
     },
+    #[error("bad RRA list: {0}")]
+    BadRras(String),
     #[error("rrdcached at {address} unreachable: {message}")]
     Unreachable { address: String, message: String },
 }
@@ -127,6 +129,9 @@ pub struct TimeSeriesOptions {
     pub max_unflushed: usize,
     /// rrdcached: updates per BATCH round trip.
     pub max_batch: usize,
+    /// Per-install RRA set for new files (LibreNMS's `rrd_rra`), see `defs::parse_rras`;
+    /// `None` uses each definition's archives. Existing files keep theirs.
+    pub rra_override: Option<Vec<Rra>>,
 }
 
 impl Default for TimeSeriesOptions {
@@ -141,6 +146,7 @@ impl Default for TimeSeriesOptions {
             flush_after: Duration::from_secs(60),
             max_unflushed: 200_000,
             max_batch: 1_000,
+            rra_override: None,
         }
     }
 }
@@ -272,7 +278,11 @@ impl TimeSeries {
                 if !rrd_dir.is_absolute() {
                     tracing::debug!(dir = %rrd_dir.display(), "relative RRD_DIR");
                 }
-                Backend::Local(local::LocalBackend::new(rrd_dir, options.local_processes))
+                Backend::Local(local::LocalBackend::new(
+                    rrd_dir,
+                    options.local_processes,
+                    options.rra_override.clone(),
+                ))
             }
             TimeSeriesConfig::Rrdcached { address } => Backend::Rrdcached(
                 rrdcached::CachedBackend::new(address, &options, stats.clone()),

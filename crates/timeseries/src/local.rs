@@ -15,7 +15,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::Mutex;
 
 use crate::format::{self, FileInfo};
-use crate::{Cf, RrdDef, Series, StatsCounters, TimeSeriesError};
+use crate::{Cf, Rra, RrdDef, Series, StatsCounters, TimeSeriesError};
 
 const RRDTOOL: &str = "/usr/bin/rrdtool";
 
@@ -28,6 +28,8 @@ struct Pipe {
 pub(crate) struct LocalBackend {
     dir: PathBuf,
     pipes: Vec<Mutex<Option<Pipe>>>,
+    /// Per-install RRA override for new files.
+    rras: Option<Vec<Rra>>,
     /// Files known to exist with a definition compatible with this one (checked once per
     /// handle and definition).
     verified: StdMutex<HashMap<String, RrdDef>>,
@@ -42,9 +44,10 @@ fn rrd_err(op: &'static str, path: &str, message: impl Into<String>) -> TimeSeri
 }
 
 impl LocalBackend {
-    pub(crate) fn new(dir: &Path, processes: usize) -> LocalBackend {
+    pub(crate) fn new(dir: &Path, processes: usize, rras: Option<Vec<Rra>>) -> LocalBackend {
         LocalBackend {
             dir: dir.to_path_buf(),
+            rras,
             pipes: (0..processes.max(1)).map(|_| Mutex::new(None)).collect(),
             verified: StdMutex::new(HashMap::new()),
         }
@@ -202,7 +205,7 @@ impl LocalBackend {
                     "create {path} -s {} -b {} -O {}",
                     def.step_secs,
                     at - 10,
-                    format::ds_rra_args(def)
+                    format::ds_rra_args(def, self.rras.as_deref())
                 );
                 match self.run("create", path, &cmd).await {
                     Ok(_) => tracing::debug!(path, "created rrd file"),

@@ -9,7 +9,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{aligned_past, rrdtool_fetch, rrdtool_info, value_at, Rrdcached};
-use lookout_timeseries::{defs, Cf, TimeSeries, TimeSeriesConfig, TimeSeriesError, Value};
+use lookout_timeseries::{
+    defs, Cf, TimeSeries, TimeSeriesConfig, TimeSeriesError, TimeSeriesOptions, Value,
+};
 
 const STEP: u64 = 60;
 
@@ -23,7 +25,8 @@ fn port_values(in_octets: u64, out_octets: u64) -> Vec<Value> {
 /// DERIVE rates from known counter steps, with counters above 2^53 (exact integers or bust).
 async fn derive_rates(ts: &TimeSeries, base: &Path) {
     let def = defs::port(STEP);
-    let t0 = aligned_past(STEP as i64, 7200);
+    // A multiple of 120 s, for the consolidation check below.
+    let t0 = aligned_past(2 * STEP as i64, 7200);
     let big = 1u64 << 60;
     let steps = [(0u64, 0u64), (6_000, 60), (18_000, 120), (18_000, 180)];
     for (k, (inc, out)) in steps.iter().enumerate() {
@@ -68,6 +71,24 @@ async fn derive_rates(ts: &TimeSeries, base: &Path) {
     assert_eq!(at(t0 + 60), Some(100.0));
     assert_eq!(at(t0 + 120), Some(200.0));
     // Coarser resolution: 2 rows of 60 s consolidated into one of 120 s.
+    // An IPv6 literal as host directory, as LibreNMS names them.
+    let up = defs::uptime(STEP);
+    for k in 0..3i64 {
+        ts.update(
+            "2001:db8::1/uptime.rrd",
+            &up,
+            t0 + 60 * k,
+            &[Value::Gauge(k as f64)],
+        )
+        .await
+        .unwrap();
+    }
+    let s6 = ts
+        .fetch("2001:db8::1/uptime.rrd", Cf::Average, t0, t0 + 120, 60)
+        .await
+        .unwrap();
+    let row = ((t0 + 120 - s6.start) / 60) as usize;
+    assert_eq!(s6.rows[row], vec![Some(2.0)], "{s6:?}");
     let c = ts
         .fetch("h1/port-id1.rrd", Cf::Average, t0, t0 + 240, 120)
         .await
@@ -178,7 +199,7 @@ async fn local_derive_rates_read_back_by_rrdtool() {
     .unwrap();
     ts.check().await.unwrap();
     derive_rates(&ts, dir.path()).await;
-    assert_eq!(ts.stats().written, 4);
+    assert_eq!(ts.stats().written, 7);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,10 +237,11 @@ async fn rrdcached_tcp_derive_rates_read_back_by_rrdtool() {
     .unwrap();
     ts.check().await.unwrap();
     derive_rates(&ts, &d.base()).await;
+    ts.flush(Duration::from_secs(20)).await.unwrap();
     let st = ts.stats();
     assert_eq!(
         (st.written, st.dropped, st.pending, st.unflushed),
-        (4, 0, 0, 0),
+        (7, 0, 0, 0),
         "{st:?}"
     );
 }
@@ -363,4 +385,49 @@ async fn rrdcached_two_writers_same_file() {
     let info = rrdtool_info(&d.base().join("race/uptime.rrd"));
     let last = if rb.is_ok() { t0 + 60 } else { t0 };
     assert!(info.contains(&format!("last_update = {last}\n")), "{info}");
+}
+
+/// The per-install `rrd_rra` override shapes new files on both backends.
+async fn rra_override(cfg: TimeSeriesConfig, base: &Path) {
+    let opts = TimeSeriesOptions {
+        rra_override: Some(defs::parse_rras("RRA:AVERAGE:0.5:1:100 RRA:MAX:0.5:10:50").unwrap()),
+        ..TimeSeriesOptions::default()
+    };
+    let ts = TimeSeries::open_with(&cfg, opts).await.unwrap();
+    let t0 = aligned_past(STEP as i64, 3600);
+    ts.update(
+        "o1/uptime.rrd",
+        &defs::uptime(STEP),
+        t0,
+        &[Value::Gauge(1.0)],
+    )
+    .await
+    .unwrap();
+    ts.flush(Duration::from_secs(20)).await.unwrap();
+    let info = rrdtool_info(&base.join("o1/uptime.rrd"));
+    assert!(info.contains("rra[0].rows = 100\n"), "{info}");
+    assert!(info.contains("rra[1].cf = \"MAX\"\n"), "{info}");
+    assert!(info.contains("rra[1].pdp_per_row = 10\n"), "{info}");
+    assert!(!info.contains("rra[2]"), "{info}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_rra_override() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TimeSeriesConfig::Local {
+        rrd_dir: dir.path().to_path_buf(),
+    };
+    rra_override(cfg, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rrdcached_rra_override() {
+    let d = Rrdcached::start_tcp();
+    rra_override(
+        TimeSeriesConfig::Rrdcached {
+            address: d.address(),
+        },
+        &d.base(),
+    )
+    .await;
 }

@@ -334,6 +334,8 @@ impl Writer {
             return;
         }
         if self.queue.is_empty() && self.retained.is_empty() {
+            // Callers read stats() right after flush(): publish before answering.
+            self.publish_gauges();
             for (_, r) in self.flush_waiters.drain(..) {
                 let _ = r.send(Ok(()));
             }
@@ -443,6 +445,7 @@ impl Writer {
         def: &RrdDef,
         at: i64,
     ) -> Result<Result<(), String>, std::io::Error> {
+        let rras = self.opts.rra_override.clone();
         let conn = self.conn()?;
         let r = conn.command(&proto::info(path)).await?;
         let info: FileInfo = if !r.is_err() {
@@ -451,7 +454,9 @@ impl Writer {
                 Err(m) => return Ok(Err(m)),
             }
         } else if format::is_no_such_file(&r.message) {
-            let c = conn.command(&proto::create(path, def, at - 10)).await?;
+            let c = conn
+                .command(&proto::create(path, def, rras.as_deref(), at - 10))
+                .await?;
             if c.is_err() && !c.message.contains("File exists") {
                 return Ok(Err(format!("create failed: {}", c.message)));
             }

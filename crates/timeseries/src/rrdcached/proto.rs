@@ -3,7 +3,7 @@
 //! BATCH replies list failed commands as `<1-based index> <message>` lines.
 
 use crate::format::{self, FileInfo};
-use crate::{Cf, RrdDef, Series};
+use crate::{Cf, Rra, RrdDef, Series};
 
 /// One complete reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,11 +72,11 @@ pub(crate) fn flush(path: &str) -> String {
 }
 
 /// `CREATE` with `-O` (never overwrite: two pollers may race to create the same file).
-pub(crate) fn create(path: &str, def: &RrdDef, begin: i64) -> String {
+pub(crate) fn create(path: &str, def: &RrdDef, archives: Option<&[Rra]>, begin: i64) -> String {
     format!(
         "CREATE {path} -b {begin} -s {} -O {}\n",
         def.step_secs,
-        format::ds_rra_args(def)
+        format::ds_rra_args(def, archives)
     )
 }
 
