@@ -309,6 +309,15 @@ impl Store {
         }
     }
 
+    /// The node in use as `host:port` (MySQL), `None` for SQLite. For `lookout validate`
+    /// and logs: it changes on fail-over.
+    pub fn database_node(&self) -> Option<String> {
+        match &*self.inner {
+            Inner::Sqlite(_) => None,
+            Inner::Mysql(b) => Some(b.current_label().to_string()),
+        }
+    }
+
     /// `sqlite` or `mysql`.
     pub fn dialect(&self) -> &'static str {
         match &*self.inner {

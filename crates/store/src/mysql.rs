@@ -243,6 +243,10 @@ impl MysqlBackend {
         }
     }
 
+    pub(crate) fn current_label(&self) -> &str {
+        &self.nodes[self.current.load(Ordering::Relaxed) % self.nodes.len()].label
+    }
+
     pub(crate) async fn close(&self) {
         for n in &self.nodes {
             n.pool.close().await;
