@@ -54,6 +54,9 @@ pub struct RedisConfig {
     pub command_timeout: Duration,
     /// Pause between reconnection attempts (each re-asks the sentinels).
     pub reconnect_delay: Duration,
+    /// How often the sentinels are asked whether the primary moved while the connection
+    /// stayed up (a forced fail-over or a partition); see `sentinel.rs`.
+    pub sentinel_check_interval: Duration,
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -67,6 +70,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("key_prefix", &self.key_prefix)
             .field("command_timeout", &self.command_timeout)
             .field("reconnect_delay", &self.reconnect_delay)
+            .field("sentinel_check_interval", &self.sentinel_check_interval)
             .finish()
     }
 }
@@ -81,6 +85,7 @@ impl RedisConfig {
             key_prefix: "lookout:".into(),
             command_timeout: Duration::from_secs(2),
             reconnect_delay: Duration::from_millis(200),
+            sentinel_check_interval: Duration::from_secs(1),
         }
     }
 

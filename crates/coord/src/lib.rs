@@ -41,6 +41,7 @@ pub mod lease;
 mod memory;
 pub mod queue;
 mod redis;
+mod sentinel;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

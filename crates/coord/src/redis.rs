@@ -28,6 +28,7 @@ use crate::backend::{BResult, Backend, BackendError};
 use crate::config::{RedisConfig, RedisTarget};
 use crate::lease::{Holder, Millis, Refusal, Token};
 use crate::queue::Granted;
+use crate::sentinel;
 use crate::{to_timestamp, NodeInfo, NodeStatus, QueueDepth};
 
 /// Shared prologue: the server clock in ms, and number formatting that never switches to
@@ -239,6 +240,60 @@ pub(crate) struct RedisBackend {
     client: Client,
     prefix: String,
     scripts: Scripts,
+    /// The sentinel watch task (Sentinel targets only); stopped on drop.
+    watch: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for RedisBackend {
+    fn drop(&mut self) {
+        if let Some(w) = self.watch.take() {
+            w.abort();
+        }
+        // The client's reconnect loop runs forever otherwise.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let client = self.client.clone();
+            rt.spawn(async move {
+                let _ = client.quit().await;
+            });
+        }
+    }
+}
+
+/// Reconnect `client` when a majority of the sentinels name another primary than the
+/// one it is connected to (the connection to a demoted primary may stay up for seconds).
+async fn watch_primary(
+    client: Client,
+    sentinels: Vec<(String, u16)>,
+    service: String,
+    every: Duration,
+    timeout: Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let Some((host, port)) = sentinel::majority_primary(&sentinels, &service, timeout).await
+        else {
+            continue;
+        };
+        let active = client.active_connections();
+        if active.is_empty()
+            || active
+                .iter()
+                .any(|s| s.port == port && &*s.host == host.as_str())
+        {
+            // Reconnecting already, or on the right server.
+            continue;
+        }
+        tracing::warn!(
+            primary = %format!("{host}:{port}"),
+            connected = ?active.iter().map(|s| format!("{}:{}", s.host, s.port)).collect::<Vec<_>>(),
+            "sentinels name another primary; reconnecting"
+        );
+        if let Err(e) = client.force_reconnection().await {
+            tracing::warn!(error = %e, "reconnection after a primary change failed; the client keeps retrying");
+        }
+    }
 }
 
 /// A reply that does not have the shape the script returns.
@@ -321,10 +376,21 @@ impl RedisBackend {
             .build()?;
         client.init().await?;
         tracing::info!(target = ?rc.target, "connected to redis");
+        let watch = match &rc.target {
+            RedisTarget::Sentinel { sentinels, service } => Some(tokio::spawn(watch_primary(
+                client.clone(),
+                sentinels.clone(),
+                service.clone(),
+                rc.sentinel_check_interval.max(Duration::from_millis(50)),
+                timeout,
+            ))),
+            RedisTarget::Direct { .. } => None,
+        };
         Ok(Self {
             client,
             prefix: rc.key_prefix.clone(),
             scripts: Scripts::new(),
+            watch,
         })
     }
 

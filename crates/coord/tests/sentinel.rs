@@ -267,3 +267,74 @@ async fn coord_follows_sentinel_failover() {
         .unwrap();
     assert!(after.token > next.token);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coord_follows_forced_failover_without_a_kill() {
+    // `SENTINEL FAILOVER` demotes a live primary: a client that only reconnects to the
+    // address it had (redis-rs's ConnectionManager) ends up on a replica and gets READONLY.
+    // The Coord must end up writing to the new primary.
+    let cl = cluster();
+    let sentinels: Vec<(String, u16)> = cl
+        .sentinels
+        .iter()
+        .map(|s| ("127.0.0.1".to_string(), s.port))
+        .collect();
+    let mut rc = RedisConfig::sentinel(sentinels, SERVICE);
+    rc.command_timeout = Duration::from_millis(1_000);
+    rc.reconnect_delay = Duration::from_millis(100);
+    let coord = Coord::connect(&CoordConfig::Redis(rc)).await.unwrap();
+    coord
+        .heartbeat(&node("a"), Duration::from_secs(30))
+        .await
+        .unwrap();
+    let old_port = cl.primary.port;
+    let s0 = cl.sentinels[0].port;
+    assert_eq!(cli(s0, &["SENTINEL", "FAILOVER", SERVICE]), "OK");
+    let t = Instant::now();
+    wait_until("promotion", Duration::from_secs(10), || {
+        primary_port(s0).is_some_and(|p| p != old_port)
+    });
+    let new_port = primary_port(s0).unwrap();
+    let promoted = t.elapsed();
+    // Write continuously; find when writes start landing on the new primary (and stay
+    // there), and count the writes that went to the demoted primary in between.
+    let mut i = 0i64;
+    let mut streak = 0;
+    let mut lost = 0;
+    let followed = loop {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "Coord stuck on the old primary"
+        );
+        i += 1;
+        if coord.enqueue(0, i, Utc::now()).await.is_err() {
+            continue;
+        }
+        if cli(new_port, &["ZSCORE", "lookout:q:0", &i.to_string()]).is_empty() {
+            lost += 1;
+            streak = 0;
+        } else {
+            streak += 1;
+            if streak == 5 {
+                break t.elapsed();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    eprintln!(
+        "forced fail-over: promoted {promoted:?} after SENTINEL FAILOVER; Coord writing to the new \
+         primary at {followed:?}; {lost} writes went to the demoted primary after promotion"
+    );
+    assert!(
+        followed < promoted + Duration::from_secs(3),
+        "the sentinel watch should move the Coord within ~1 s of the promotion"
+    );
+    assert!(cli(new_port, &["ROLE"]).starts_with("master"));
+    let depth = coord.queue_depths().await.unwrap()[0].queued;
+    assert_eq!(
+        depth,
+        cli(new_port, &["ZCARD", "lookout:q:0"])
+            .parse::<u64>()
+            .unwrap()
+    );
+}
