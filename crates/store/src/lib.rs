@@ -19,6 +19,7 @@ use lookout_core::{
 };
 use serde::{Deserialize, Serialize};
 
+mod dump;
 mod migrate;
 mod mysql;
 mod ops;
@@ -26,6 +27,7 @@ mod rates;
 mod sql;
 mod sqlite;
 
+pub use dump::{Dump, DumpApiToken, DumpUser, DUMP_FORMAT};
 pub use migrate::MigrationStatus;
 
 ops::define_ops!(sqlite_ops, sqlx::Sqlite, crate::sqlite);
@@ -58,6 +60,8 @@ pub enum StoreError {
     ReadOnly(String),
     #[error("migration failed: {0}")]
     Migrate(String),
+    #[error("import failed: {0}")]
+    Import(String),
     #[error("{what} {key:?} already exists")]
     Duplicate { what: &'static str, key: String },
     #[error("{what} {key:?} not found")]
@@ -459,6 +463,60 @@ impl Store {
             Inner::Sqlite(b) => b.explain(StoreError::ReadOnly(what)),
             Inner::Mysql(_) => StoreError::ReadOnly(what),
         }
+    }
+
+    /// Every row of every table, read in one transaction (a consistent copy).
+    pub async fn export(&self) -> Result<Dump> {
+        run!(self, write, "export", export_all())
+    }
+
+    /// Loads a [`Dump`] into this store, keeping ids. The target must be migrated and
+    /// empty (`StoreError::Import` otherwise, nothing written). Rows go in transactions of
+    /// `IMPORT_CHUNK` rows, parents first; if the import fails part-way, empty the target
+    /// (or start from a fresh database) and run it again.
+    pub async fn import(&self, dump: &Dump) -> Result<()> {
+        if dump.format != dump::DUMP_FORMAT {
+            return Err(StoreError::Import(format!(
+                "dump format {} is not the supported {}",
+                dump.format,
+                dump::DUMP_FORMAT
+            )));
+        }
+        let filled = run!(self, read, "import", non_empty_tables())?;
+        if !filled.is_empty() {
+            let list: Vec<String> = filled
+                .iter()
+                .map(|(t, n)| format!("{t}: {n} rows"))
+                .collect();
+            return Err(StoreError::Import(format!(
+                "the target database is not empty ({})",
+                list.join(", ")
+            )));
+        }
+        for chunk in dump.users.chunks(dump::IMPORT_CHUNK) {
+            run!(self, write, "import", import_users(chunk))?;
+        }
+        for chunk in dump.api_tokens.chunks(dump::IMPORT_CHUNK) {
+            run!(self, write, "import", import_api_tokens(chunk))?;
+        }
+        for chunk in dump.devices.chunks(dump::IMPORT_CHUNK) {
+            run!(self, write, "import", import_devices(chunk))?;
+        }
+        for chunk in dump.ports.chunks(dump::IMPORT_CHUNK) {
+            run!(self, write, "import", import_ports(chunk))?;
+        }
+        for chunk in dump.events.chunks(dump::IMPORT_CHUNK) {
+            run!(self, write, "import", import_events(chunk))?;
+        }
+        tracing::info!(
+            devices = dump.devices.len(),
+            ports = dump.ports.len(),
+            events = dump.events.len(),
+            users = dump.users.len(),
+            api_tokens = dump.api_tokens.len(),
+            "import done"
+        );
+        Ok(())
     }
 
     /// Cheap connectivity check for `lookout validate`.

@@ -25,6 +25,7 @@ macro_rules! define_ops {
             use crate::migrate::{AppliedMigration, LOCK_ROW};
             use crate::rates::{counter_rate, Width};
             use crate::sql::{self as q, COUNTER_COLS};
+            use crate::dump::{Dump, DumpApiToken, DumpUser, DUMP_FORMAT};
             use crate::{query_err, Event, PortSync, Result, Severity, StoreError, User};
 
             type Conn = <$db as sqlx::Database>::Connection;
@@ -711,6 +712,231 @@ macro_rules! define_ops {
                 row.map(|r| user_from_row(&r))
                     .transpose()
                     .map_err(|e| query_err("user_by_api_token", e))
+            }
+
+            // ---------------------------------------------------------------- export/import
+
+            /// Every row; run in one transaction so the copy is consistent.
+            pub(crate) async fn export_all(c: &mut Conn) -> Result<Dump> {
+                let op = "export";
+                let devices = sqlx::query(q::DEVICES_EXPORT)
+                    .fetch_all(&mut *c)
+                    .await
+                    .map_err(|e| query_err(op, e))?
+                    .iter()
+                    .map(device_from_row)
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| query_err(op, e))?;
+                let ports = sqlx::query(q::PORTS_EXPORT)
+                    .fetch_all(&mut *c)
+                    .await
+                    .map_err(|e| query_err(op, e))?
+                    .iter()
+                    .map(port_from_row)
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| query_err(op, e))?;
+                let events = sqlx::query(
+                    "SELECT event_id, device_id, datetime, type, message, severity, reference \
+                     FROM eventlog ORDER BY event_id",
+                )
+                .fetch_all(&mut *c)
+                .await
+                .map_err(|e| query_err(op, e))?
+                .iter()
+                .map(event_from_row)
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| query_err(op, e))?;
+                let users = sqlx::query(
+                    "SELECT user_id, username, password, level FROM users ORDER BY user_id",
+                )
+                .fetch_all(&mut *c)
+                .await
+                .map_err(|e| query_err(op, e))?
+                .iter()
+                .map(|r| {
+                    Ok(DumpUser {
+                        user_id: r.try_get("user_id")?,
+                        username: r.try_get("username")?,
+                        password_hash: r.try_get("password")?,
+                        level: r.try_get("level")?,
+                    })
+                })
+                .collect::<std::result::Result<Vec<_>, sqlx::Error>>()
+                .map_err(|e| query_err(op, e))?;
+                let api_tokens = sqlx::query(
+                    "SELECT id, user_id, token_hash, description, disabled FROM api_tokens \
+                     ORDER BY id",
+                )
+                .fetch_all(&mut *c)
+                .await
+                .map_err(|e| query_err(op, e))?
+                .iter()
+                .map(|r| {
+                    Ok(DumpApiToken {
+                        id: r.try_get("id")?,
+                        user_id: r.try_get("user_id")?,
+                        token_hash: r.try_get("token_hash")?,
+                        description: r.try_get("description")?,
+                        disabled: r.try_get("disabled")?,
+                    })
+                })
+                .collect::<std::result::Result<Vec<_>, sqlx::Error>>()
+                .map_err(|e| query_err(op, e))?;
+                Ok(Dump {
+                    format: DUMP_FORMAT,
+                    devices,
+                    ports,
+                    events,
+                    users,
+                    api_tokens,
+                })
+            }
+
+            /// Rows in the tables an import writes, by table (empty when all are zero).
+            pub(crate) async fn non_empty_tables(c: &mut Conn) -> Result<Vec<(&'static str, i64)>> {
+                let mut out = Vec::new();
+                for (table, sql) in [
+                    ("devices", "SELECT COUNT(*) FROM devices"),
+                    ("ports", "SELECT COUNT(*) FROM ports"),
+                    ("eventlog", "SELECT COUNT(*) FROM eventlog"),
+                    ("users", "SELECT COUNT(*) FROM users"),
+                    ("api_tokens", "SELECT COUNT(*) FROM api_tokens"),
+                ] {
+                    let n: i64 = sqlx::query_scalar(sql)
+                        .fetch_one(&mut *c)
+                        .await
+                        .map_err(|e| query_err("import", e))?;
+                    if n > 0 {
+                        out.push((table, n));
+                    }
+                }
+                Ok(out)
+            }
+
+            pub(crate) async fn import_users(c: &mut Conn, rows: &[DumpUser]) -> Result<()> {
+                for u in rows {
+                    sqlx::query("INSERT INTO users (user_id, username, password, level) VALUES (?, ?, ?, ?)")
+                        .bind(u.user_id)
+                        .bind(&u.username)
+                        .bind(&u.password_hash)
+                        .bind(u.level)
+                        .execute(&mut *c)
+                        .await
+                        .map_err(|e| query_err("import users", e))?;
+                }
+                Ok(())
+            }
+
+            pub(crate) async fn import_api_tokens(c: &mut Conn, rows: &[DumpApiToken]) -> Result<()> {
+                for t in rows {
+                    sqlx::query(
+                        "INSERT INTO api_tokens (id, user_id, token_hash, description, disabled) \
+                         VALUES (?, ?, ?, ?, ?)",
+                    )
+                    .bind(t.id)
+                    .bind(t.user_id)
+                    .bind(&t.token_hash)
+                    .bind(&t.description)
+                    .bind(t.disabled)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(|e| query_err("import api_tokens", e))?;
+                }
+                Ok(())
+            }
+
+            pub(crate) async fn import_devices(c: &mut Conn, rows: &[Device]) -> Result<()> {
+                for d in rows {
+                    let s = &d.snmp;
+                    let v3 = s.v3.as_ref();
+                    sqlx::query(q::DEVICE_IMPORT)
+                        .bind(d.device_id)
+                        .bind(&d.hostname)
+                        .bind(&d.sys_name)
+                        .bind(&d.sys_descr)
+                        .bind(&d.sys_object_id)
+                        .bind(&d.sys_contact)
+                        .bind(&d.sys_location)
+                        .bind(&d.os)
+                        .bind(&d.hardware)
+                        .bind(&d.version)
+                        .bind(&d.serial)
+                        .bind(d.uptime)
+                        .bind(d.status.is_up())
+                        .bind(&d.status_reason)
+                        .bind(d.last_polled.map(enc_ts))
+                        .bind(d.last_polled_timetaken)
+                        .bind(d.last_discovered.map(enc_ts))
+                        .bind(d.poller_group)
+                        .bind(d.disabled)
+                        .bind(s.version.as_str())
+                        .bind(i32::from(s.port))
+                        .bind(&s.community)
+                        .bind("udp")
+                        .bind(f64::from(s.timeout_ms) / 1000.0)
+                        .bind(i32::try_from(s.retries).unwrap_or(i32::MAX))
+                        .bind(v3.map(|v| v.security_level.as_str()))
+                        .bind(v3.map(|v| v.auth_user.as_str()))
+                        .bind(v3.map(|v| v.auth_password.as_str()))
+                        .bind(v3.map(|v| v.auth_protocol.as_str()))
+                        .bind(v3.map(|v| v.priv_password.as_str()))
+                        .bind(v3.map(|v| v.priv_protocol.as_str()))
+                        .bind(enc_ts(d.inserted))
+                        .execute(&mut *c)
+                        .await
+                        .map_err(|e| query_err("import devices", e))?;
+                }
+                Ok(())
+            }
+
+            pub(crate) async fn import_ports(c: &mut Conn, rows: &[Port]) -> Result<()> {
+                for p in rows {
+                    let mut query = bind_descr!(
+                        sqlx::query(q::PORT_IMPORT)
+                            .bind(p.port_id)
+                            .bind(p.device_id)
+                            .bind(p.if_index),
+                        p
+                    )
+                    .bind(p.counters.hc);
+                    for v in q::counter_values(&p.counters) {
+                        query = query.bind(enc_u64(v));
+                    }
+                    query
+                        .bind(p.in_octets_rate)
+                        .bind(p.out_octets_rate)
+                        .bind(p.in_ucast_pkts_rate)
+                        .bind(p.out_ucast_pkts_rate)
+                        .bind(p.in_errors_rate)
+                        .bind(p.out_errors_rate)
+                        .bind(p.poll_time.map(enc_ts))
+                        .bind(p.poll_period)
+                        .bind(p.deleted)
+                        .execute(&mut *c)
+                        .await
+                        .map_err(|e| query_err("import ports", e))?;
+                }
+                Ok(())
+            }
+
+            pub(crate) async fn import_events(c: &mut Conn, rows: &[Event]) -> Result<()> {
+                for e in rows {
+                    sqlx::query(
+                        "INSERT INTO eventlog (event_id, device_id, datetime, type, message, \
+                         severity, reference) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(e.event_id)
+                    .bind(e.device_id)
+                    .bind(enc_ts(e.datetime))
+                    .bind(&e.kind)
+                    .bind(&e.message)
+                    .bind(e.severity.level())
+                    .bind(e.reference)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(|err| query_err("import eventlog", err))?;
+                }
+                Ok(())
             }
 
             // ---------------------------------------------------------------- migrations

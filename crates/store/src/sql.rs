@@ -158,3 +158,40 @@ pub(crate) const EVENTS_ALL: &str =
 pub(crate) const EVENTS_OF_DEVICE: &str =
     "SELECT event_id, device_id, datetime, type, message, severity, reference FROM eventlog WHERE \
      device_id = ? ORDER BY datetime DESC, event_id DESC LIMIT ?";
+
+// --- export/import: every row, ids kept
+
+pub(crate) const DEVICES_EXPORT: &str =
+    "SELECT device_id, hostname, sysName, sysDescr, sysObjectID, sysContact, location, os, \
+     hardware, version, serial, uptime, status, status_reason, last_polled, \
+     last_polled_timetaken, last_discovered, poller_group, disabled, snmpver, port, community, \
+     transport, timeout, retries, authlevel, authname, authpass, authalgo, cryptopass, \
+     cryptoalgo, inserted FROM devices ORDER BY device_id";
+
+/// Deleted ports too.
+pub(crate) const PORTS_EXPORT: &str =
+    "SELECT port_id, device_id, ifIndex, ifName, ifDescr, ifAlias, ifType, ifMtu, ifSpeed, \
+     ifPhysAddress, ifAdminStatus, ifOperStatus, ifCountersHC, ifInOctets, ifOutOctets, \
+     ifInUcastPkts, ifOutUcastPkts, ifInNUcastPkts, ifOutNUcastPkts, ifInErrors, ifOutErrors, \
+     ifInDiscards, ifOutDiscards, ifInUnknownProtos, ifInBroadcastPkts, ifOutBroadcastPkts, \
+     ifInMulticastPkts, ifOutMulticastPkts, ifInOctets_rate, ifOutOctets_rate, \
+     ifInUcastPkts_rate, ifOutUcastPkts_rate, ifInErrors_rate, ifOutErrors_rate, poll_time, \
+     poll_period, deleted FROM ports ORDER BY port_id";
+
+pub(crate) const DEVICE_IMPORT: &str =
+    "INSERT INTO devices (device_id, hostname, sysName, sysDescr, sysObjectID, sysContact, \
+     location, os, hardware, version, serial, uptime, status, status_reason, last_polled, \
+     last_polled_timetaken, last_discovered, poller_group, disabled, snmpver, port, community, \
+     transport, timeout, retries, authlevel, authname, authpass, authalgo, cryptopass, \
+     cryptoalgo, inserted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+     ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+pub(crate) const PORT_IMPORT: &str =
+    "INSERT INTO ports (port_id, device_id, ifIndex, ifName, ifDescr, ifAlias, ifType, ifMtu, \
+     ifSpeed, ifPhysAddress, ifAdminStatus, ifOperStatus, ifCountersHC, ifInOctets, ifOutOctets, \
+     ifInUcastPkts, ifOutUcastPkts, ifInNUcastPkts, ifOutNUcastPkts, ifInErrors, ifOutErrors, \
+     ifInDiscards, ifOutDiscards, ifInUnknownProtos, ifInBroadcastPkts, ifOutBroadcastPkts, \
+     ifInMulticastPkts, ifOutMulticastPkts, ifInOctets_rate, ifOutOctets_rate, \
+     ifInUcastPkts_rate, ifOutUcastPkts_rate, ifInErrors_rate, ifOutErrors_rate, poll_time, \
+     poll_period, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+     ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";

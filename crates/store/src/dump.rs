@@ -1,0 +1,51 @@
+//! The whole store as one serialisable value, to move an installation between backends
+//! (`lookout db export` on SQLite, `lookout db import` into MariaDB). Ids are kept, so
+//! references between rows and from RRD file names (`port-id<port_id>.rrd`) stay valid.
+//!
+//! Not carried: the `*_prev` counters and `poll_prev` of ports (inputs of the rate already
+//! stored; the next poll rates from the current counters) and the migration bookkeeping
+//! (the target has its own).
+
+use lookout_core::{Device, Port};
+use serde::{Deserialize, Serialize};
+
+use crate::Event;
+
+/// Version of the [`Dump`] layout; bumped when a field changes meaning.
+pub const DUMP_FORMAT: u32 = 1;
+
+/// Every row of every table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Dump {
+    /// [`DUMP_FORMAT`] of the writer.
+    pub format: u32,
+    pub devices: Vec<Device>,
+    /// Deleted ports included.
+    pub ports: Vec<Port>,
+    pub events: Vec<Event>,
+    pub users: Vec<DumpUser>,
+    pub api_tokens: Vec<DumpApiToken>,
+}
+
+/// A user with the password hash (which `User` never serialises).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DumpUser {
+    pub user_id: i64,
+    pub username: String,
+    pub password_hash: String,
+    pub level: i32,
+}
+
+/// A row of `api_tokens` (the SHA-256 digest, never a usable token).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DumpApiToken {
+    pub id: i64,
+    pub user_id: i64,
+    pub token_hash: String,
+    pub description: String,
+    pub disabled: bool,
+}
+
+/// Rows written per transaction on import: short transactions (Galera certifies each
+/// write set as a whole and large ones stall the cluster).
+pub(crate) const IMPORT_CHUNK: usize = 500;
