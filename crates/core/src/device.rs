@@ -232,7 +232,14 @@ mod tests {
 
     #[test]
     fn hostnames() {
-        for ok in ["127.0.0.1", "::1", "[::1]", "router1.example.net", "sw-01", "a_b"] {
+        for ok in [
+            "127.0.0.1",
+            "::1",
+            "[::1]",
+            "router1.example.net",
+            "sw-01",
+            "a_b",
+        ] {
             assert_eq!(validate_hostname(ok), Ok(()), "{ok}");
         }
         assert_eq!(validate_hostname(""), Err(HostnameError::Empty));
@@ -244,8 +251,17 @@ mod tests {
             validate_hostname("a;rm -rf"),
             Err(HostnameError::BadCharacter(_, ';'))
         ));
-        assert!(matches!(validate_hostname("a..b"), Err(HostnameError::BadLabel(_))));
-        assert!(matches!(validate_hostname("-a.b"), Err(HostnameError::BadLabel(_))));
-        assert_eq!(validate_hostname(&"a".repeat(254)), Err(HostnameError::TooLong));
+        assert!(matches!(
+            validate_hostname("a..b"),
+            Err(HostnameError::BadLabel(_))
+        ));
+        assert!(matches!(
+            validate_hostname("-a.b"),
+            Err(HostnameError::BadLabel(_))
+        ));
+        assert_eq!(
+            validate_hostname(&"a".repeat(254)),
+            Err(HostnameError::TooLong)
+        );
     }
 }

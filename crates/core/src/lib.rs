@@ -7,9 +7,9 @@
 pub mod device;
 pub mod port;
 
-pub use device::{validate_hostname, UnknownSnmpVersion, 
-    Device, DevicePollUpdate, DeviceStatus, HostnameError, NewDevice, SnmpConfig, SnmpV3Config,
-    SnmpVersion,
+pub use device::{
+    validate_hostname, Device, DevicePollUpdate, DeviceStatus, HostnameError, NewDevice,
+    SnmpConfig, SnmpV3Config, SnmpVersion, UnknownSnmpVersion,
 };
 pub use port::{Port, PortCounters, PortPoll};
 
