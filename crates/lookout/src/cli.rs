@@ -90,7 +90,7 @@ pub enum DeviceCommand {
         /// Hostname or IP address.
         host: String,
         #[command(flatten)]
-        snmp: SnmpArgs,
+        snmp: Box<SnmpArgs>,
         /// Poller group the device belongs to.
         #[arg(long, default_value_t = 0)]
         poller_group: i32,
@@ -121,7 +121,7 @@ pub enum SnmpCommand {
         #[arg(required = true)]
         oids: Vec<String>,
         #[command(flatten)]
-        snmp: SnmpArgs,
+        snmp: Box<SnmpArgs>,
         #[arg(long)]
         json: bool,
     },
@@ -130,7 +130,7 @@ pub enum SnmpCommand {
         host: String,
         oid: String,
         #[command(flatten)]
-        snmp: SnmpArgs,
+        snmp: Box<SnmpArgs>,
         #[arg(long)]
         json: bool,
     },
