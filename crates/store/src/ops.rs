@@ -349,7 +349,7 @@ macro_rules! define_ops {
                 })
             }
 
-            /// Binds the descriptive columns of a polled port, in `sql::PORT_DESCR_COLS` order.
+            /// Binds the descriptive columns of a polled port, in the order of the `ifName .. ifOperStatus` columns of the `sql` texts.
             macro_rules! bind_descr {
                 ($query:expr, $p:expr) => {
                     $query
