@@ -1,0 +1,191 @@
+//! Updates/s benchmark, one command:
+//! `cargo run --release -p lookout-timeseries --example bench -- [FILES] [ROUNDS]`.
+//!
+//! Same workload three ways, in one run, each on its own set of LibreNMS port files (15 DERIVE
+//! DS, LibreNMS RRAs): `rrdtool update` once per file and poll (how a naive poller does it),
+//! the local backend (`rrdtool -` pipes), and rrdcached with BATCH (a private rrdcached started
+//! here on a free loopback port). File creation happens in an untimed first round.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lookout_timeseries::{defs, RrdDef, TimeSeries, TimeSeriesConfig, Value};
+
+const STEP: i64 = 300;
+
+fn values(f: usize, k: usize) -> Vec<Value> {
+    (0..15)
+        .map(|d| Value::Counter(((k * 1000 + f) * (d + 1)) as u64 * 300))
+        .collect()
+}
+
+fn line(t: i64, vals: &[Value]) -> String {
+    let mut s = t.to_string();
+    for v in vals {
+        if let Value::Counter(n) = v {
+            s.push_str(&format!(":{n}"));
+        }
+    }
+    s
+}
+
+fn file(f: usize) -> String {
+    format!("h{}/port-id{f}.rrd", f % 20)
+}
+
+async fn round(ts: &TimeSeries, def: &Arc<RrdDef>, files: usize, t: i64, k: usize) {
+    let mut set = tokio::task::JoinSet::new();
+    for f in 0..files {
+        let (ts, def) = (ts.clone(), def.clone());
+        set.spawn(async move { ts.update(&file(f), &def, t, &values(f, k)).await });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap().unwrap();
+    }
+}
+
+fn report(name: &str, updates: usize, took: Duration, naive: Option<f64>) -> f64 {
+    let rate = updates as f64 / took.as_secs_f64();
+    let vs = naive
+        .map(|n| format!("{:.1}x", rate / n))
+        .unwrap_or_else(|| "1x".into());
+    println!(
+        "| {name} | {updates} | {:.2} s | {rate:.0} | {:.1} µs | {vs} |",
+        took.as_secs_f64(),
+        took.as_secs_f64() * 1e6 / updates as f64
+    );
+    rate
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let files: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(200);
+    let rounds: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(10);
+    for bin in ["/usr/bin/rrdtool", "/usr/bin/rrdcached"] {
+        assert!(
+            Path::new(bin).exists(),
+            "{bin} missing: apt-get install -y rrdtool rrdcached"
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let def = Arc::new(defs::port(STEP as u64));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let t0 = (now - STEP * (rounds as i64 + 10)) / STEP * STEP;
+    let updates = files * rounds;
+    println!(
+        "{files} port files (15 DS), {rounds} timed rounds; {} CPUs",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    println!("\n| method | updates | time | updates/s | per update | vs rrdtool update |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+
+    // 1. `rrdtool update` per file, sequential like a naive poller.
+    let naive_dir = tmp.path().join("naive");
+    let setup = TimeSeries::open(&TimeSeriesConfig::Local {
+        rrd_dir: naive_dir.clone(),
+    })
+    .await
+    .unwrap();
+    round(&setup, &def, files, t0, 0).await;
+    let started = Instant::now();
+    for k in 1..=rounds {
+        for f in 0..files {
+            let st = Command::new("/usr/bin/rrdtool")
+                .current_dir(&naive_dir)
+                .env_remove("RRDCACHED_ADDRESS")
+                .arg("update")
+                .arg(file(f))
+                .arg(line(t0 + STEP * k as i64, &values(f, k)))
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+    }
+    let naive = report(
+        "`rrdtool update` per file",
+        updates,
+        started.elapsed(),
+        None,
+    );
+
+    // 2. Local backend.
+    let local = TimeSeries::open(&TimeSeriesConfig::Local {
+        rrd_dir: tmp.path().join("local"),
+    })
+    .await
+    .unwrap();
+    round(&local, &def, files, t0, 0).await;
+    let started = Instant::now();
+    for k in 1..=rounds {
+        round(&local, &def, files, t0 + STEP * k as i64, k).await;
+    }
+    report(
+        "local backend (`rrdtool -` pipes)",
+        updates,
+        started.elapsed(),
+        Some(naive),
+    );
+
+    // 3. rrdcached with BATCH.
+    let base = tmp.path().join("base");
+    let journal = tmp.path().join("journal");
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::create_dir_all(&journal).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut daemon = Command::new("/usr/bin/rrdcached")
+        .args([
+            "-g", "-R", "-B", "-F", "-w", "3600", "-z", "1", "-l", &listen, "-b",
+        ])
+        .arg(&base)
+        .arg("-j")
+        .arg(&journal)
+        .arg("-p")
+        .arg(tmp.path().join("pid"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while std::net::TcpStream::connect(&listen).is_err() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let cached = TimeSeries::open(&TimeSeriesConfig::Rrdcached {
+        address: listen.clone(),
+    })
+    .await
+    .unwrap();
+    round(&cached, &def, files, t0, 0).await;
+    cached.flush(Duration::from_secs(120)).await.unwrap();
+    let started = Instant::now();
+    for k in 1..=rounds {
+        round(&cached, &def, files, t0 + STEP * k as i64, k).await;
+    }
+    let accepted = started.elapsed();
+    cached.flush(Duration::from_secs(600)).await.unwrap();
+    let flushed = started.elapsed();
+    report("rrdcached BATCH (accepted)", updates, accepted, Some(naive));
+    report(
+        "rrdcached BATCH (+ FLUSH of every file)",
+        updates,
+        flushed,
+        Some(naive),
+    );
+    println!("\nrrdcached handle stats: {:?}", cached.stats());
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+}
