@@ -1,6 +1,6 @@
 //! The Lookout store: devices, ports, users, API tokens and the event log, in SQLite
 //! (embedded default) or MySQL/MariaDB (incl. Galera). `Store` is a cheap-to-clone handle
-//! over a crate-private backend trait, chosen from configuration at start-up; every
+//! over a crate-private backend enum, chosen from configuration at start-up; every
 //! backend passes the same contract tests.
 //!
 //! Table and column names follow LibreNMS (`devices.device_id`, `sysName`, `ports.ifIndex`,
