@@ -13,15 +13,23 @@ pub type Millis = u64;
 /// Fencing token of a lease or claim. Larger means newer.
 pub type Token = u64;
 
-/// The next fencing token after `last`, at backend time `now`.
+/// Tokens are floored at the backend's time in this many units per millisecond
+/// (microseconds), so the floor outruns the counter unless more than a million tokens
+/// are handed out per second. Today's tokens are ~1.8e15, below 2^53: exact in Lua's
+/// doubles and in JSON numbers.
+pub const TOKEN_UNITS_PER_MS: u64 = 1_000;
+
+/// The next fencing token after `last`, at backend time `now` (milliseconds).
 ///
-/// Why not just `last + 1`: Redis Sentinel replicates asynchronously, so an increment
+/// Why not just `last + 1`: Redis Sentinel replicates asynchronously, so increments
 /// acknowledged by a primary that dies right after can be lost, and the promoted replica
-/// would hand the same token out a second time. Flooring the token at the current time in
-/// milliseconds keeps tokens increasing across such a loss as long as the servers' clocks
-/// are closer to each other than a fail-over takes (seconds), which NTP gives.
+/// would hand the same tokens out a second time. Flooring the token at the current time
+/// (in microsecond units, so that a busy counter does not run ahead of the floor) keeps
+/// tokens increasing across such a loss as long as the servers' clocks are closer to
+/// each other than a fail-over takes (seconds), which NTP gives.
 pub fn next_token(last: Token, now: Millis) -> Token {
-    last.saturating_add(1).max(now)
+    last.saturating_add(1)
+        .max(now.saturating_mul(TOKEN_UNITS_PER_MS))
 }
 
 /// Who holds a lease, with which token, until when.
@@ -212,13 +220,20 @@ mod tests {
     #[test]
     fn next_token_increases_and_floors_at_time() {
         assert_eq!(next_token(0, 0), 1);
-        assert_eq!(next_token(5, 3), 6);
-        assert_eq!(next_token(5, 1_000), 1_000);
+        assert_eq!(next_token(5_000, 3), 5_001);
+        assert_eq!(next_token(5, 1_000), 1_000_000);
         // A counter that went backwards (lost in a fail-over) still yields a newer token.
-        let before_loss = next_token(0, 10_000);
+        let mut before_loss = 0;
+        for _ in 0..500 {
+            // 500 tokens within one millisecond: the counter runs ahead of the floor...
+            before_loss = next_token(before_loss, 10_000);
+        }
+        assert_eq!(before_loss, 10_000_499);
+        // ...but a fail-over takes seconds, so the floor after it is far above.
         let after_loss = next_token(0, 12_500);
         assert!(after_loss > before_loss);
         assert_eq!(next_token(u64::MAX, 0), u64::MAX);
+        assert_eq!(next_token(0, u64::MAX), u64::MAX);
     }
 
     #[test]

@@ -40,7 +40,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function s(x) return string.format('%.0f', x) end
 local function next_token(key)
   local last = tonumber(redis.call('GET', key) or '0')
-  local tok = math.max(last + 1, now)
+  local tok = math.max(last + 1, now * 1000)
   redis.call('SET', key, s(tok))
   return tok
 end

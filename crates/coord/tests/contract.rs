@@ -35,7 +35,7 @@ fn node(id: &str, groups: Vec<i32>) -> NodeInfo {
 async fn membership(c: Coord) {
     assert!(c.nodes().await.unwrap().is_empty());
     let a = node("a", vec![0, 2]);
-    c.heartbeat(&a, MS(400)).await.unwrap();
+    c.heartbeat(&a, MS(800)).await.unwrap();
     c.heartbeat(&node("b", vec![1]), MS(5_000)).await.unwrap();
     let ns = c.nodes().await.unwrap();
     assert_eq!(ns.len(), 2);
@@ -44,16 +44,16 @@ async fn membership(c: Coord) {
     let first_checkin = ns[0].last_checkin;
     assert!((Utc::now() - first_checkin).num_seconds().abs() < 5);
 
-    tokio::time::sleep(MS(600)).await;
+    tokio::time::sleep(MS(1_100)).await;
     let ns = c.nodes().await.unwrap();
-    assert!(!ns[0].alive, "a's 400 ms TTL passed: dead within a second");
+    assert!(!ns[0].alive, "a's 800 ms TTL passed: dead within a second");
     assert!(ns[1].alive);
     assert_eq!(
         ns[0].last_checkin, first_checkin,
         "a dead node keeps its last check-in"
     );
 
-    c.heartbeat(&a, MS(400)).await.unwrap();
+    c.heartbeat(&a, MS(800)).await.unwrap();
     let ns = c.nodes().await.unwrap();
     assert!(ns[0].alive && ns[0].last_checkin > first_checkin);
 
@@ -104,12 +104,12 @@ async fn master_race(a: Coord, b: Coord) {
     // Release hands it over; the next token is larger.
     assert!(a.release_master(&w).await.unwrap());
     assert_eq!(a.current_master().await.unwrap(), None);
-    let x = b.try_acquire_master("x", MS(300)).await.unwrap().unwrap();
+    let x = b.try_acquire_master("x", MS(500)).await.unwrap().unwrap();
     assert!(x.token > w.token);
     assert!(a.try_acquire_master("y", MS(300)).await.unwrap().is_none());
 
     // Expiry: x stops renewing, y takes over, x's renewal is refused with the new holder.
-    tokio::time::sleep(MS(400)).await;
+    tokio::time::sleep(MS(700)).await;
     assert_eq!(
         a.current_master().await.unwrap(),
         None,
@@ -150,7 +150,7 @@ async fn claim_ack_expiry_requeue(a: Coord, b: Coord) {
         .unwrap());
 
     // Most overdue first, only from served groups, nothing before it is due.
-    let c2 = a.claim(&[0, 1], "na", MS(300)).await.unwrap().unwrap();
+    let c2 = a.claim(&[0, 1], "na", MS(500)).await.unwrap().unwrap();
     assert_eq!((c2.device_id, c2.group), (2, 1));
     let c1 = b
         .claim(&[0, 1], "nb", Duration::from_secs(5))
@@ -182,7 +182,7 @@ async fn claim_ack_expiry_requeue(a: Coord, b: Coord) {
 
     // c2 runs out: its renewal and ack fail, the master re-queues it, another node
     // claims it with a larger token, and the old holder still cannot ack.
-    tokio::time::sleep(MS(400)).await;
+    tokio::time::sleep(MS(700)).await;
     assert!(a.renew_claim(&c2).await.unwrap_err().is_lost());
     assert!(
         !a.ack(&c2).await.unwrap(),
@@ -400,4 +400,24 @@ async fn redis_outage_is_an_error_then_recovers() {
         tokio::time::sleep(MS(100)).await;
     }
     assert_eq!(c.nodes().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn renew_at_is_a_third_into_the_lease() {
+    let c = Coord::memory();
+    let l = c
+        .try_acquire_master("n", Duration::from_secs(9))
+        .await
+        .unwrap()
+        .unwrap();
+    let third = l.valid_until - l.renew_at();
+    assert!(third >= Duration::from_secs(6) && third <= Duration::from_secs(6) + MS(1));
+    c.enqueue(0, 1, Utc::now()).await.unwrap();
+    let cl = c
+        .claim(&[0], "n", Duration::from_secs(3))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cl.valid_until - cl.renew_at(), Duration::from_secs(2));
+    assert!(cl.is_valid_locally());
 }
