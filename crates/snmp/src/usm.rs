@@ -828,6 +828,11 @@ impl UsmSession {
                     "authenticated response to an unauthenticated request".into(),
                 ));
             };
+            if msg.sec.user != self.params.user.as_bytes() {
+                return Err(SnmpError::UnexpectedResponse(
+                    "authenticated response for another user".into(),
+                ));
+            }
             if !verify_digest(*ap, key, raw, &msg) {
                 return Err(SnmpError::AuthFailure {
                     addr: s.addr(),
