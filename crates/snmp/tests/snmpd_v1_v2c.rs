@@ -381,3 +381,17 @@ async fn set_with_write_community() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn ipv6_agent_over_a_v6_socket() {
+    let agent = Snmpd::start();
+    let client = SnmpClient::bind_v6().await.unwrap();
+    let addr: std::net::SocketAddr = format!("[::1]:{}", agent.addr.port()).parse().unwrap();
+    let s = client
+        .session(addr, &agent.cfg(SnmpVersion::V2c, "public"))
+        .unwrap();
+    let vbs = s.get(&[oid("1.3.6.1.2.1.1.5.0")]).await.unwrap();
+    assert_eq!(vbs[0].value.as_str_lossy(), "probe-snmpd");
+    let walked = s.walk(&oid("1.3.6.1.2.1.1")).await.unwrap();
+    assert!(walked.len() >= 7);
+}

@@ -106,8 +106,9 @@ impl Snmpd {
             let port = free_udp_port();
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
             let mut conf = format!(
-                "agentAddress udp:127.0.0.1:{port}\n\
+                "agentAddress udp:127.0.0.1:{port},udp6:[::1]:{port}\n\
                  rocommunity public 127.0.0.0/8\n\
+                 rocommunity6 public ::1/128\n\
                  rwcommunity private 127.0.0.1\n\
                  sysName probe-snmpd\n\
                  sysLocation Rack 1, \"lab\"\n\
