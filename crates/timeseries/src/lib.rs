@@ -14,12 +14,15 @@
 
 pub mod defs;
 mod format;
+mod graph;
 mod local;
 mod rrdcached;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+pub use graph::{GraphLine, GraphRequest};
 
 /// Which backend writes the files.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -351,6 +354,25 @@ impl TimeSeries {
         match &self.inner.backend {
             Backend::Local(_) => Ok(()),
             Backend::Rrdcached(b) => b.flush(timeout).await,
+        }
+    }
+
+    /// Renders a PNG graph with `rrdtool graph` (both backends; through rrdcached with
+    /// `--daemon`, so no local files are needed).
+    pub async fn graph_png(&self, request: &GraphRequest) -> Result<Vec<u8>> {
+        graph::validate(request)?;
+        match &self.inner.backend {
+            Backend::Local(b) => {
+                let files: Vec<String> = request.lines.iter().map(|l| l.path.clone()).collect();
+                graph::render(Some(b.dir()), &graph::args(request, &files, None)).await
+            }
+            Backend::Rrdcached(b) => {
+                let mut files = Vec::with_capacity(request.lines.len());
+                for l in &request.lines {
+                    files.push(b.graph_path(&l.path).await?);
+                }
+                graph::render(None, &graph::args(request, &files, Some(b.address()))).await
+            }
         }
     }
 

@@ -53,6 +53,10 @@ impl LocalBackend {
         }
     }
 
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn spawn(&self) -> std::io::Result<Pipe> {
         if !Path::new(RRDTOOL).exists() {
             return Err(std::io::Error::new(

@@ -431,3 +431,86 @@ async fn rrdcached_rra_override() {
     )
     .await;
 }
+
+/// PNG graphs through each backend (rrdcached: `--daemon`, no local file access needed).
+async fn graph(ts: &TimeSeries) {
+    let def = defs::port(STEP);
+    let t0 = aligned_past(STEP as i64, 7200);
+    for k in 0..10u64 {
+        ts.update(
+            "g:1/port-id1.rrd",
+            &def,
+            t0 + 60 * k as i64,
+            &port_values(k * 6_000, k * 3_000),
+        )
+        .await
+        .unwrap();
+    }
+    let line = |ds: &str, color: &str, scale: f64| lookout_timeseries::GraphLine {
+        path: "g:1/port-id1.rrd".into(),
+        ds: ds.into(),
+        cf: Cf::Average,
+        scale,
+        color: color.into(),
+        legend: format!("{ds}: bits/s"),
+        area: ds == "INOCTETS",
+    };
+    let req = lookout_timeseries::GraphRequest {
+        start: t0,
+        end: t0 + 600,
+        width: 400,
+        height: 120,
+        title: "port-id1 traffic".into(),
+        vertical_label: "bits/s".into(),
+        lines: vec![
+            line("INOCTETS", "00cc00", 8.0),
+            line("OUTOCTETS", "0000ff", -8.0),
+        ],
+    };
+    let png = ts.graph_png(&req).await.unwrap();
+    if let Ok(dir) = std::env::var("LOOKOUT_GRAPH_OUT") {
+        std::fs::write(Path::new(&dir).join("graph.png"), &png).unwrap();
+    }
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 1000,
+        "{} bytes",
+        png.len()
+    );
+    let mut missing = req.clone();
+    missing.lines[0].path = "g:1/port-id404.rrd".into();
+    let e = ts.graph_png(&missing).await.unwrap_err();
+    assert!(e.to_string().contains("No such file"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_graph_png() {
+    let dir = tempfile::tempdir().unwrap();
+    let ts = TimeSeries::open(&TimeSeriesConfig::Local {
+        rrd_dir: dir.path().to_path_buf(),
+    })
+    .await
+    .unwrap();
+    graph(&ts).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rrdcached_tcp_graph_png() {
+    let d = Rrdcached::start_tcp();
+    let ts = TimeSeries::open(&TimeSeriesConfig::Rrdcached {
+        address: d.address(),
+    })
+    .await
+    .unwrap();
+    graph(&ts).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rrdcached_unix_graph_png() {
+    let d = Rrdcached::start_unix();
+    let ts = TimeSeries::open(&TimeSeriesConfig::Rrdcached {
+        address: d.address(),
+    })
+    .await
+    .unwrap();
+    graph(&ts).await;
+}

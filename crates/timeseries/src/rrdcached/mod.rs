@@ -158,6 +158,28 @@ impl CachedBackend {
         Err(self.unreachable(last_err))
     }
 
+    pub(crate) fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The name `rrdtool graph --daemon` needs for `path`: relative over TCP; over a unix
+    /// socket rrdtool resolves relative names on the local disk, so the absolute name in
+    /// rrdcached's base directory, which `INFO` reports.
+    pub(crate) async fn graph_path(&self, path: &str) -> Result<String, TimeSeriesError> {
+        if !self.address.starts_with("unix:") {
+            return Ok(path.to_string());
+        }
+        let r = self.query(&proto::info(path)).await?;
+        if r.is_err() {
+            return Err(rrd_err("graph", path, r.message));
+        }
+        r.lines
+            .iter()
+            .find_map(|l| l.strip_prefix("filename 2 "))
+            .map(str::to_string)
+            .ok_or_else(|| rrd_err("graph", path, "INFO reply without a filename"))
+    }
+
     pub(crate) async fn check(&self) -> Result<(), TimeSeriesError> {
         let r = self.query(&proto::ping()).await?;
         if r.is_err() || r.message != "PONG" {
