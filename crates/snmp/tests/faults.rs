@@ -242,3 +242,70 @@ fn netsnmp_requests_decode_and_reencode_byte_for_byte() {
         assert_eq!(again, bytes, "{tool}");
     }
 }
+
+#[tokio::test]
+async fn in_flight_requests_per_agent_are_limited() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // An agent that answers each request after 30 ms and records how many it held at once.
+    let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let addr = sock.local_addr().unwrap();
+    let held = Arc::new(AtomicUsize::new(0));
+    let max_held = Arc::new(AtomicUsize::new(0));
+    {
+        let (sock, held, max_held) = (sock.clone(), held.clone(), max_held.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                    return;
+                };
+                let Ok(msg) = decode_community_message(&buf[..n]) else {
+                    continue;
+                };
+                let AnyPdu::Pdu(pdu) = msg.pdu else { continue };
+                let now = held.fetch_add(1, Ordering::SeqCst) + 1;
+                max_held.fetch_max(now, Ordering::SeqCst);
+                let (sock, held) = (sock.clone(), held.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+                    let vbs = pdu
+                        .varbinds
+                        .iter()
+                        .map(|v| VarBind::new(v.oid.clone(), Value::Integer(7)))
+                        .collect();
+                    held.fetch_sub(1, Ordering::SeqCst);
+                    let _ = sock.send_to(&response(&pdu, 0, vbs), from).await;
+                });
+            }
+        });
+    }
+    let client = SnmpClient::bind(
+        "0.0.0.0:0".parse().unwrap(),
+        lookout_snmp::ClientOptions {
+            max_in_flight_per_agent: 3,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut c = cfg(addr);
+    c.timeout_ms = 2000;
+    // Two sessions to the same agent share its limit.
+    let a = client.session(addr, &c).unwrap();
+    let b = client.session(addr, &c).unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            s.get(&[oid("1.3.6.1.2.1.1.3.0")]).await
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap()[0].value, Value::Integer(7));
+    }
+    let m = max_held.load(Ordering::SeqCst);
+    assert!(
+        (2..=3).contains(&m),
+        "agent saw {m} requests in flight at once"
+    );
+}
