@@ -254,7 +254,7 @@ impl SnmpClient {
                 retries: cfg.retries,
                 limit,
             }),
-            max_repetitions: self.inner.options.max_repetitions.max(1),
+            max_repetitions: self.inner.options.max_repetitions.clamp(1, 10_000),
         })
     }
 }
@@ -398,7 +398,9 @@ impl Session {
     /// This session with another max-repetitions for bulk walks (tune per device: big
     /// values save round trips, too big ones make agents answer tooBig or slowly).
     pub fn with_max_repetitions(mut self, n: u32) -> Session {
-        self.max_repetitions = n.max(1);
+        // Above a few thousand no response fits a UDP datagram anyway; the cap also keeps
+        // the value inside the PDU's signed 32-bit field.
+        self.max_repetitions = n.clamp(1, 10_000);
         self
     }
 

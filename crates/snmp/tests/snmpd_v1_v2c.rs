@@ -395,3 +395,32 @@ async fn ipv6_agent_over_a_v6_socket() {
     let walked = s.walk(&oid("1.3.6.1.2.1.1")).await.unwrap();
     assert!(walked.len() >= 7);
 }
+
+#[tokio::test]
+async fn opaque_float_from_ucd_load_average() {
+    // UCD-SNMP-MIB laLoadFloat is an Opaque-wrapped float in net-snmp.
+    let agent = Snmpd::start();
+    let client = SnmpClient::bind_v4().await.unwrap();
+    let s = client
+        .session(agent.addr, &agent.cfg(SnmpVersion::V2c, "public"))
+        .unwrap();
+    let vbs = s.get(&[oid("1.3.6.1.4.1.2021.10.1.6.1")]).await.unwrap();
+    let Value::Float(f) = vbs[0].value else {
+        panic!("not a float: {:?}", vbs[0].value)
+    };
+    assert!((0.0..1000.0).contains(&f));
+    assert_eq!(vbs[0].value.as_f64(), Some(f64::from(f)));
+    let ns = parse_netsnmp(&netsnmp(
+        "snmpget",
+        &[
+            "-v2c",
+            "-c",
+            "public",
+            "-On",
+            &agent.addr.to_string(),
+            "1.3.6.1.4.1.2021.10.1.6.1",
+        ],
+    ));
+    assert!(ns[0].1.starts_with("Opaque: Float: "), "{}", ns[0].1);
+    assert!(vbs[0].value.to_string().starts_with("Opaque: Float: "));
+}
