@@ -242,8 +242,21 @@ impl LocalBackend {
     ) -> Result<(), TimeSeriesError> {
         let r = async {
             self.ensure(path, def, at).await?;
-            self.run("update", path, &format!("update {path} {line}"))
-                .await
+            let cmd = format!("update {path} {line}");
+            // Another process (a second poller on shared storage) may hold the file's lock
+            // for the moment of its own update: retry briefly.
+            let mut attempt = 0u64;
+            loop {
+                match self.run("update", path, &cmd).await {
+                    Err(TimeSeriesError::Rrd { message, .. })
+                        if message.contains("could not lock") && attempt < 5 =>
+                    {
+                        attempt += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(10 * attempt)).await;
+                    }
+                    other => break other,
+                }
+            }
         }
         .await;
         match r {

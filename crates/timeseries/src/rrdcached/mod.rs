@@ -63,6 +63,8 @@ impl CachedBackend {
         opts: &TimeSeriesOptions,
         stats: Arc<StatsCounters>,
     ) -> CachedBackend {
+        let address = proto::normalize_address(address);
+        let address = address.as_str();
         let (tx, rx) = mpsc::unbounded_channel();
         let spill_dir = opts.spill_dir.clone().unwrap_or_else(|| {
             std::env::temp_dir().join(format!("lookout-rrd-spill-{}", std::process::id()))

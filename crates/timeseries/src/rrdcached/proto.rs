@@ -59,6 +59,30 @@ impl ReplyDecoder {
     }
 }
 
+/// rrdcached's default TCP port.
+pub(crate) const DEFAULT_PORT: u16 = 42217;
+
+/// Spells an `RRDCACHED` setting as the client connects to it: `unix:/path` (a bare `/path`
+/// is a unix socket too, as for rrdtool), `host:port`, or `host` on the default port.
+pub(crate) fn normalize_address(address: &str) -> String {
+    let a = address.trim();
+    if a.starts_with('/') {
+        return format!("unix:{a}");
+    }
+    if a.starts_with("unix:") {
+        return a.to_string();
+    }
+    let has_port = match a.strip_prefix('[') {
+        Some(rest) => rest.contains("]:"),
+        None => a.contains(':'),
+    };
+    if has_port {
+        a.to_string()
+    } else {
+        format!("{a}:{DEFAULT_PORT}")
+    }
+}
+
 pub(crate) fn ping() -> String {
     "PING\n".to_string()
 }
@@ -175,6 +199,19 @@ mod tests {
         assert!(r[1].is_err());
         assert_eq!(r[2].lines, vec!["a", "b"]);
         assert!(ReplyDecoder::new().push_line("garbage").is_err());
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(normalize_address("127.0.0.1:42217"), "127.0.0.1:42217");
+        assert_eq!(normalize_address("localhost"), "localhost:42217");
+        assert_eq!(normalize_address("[::1]"), "[::1]:42217");
+        assert_eq!(normalize_address("[::1]:1"), "[::1]:1");
+        assert_eq!(
+            normalize_address("/run/rrdcached.sock"),
+            "unix:/run/rrdcached.sock"
+        );
+        assert_eq!(normalize_address("unix:/run/x.sock"), "unix:/run/x.sock");
     }
 
     #[test]
