@@ -27,6 +27,8 @@ const BACKOFF_BASE: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// A node that does not complete a connection in this time is treated as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest wait for a pooled connection before the attempt counts as failed.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub(crate) fn enc_u64(v: Option<u64>) -> Option<u64> {
     v
@@ -198,7 +200,9 @@ impl MysqlBackend {
                 .charset("utf8mb4");
             let pool = MySqlPoolOptions::new()
                 .max_connections(16)
-                .acquire_timeout(CONNECT_TIMEOUT)
+                // Short: a dead node makes the pool retry connecting until this time-out
+                // before the error reaches `recover`; waits for a busy pool are retried.
+                .acquire_timeout(ACQUIRE_TIMEOUT)
                 // Ping on checkout (the default, kept on purpose): a pooled connection the
                 // server dropped is replaced before use instead of costing a retry.
                 .test_before_acquire(true)
@@ -253,33 +257,38 @@ impl MysqlBackend {
         }
     }
 
-    /// The first node from `start` on (wrapping) that connects and is ready. Checked on a
-    /// fresh direct connection: one attempt, so a dead node costs a refused connect rather
-    /// than the pool's connect retries until its acquire timeout.
+    /// Whether node `i` connects and is ready, on a fresh direct connection: one attempt,
+    /// so a dead node costs a refused connect rather than the pool's connect retries until
+    /// its acquire timeout.
+    async fn check(&self, i: usize) -> std::result::Result<(), String> {
+        let node = &self.nodes[i];
+        let res = async {
+            let mut c = tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                MySqlConnection::connect_with(&node.options),
+            )
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+            let checked = check_node(&mut c).await;
+            let _ = c.close().await;
+            checked
+        }
+        .await;
+        res.map_err(|e| {
+            tracing::warn!(node = %node.label, error = %e, "database node not usable");
+            format!("{}: {e}", node.label)
+        })
+    }
+
+    /// The first node from `start` on (wrapping) that connects and is ready.
     async fn first_healthy(&self, start: usize) -> std::result::Result<usize, Vec<String>> {
         let n = self.nodes.len();
         let mut errors = Vec::new();
         for k in 0..n {
             let i = (start + k) % n;
-            let node = &self.nodes[i];
-            let res = async {
-                let mut c = tokio::time::timeout(
-                    CONNECT_TIMEOUT,
-                    MySqlConnection::connect_with(&node.options),
-                )
-                .await
-                .map_err(|_| sqlx::Error::PoolTimedOut)??;
-                let checked = check_node(&mut c).await;
-                let _ = c.close().await;
-                checked
-            }
-            .await;
-            match res {
+            match self.check(i).await {
                 Ok(()) => return Ok(i),
-                Err(e) => {
-                    tracing::warn!(node = %node.label, error = %e, "database node not usable");
-                    errors.push(format!("{}: {e}", node.label));
-                }
+                Err(e) => errors.push(e),
             }
         }
         Err(errors)
@@ -303,22 +312,26 @@ impl MysqlBackend {
     ) {
         let delay = backoff(attempt);
         tracing::warn!(op, node = %self.nodes[node].label, attempt, ?retry, error = %e, ?delay, "transient database error, retrying");
-        if retry == Retry::OtherNode && self.nodes.len() > 1 {
-            // Only the first task to notice moves the index; others see it moved already.
-            if self.current.load(Ordering::Relaxed) == node {
-                match self.first_healthy(node + 1).await {
-                    Ok(i) => {
-                        if self
-                            .current
-                            .compare_exchange(node, i, Ordering::Relaxed, Ordering::Relaxed)
-                            .is_ok()
-                            && i != node
-                        {
-                            tracing::warn!(from = %self.nodes[node].label, to = %self.nodes[i].label, "database fail-over");
-                        }
+        // Only the first task to notice moves the index; others see it moved already. A
+        // node that still checks out healthy (a dropped connection, a pool time-out under
+        // load) is kept: moving would only spread writes over nodes.
+        if retry == Retry::OtherNode
+            && self.nodes.len() > 1
+            && self.current.load(Ordering::Relaxed) == node
+            && self.check(node).await.is_err()
+        {
+            match self.first_healthy(node + 1).await {
+                Ok(i) => {
+                    if self
+                        .current
+                        .compare_exchange(node, i, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                        && i != node
+                    {
+                        tracing::warn!(from = %self.nodes[node].label, to = %self.nodes[i].label, "database fail-over");
                     }
-                    Err(_) => tracing::error!("no database node is usable"),
                 }
+                Err(_) => tracing::error!("no database node is usable"),
             }
         }
         tokio::time::sleep(delay).await;

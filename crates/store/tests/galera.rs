@@ -329,6 +329,11 @@ async fn galera_cluster_faults() {
         eprintln!("\n*** SKIPPED: LOOKOUT_TEST_GALERA=0, Galera cluster test not run ***\n");
         return;
     }
+    // RUST_LOG=lookout_store=warn shows the store's retries and fail-overs.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let started = Instant::now();
     let mut cluster = Cluster::start().await;
     eprintln!("cluster of 3 up in {:?}", started.elapsed());
@@ -419,6 +424,9 @@ async fn galera_cluster_faults() {
             .update_device_poll(dev.device_id, &poll_update(100 + i))
             .await
             .unwrap();
+        if t.elapsed() > Duration::from_millis(200) {
+            eprintln!("poll {i} took {:?}", t.elapsed());
+        }
         worst = worst.max(t.elapsed());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
