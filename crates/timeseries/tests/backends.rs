@@ -514,3 +514,57 @@ async fn rrdcached_unix_graph_png() {
     .unwrap();
     graph(&ts).await;
 }
+
+/// `update_many` from one task: results in order, bad ones refused alone.
+async fn many(ts: &TimeSeries, base: &Path) {
+    let def = defs::uptime(STEP);
+    let t0 = aligned_past(STEP as i64, 3600);
+    let vals: Vec<[Value; 1]> = (0..50).map(|i| [Value::Gauge(i as f64)]).collect();
+    let paths: Vec<String> = (0..50).map(|i| format!("m{i}/uptime.rrd")).collect();
+    for k in 0..2i64 {
+        let mut ups: Vec<lookout_timeseries::Update<'_>> = (0..50)
+            .map(|i| lookout_timeseries::Update {
+                path: &paths[i],
+                def: &def,
+                at: t0 + 60 * k,
+                values: &vals[i],
+            })
+            .collect();
+        let nan = [Value::Gauge(f64::NAN)];
+        ups.push(lookout_timeseries::Update {
+            path: "m0/uptime.rrd",
+            def: &def,
+            at: t0 + 60 * k + 30,
+            values: &nan,
+        });
+        let r = ts.update_many(&ups).await;
+        assert_eq!(r.len(), 51);
+        assert!(r[..50].iter().all(|r| r.is_ok()), "{r:?}");
+        assert!(r[50].is_err());
+    }
+    ts.flush(Duration::from_secs(20)).await.unwrap();
+    let rows = rrdtool_fetch(&base.join("m49/uptime.rrd"), "AVERAGE", t0, t0 + 60);
+    assert_eq!(value_at(&rows, t0 + 60, 0), Some(49.0), "{rows:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_update_many() {
+    let dir = tempfile::tempdir().unwrap();
+    let ts = TimeSeries::open(&TimeSeriesConfig::Local {
+        rrd_dir: dir.path().to_path_buf(),
+    })
+    .await
+    .unwrap();
+    many(&ts, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rrdcached_update_many() {
+    let d = Rrdcached::start_tcp();
+    let ts = TimeSeries::open(&TimeSeriesConfig::Rrdcached {
+        address: d.address(),
+    })
+    .await
+    .unwrap();
+    many(&ts, &d.base()).await;
+}

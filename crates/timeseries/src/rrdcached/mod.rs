@@ -107,10 +107,22 @@ impl CachedBackend {
         at: i64,
         line: String,
     ) -> Result<(), TimeSeriesError> {
+        let rx = self.enqueue(path, Arc::new(def.clone()), at, line)?;
+        self.outcome(rx).await
+    }
+
+    /// Hands one update to the writer; the receiver resolves like `update`.
+    pub(crate) fn enqueue(
+        &self,
+        path: &str,
+        def: Arc<RrdDef>,
+        at: i64,
+        line: String,
+    ) -> Result<oneshot::Receiver<Result<(), TimeSeriesError>>, TimeSeriesError> {
         let (reply, rx) = oneshot::channel();
         let item = Item {
             path: Arc::from(path),
-            def: Arc::new(def.clone()),
+            def,
             at,
             line,
             sent: false,
@@ -119,6 +131,13 @@ impl CachedBackend {
         self.tx
             .send(Msg::Update(item))
             .map_err(|_| self.unreachable("writer task stopped"))?;
+        Ok(rx)
+    }
+
+    pub(crate) async fn outcome(
+        &self,
+        rx: oneshot::Receiver<Result<(), TimeSeriesError>>,
+    ) -> Result<(), TimeSeriesError> {
         rx.await
             .map_err(|_| self.unreachable("writer task stopped"))?
     }
