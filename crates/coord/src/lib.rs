@@ -40,6 +40,32 @@
 //! re-queued, for `ack` a successful ack can come back as `false` (result discarded,
 //! device re-polled next interval). Neither breaks the fencing.
 //!
+//! # Use
+//! ```no_run
+//! # async fn demo() -> Result<(), lookout_coord::CoordError> {
+//! use std::time::Duration;
+//! use lookout_coord::{Coord, CoordConfig, NodeInfo};
+//!
+//! // REDIS_SENTINEL / REDIS_HOST / ... as LibreNMS names them; nothing set = memory.
+//! let coord = Coord::connect(&CoordConfig::from_lookup(|k| std::env::var(k).ok())?).await?;
+//! let me = NodeInfo { node_id: "node-1".into(), groups: vec![0], ..Default::default() };
+//! coord.heartbeat(&me, Duration::from_secs(10)).await?; // every ~3 s
+//!
+//! // Dispatcher: act as master only while the lease is valid on the local clock.
+//! if let Some(lease) = coord.try_acquire_master(&me.node_id, Duration::from_secs(5)).await? {
+//!     coord.enqueue(0, 42, chrono::Utc::now()).await?; // idempotent: re-enqueue freely
+//!     coord.requeue_expired().await?;
+//!     let _lease = coord.renew_master(&lease).await?; // at lease.renew_at()
+//! }
+//!
+//! // Worker: claim, poll (renewing at claim.renew_at()), write results checking
+//! // claim.token, then ack; `false` means the result must be discarded.
+//! if let Some(claim) = coord.claim(&me.groups, &me.node_id, Duration::from_secs(30)).await? {
+//!     let _kept = coord.ack(&claim).await?;
+//! }
+//! # Ok(()) }
+//! ```
+//!
 //! # Times
 //! The backend's clock decides leases (Redis `TIME` in the scripts, the system clock in
 //! memory). `enqueue`'s `due_at` comes from the caller's clock and only decides when an

@@ -421,3 +421,32 @@ async fn renew_at_is_a_third_into_the_lease() {
     assert_eq!(cl.valid_until - cl.renew_at(), Duration::from_secs(2));
     assert!(cl.is_valid_locally());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_password_and_database() {
+    let lab = Lab::new();
+    let srv = lab.redis_with_password("s3cret");
+    let url = format!("redis://:s3cret@127.0.0.1:{}/3", srv.port);
+    let c = Coord::connect(&CoordConfig::Redis(RedisConfig::from_url(&url).unwrap()))
+        .await
+        .unwrap();
+    assert!(c.enqueue(0, 1, Utc::now()).await.unwrap());
+    let auth = ["-a", "s3cret", "--no-auth-warning"];
+    let zcard = |db: &str| {
+        let mut args = auth.to_vec();
+        args.extend(["-n", db, "ZCARD", "lookout:q:0"]);
+        servers::cli(srv.port, &args)
+    };
+    assert_eq!(zcard("3"), "1", "written to database 3");
+    assert_eq!(zcard("0"), "0");
+    let e = Coord::connect(&CoordConfig::Redis(RedisConfig::direct(
+        "127.0.0.1",
+        srv.port,
+    )))
+    .await
+    .unwrap_err();
+    assert!(matches!(e, CoordError::Connect(_)), "{e}");
+    let mut wrong = RedisConfig::direct("127.0.0.1", srv.port);
+    wrong.password = Some("nope".into());
+    assert!(Coord::connect(&CoordConfig::Redis(wrong)).await.is_err());
+}

@@ -47,7 +47,8 @@ fn wait_ping(port: u16, deadline: Duration) {
             if s.write_all(b"PING\r\n").is_ok() {
                 let mut buf = [0u8; 16];
                 if let Ok(n) = s.read(&mut buf) {
-                    if buf[..n].starts_with(b"+PONG") {
+                    // A server with requirepass answers NOAUTH: it is up all the same.
+                    if buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH") {
                         return;
                     }
                 }
@@ -124,8 +125,17 @@ impl Lab {
         self.redis_on(free_port(), replica_of)
     }
 
+    /// A redis-server with `requirepass` set.
+    pub fn redis_with_password(&self, password: &str) -> Proc {
+        self.start_redis(free_port(), None, &format!("requirepass {password}\n"))
+    }
+
     /// A redis-server on `port` (e.g. one that replaces a killed server).
     pub fn redis_on(&self, port: u16, replica_of: Option<u16>) -> Proc {
+        self.start_redis(port, replica_of, "")
+    }
+
+    fn start_redis(&self, port: u16, replica_of: Option<u16>, extra: &str) -> Proc {
         let bin = need(REDIS_SERVER, "redis-server");
         let data = self.path(&format!("d{port}-{}", free_port()));
         std::fs::create_dir_all(&data).unwrap();
@@ -137,6 +147,7 @@ impl Lab {
         if let Some(p) = replica_of {
             conf.push_str(&format!("replicaof 127.0.0.1 {p}\n"));
         }
+        conf.push_str(extra);
         let cf = self.path(&format!("r{port}.conf"));
         std::fs::write(&cf, conf).unwrap();
         Proc::spawn(
