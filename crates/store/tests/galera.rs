@@ -5,6 +5,8 @@
 //!   conflicts on purpose) all succeed, without duplicate rows;
 //! - kill -9 of the node in use while polls are written: no call fails, no poll is lost;
 //!   the node restarts, rejoins and catches up;
+//! - the same behind HAProxy in TCP mode (one address, the LibreNMS way): kill -9 of a
+//!   node behind it surfaces no error;
 //! - a node isolated from the cluster (non-primary, `wsrep_ready=OFF`) is left for a
 //!   healthy one, and skipped when opening.
 //!
@@ -28,6 +30,7 @@ const MARIADBD: &str = "/usr/sbin/mariadbd";
 const INSTALL_DB: &str = "/usr/bin/mariadb-install-db";
 const GALERA: &str = "/usr/lib/galera/libgalera_smm.so";
 const RSYNC: &str = "/usr/bin/rsync";
+const HAPROXY: &str = "/usr/sbin/haproxy";
 
 struct Node {
     name: String,
@@ -117,6 +120,8 @@ impl Node {
 
 struct Cluster {
     nodes: Vec<Node>,
+    /// Free port for HAProxy in front of the nodes.
+    haproxy_port: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -131,6 +136,54 @@ impl Drop for Cluster {
     }
 }
 
+/// HAProxy in TCP mode in front of the nodes (the LibreNMS way), killed on drop.
+struct Haproxy(Child);
+
+impl Haproxy {
+    async fn start(cluster: &Cluster) -> Haproxy {
+        let servers: String = cluster
+            .nodes
+            .iter()
+            .map(|n| format!("  server {} 127.0.0.1:{} check\n", n.name, n.port))
+            .collect();
+        let cfg = format!(
+            "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+             listen galera\n  bind 127.0.0.1:{}\n  balance roundrobin\n  option mysql-check user haproxy\n\
+             default-server inter 500ms fall 2 rise 2\n{servers}",
+            cluster.haproxy_port
+        );
+        let path = cluster._dir.path().join("haproxy.cfg");
+        std::fs::write(&path, cfg).unwrap();
+        let child = Command::new(HAPROXY)
+            .arg("-f")
+            .arg(&path)
+            .arg("-db")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start haproxy");
+        let start = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", cluster.haproxy_port))
+            .await
+            .is_err()
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "haproxy did not listen"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Haproxy(child)
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn port_free(port: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
@@ -142,13 +195,15 @@ impl Cluster {
             (INSTALL_DB, "mariadb-server"),
             (GALERA, "galera-4"),
             (RSYNC, "rsync"),
+            (HAPROXY, "haproxy"),
         ] {
             assert!(
                 Path::new(bin).exists(),
                 "{bin} missing: install the Debian package {pkg}"
             );
         }
-        // 3 SQL ports + 3 x (gcomm, IST, SST), from a random base so parallel runs differ.
+        // 3 SQL ports + 3 x (gcomm, IST, SST) + HAProxy, from a random base so parallel
+        // runs differ.
         let base = loop {
             let base: u16 = rand::rng().random_range(20_000..60_000);
             let all: Vec<u16> = (0..3)
@@ -160,6 +215,7 @@ impl Cluster {
                         base + 12 + i * 10,
                     ]
                 })
+                .chain([base + 5])
                 .collect();
             if all.iter().all(|p| port_free(*p)) {
                 break base;
@@ -222,7 +278,11 @@ impl Cluster {
             "mariadb-install-db: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let mut cluster = Cluster { nodes, _dir: dir };
+        let mut cluster = Cluster {
+            nodes,
+            haproxy_port: base + 5,
+            _dir: dir,
+        };
         cluster.nodes[0].start(true);
         cluster.nodes[0]
             .wait_status("wsrep_ready", "ON", Duration::from_secs(60))
@@ -232,7 +292,8 @@ impl Cluster {
         let mut c = cluster.nodes[0].admin().await;
         sqlx::raw_sql(
             "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; \
-             GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;",
+             GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; \
+             CREATE USER IF NOT EXISTS 'haproxy'@'127.0.0.1';",
         )
         .execute(&mut c)
         .await
@@ -463,7 +524,70 @@ async fn galera_cluster_faults() {
     eprintln!("n1 rejoined and synced in {:?}", t.elapsed());
     assert_eq!(count(&cluster.nodes[0], db, "eventlog").await, events);
 
-    // --- 3. a node leaves the primary component (isolated): avoided
+    // --- 3. the LibreNMS way: one address, HAProxy in TCP mode in front of the nodes
+    let proxy = Haproxy::start(&cluster).await;
+    let via = Store::open(&mysql_config(
+        vec![("127.0.0.1".to_string(), cluster.haproxy_port)],
+        db,
+    ))
+    .await
+    .unwrap();
+    let dev2 = via
+        .add_device(&NewDevice {
+            hostname: "via-haproxy".into(),
+            snmp: SnmpConfig::default(),
+            poller_group: 0,
+        })
+        .await
+        .unwrap();
+    let mut worst = Duration::ZERO;
+    for i in 0..n_polls {
+        if i == 10 {
+            // n3: not the node `store` uses, so the next phase still has it.
+            cluster.nodes[2].kill9();
+            eprintln!("killed n3 behind haproxy");
+        }
+        let t = Instant::now();
+        let at = t0 + chrono::Duration::seconds(1000 + i as i64 * 60);
+        let polled: Vec<_> = (1..=4)
+            .map(|p| port_poll(p, 1_000_000 + i * 60_000))
+            .collect();
+        via.sync_ports(dev2.device_id, &polled, at).await.unwrap();
+        via.log_event(
+            Some(dev2.device_id),
+            "poller",
+            &format!("poll {i}"),
+            Severity::Info,
+            None,
+        )
+        .await
+        .unwrap();
+        if t.elapsed() > Duration::from_millis(200) {
+            eprintln!("haproxy poll {i} took {:?}", t.elapsed());
+        }
+        worst = worst.max(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("{n_polls} polls through haproxy with a kill -9 in between; slowest {worst:?}");
+    let ports = via.ports(dev2.device_id).await.unwrap();
+    assert_eq!(ports[0].in_octets_rate, Some(1000.0));
+    let events = via.events(Some(dev2.device_id), 100).await.unwrap().len() as u64;
+    assert!(
+        (n_polls..=n_polls + 1).contains(&events),
+        "{events} events for {n_polls} polls"
+    );
+    via.close().await;
+    drop(proxy);
+    cluster.nodes[2].start(false);
+    cluster.nodes[2]
+        .wait_status(
+            "wsrep_local_state_comment",
+            "Synced",
+            Duration::from_secs(90),
+        )
+        .await;
+
+    // --- 4. a node leaves the primary component (isolated): avoided
     let current = store.database_node().unwrap();
     let idx = (0..3).find(|i| cluster.label(*i) == current).unwrap();
     let mut c = cluster.nodes[idx].admin().await;
