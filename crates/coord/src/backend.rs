@@ -15,6 +15,10 @@ pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 pub(crate) type BResult<T> = Result<T, BackendError>;
 
+/// An optional master lease (owner, token) an operation is fenced by: the backend refuses
+/// it unless that lease is the live master lease at the moment it decides.
+pub(crate) type Fence<'a> = Option<(&'a str, Token)>;
+
 #[async_trait]
 pub(crate) trait Backend: Send + Sync + 'static {
     fn name(&self) -> &'static str;
@@ -33,7 +37,13 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn release_master(&self, node_id: &str, token: Token) -> BResult<bool>;
     async fn current_master(&self) -> BResult<Option<Holder>>;
 
-    async fn enqueue(&self, group: i32, device_id: DeviceId, due: Millis) -> BResult<bool>;
+    async fn enqueue(
+        &self,
+        group: i32,
+        device_id: DeviceId,
+        due: Millis,
+        fence: Fence<'_>,
+    ) -> BResult<Result<bool, Refusal>>;
     async fn claim(&self, groups: &[i32], node_id: &str, ttl_ms: u64) -> BResult<Option<Granted>>;
     async fn renew_claim(
         &self,
@@ -48,6 +58,6 @@ pub(crate) trait Backend: Send + Sync + 'static {
         node_id: &str,
         token: Token,
     ) -> BResult<Result<(), Refusal>>;
-    async fn requeue_expired(&self) -> BResult<Vec<DeviceId>>;
+    async fn requeue_expired(&self, fence: Fence<'_>) -> BResult<Result<Vec<DeviceId>, Refusal>>;
     async fn queue_depths(&self) -> BResult<Vec<QueueDepth>>;
 }

@@ -53,8 +53,9 @@
 //!
 //! // Dispatcher: act as master only while the lease is valid on the local clock.
 //! if let Some(lease) = coord.try_acquire_master(&me.node_id, Duration::from_secs(5)).await? {
-//!     coord.enqueue(0, 42, chrono::Utc::now()).await?; // idempotent: re-enqueue freely
-//!     coord.requeue_expired().await?;
+//!     // Fenced by the lease in the backend, and idempotent: re-enqueue freely.
+//!     coord.enqueue_as_master(&lease, 0, 42, chrono::Utc::now()).await?;
+//!     coord.requeue_expired_as_master(&lease).await?;
 //!     let _lease = coord.renew_master(&lease).await?; // at lease.renew_at()
 //! }
 //!
@@ -300,6 +301,17 @@ fn describe(r: &Refusal) -> String {
     }
 }
 
+/// The error for an operation refused because `lease` is not the live master lease.
+fn master_lost(lease: Option<&Lease>, refusal: &Refusal) -> CoordError {
+    let reason = describe(refusal);
+    tracing::warn!(node_id = ?lease.map(|l| &l.node_id), reason = %reason, "refused: not the master");
+    CoordError::MasterLost {
+        node_id: lease.map(|l| l.node_id.clone()).unwrap_or_default(),
+        token: lease.map(|l| l.token).unwrap_or_default(),
+        reason,
+    }
+}
+
 pub(crate) fn to_timestamp(ms: Millis) -> Timestamp {
     let ms = i64::try_from(ms).unwrap_or(i64::MAX);
     DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MAX_UTC)
@@ -475,20 +487,49 @@ impl Coord {
 
     /// Queue `device_id` in poller group `group`, claimable from `due_at`. Returns false
     /// if the device is already queued (in any group) or claimed: queueing is idempotent.
+    /// Unfenced: the master's scheduler should use [`Coord::enqueue_as_master`].
     pub async fn enqueue(
         &self,
         group: i32,
         device_id: DeviceId,
         due_at: Timestamp,
     ) -> Result<bool, CoordError> {
-        self.backend
-            .enqueue(group, device_id, from_timestamp(due_at))
+        self.enqueue_fenced(None, group, device_id, due_at).await
+    }
+
+    /// [`Coord::enqueue`], refused with [`CoordError::MasterLost`] unless `lease` is the
+    /// live master lease when the backend decides. A master paused past its lease (GC,
+    /// SIGSTOP) and woken up with a stale schedule therefore cannot queue anything, even
+    /// if it checked its lease locally just before the pause.
+    pub async fn enqueue_as_master(
+        &self,
+        lease: &Lease,
+        group: i32,
+        device_id: DeviceId,
+        due_at: Timestamp,
+    ) -> Result<bool, CoordError> {
+        self.enqueue_fenced(Some(lease), group, device_id, due_at)
+            .await
+    }
+
+    async fn enqueue_fenced(
+        &self,
+        lease: Option<&Lease>,
+        group: i32,
+        device_id: DeviceId,
+        due_at: Timestamp,
+    ) -> Result<bool, CoordError> {
+        let fence = lease.map(|l| (l.node_id.as_str(), l.token));
+        let r = self
+            .backend
+            .enqueue(group, device_id, from_timestamp(due_at), fence)
             .await
             .map_err(|source| CoordError::Enqueue {
                 group,
                 device_id,
                 source,
-            })
+            })?;
+        r.map_err(|refusal| master_lost(lease, &refusal))
     }
 
     /// Take the most overdue due device of `groups` and lock it for `node_id` for
@@ -578,13 +619,29 @@ impl Coord {
     }
 
     /// Put claims whose lease ran out (on the backend's clock) back in their group's
-    /// queue, due at once. The master calls this periodically. Returns the devices.
+    /// queue, due when they expired (at most 1,000 per call on Redis: call again while it
+    /// returns a full batch). The master calls this periodically. Returns the devices.
     pub async fn requeue_expired(&self) -> Result<Vec<DeviceId>, CoordError> {
+        self.requeue_fenced(None).await
+    }
+
+    /// [`Coord::requeue_expired`], refused with [`CoordError::MasterLost`] unless `lease`
+    /// is the live master lease.
+    pub async fn requeue_expired_as_master(
+        &self,
+        lease: &Lease,
+    ) -> Result<Vec<DeviceId>, CoordError> {
+        self.requeue_fenced(Some(lease)).await
+    }
+
+    async fn requeue_fenced(&self, lease: Option<&Lease>) -> Result<Vec<DeviceId>, CoordError> {
+        let fence = lease.map(|l| (l.node_id.as_str(), l.token));
         let v = self
             .backend
-            .requeue_expired()
+            .requeue_expired(fence)
             .await
-            .map_err(CoordError::RequeueExpired)?;
+            .map_err(CoordError::RequeueExpired)?
+            .map_err(|refusal| master_lost(lease, &refusal))?;
         if !v.is_empty() {
             tracing::info!(count = v.len(), devices = ?v, "re-queued expired claims");
         }

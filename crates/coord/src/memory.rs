@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use lookout_core::DeviceId;
 
-use crate::backend::{BResult, Backend};
+use crate::backend::{BResult, Backend, Fence};
 use crate::lease::{Holder, LeaseSlot, Millis, Refusal, Token};
 use crate::queue::{Granted, WorkQueues};
 use crate::{to_timestamp, NodeInfo, NodeStatus, QueueDepth};
@@ -116,8 +116,20 @@ impl Backend for MemoryBackend {
         Ok(self.lock().master.holder(now_ms()).cloned())
     }
 
-    async fn enqueue(&self, group: i32, device_id: DeviceId, due: Millis) -> BResult<bool> {
-        Ok(self.lock().queues.enqueue(group, device_id, due))
+    async fn enqueue(
+        &self,
+        group: i32,
+        device_id: DeviceId,
+        due: Millis,
+        fence: Fence<'_>,
+    ) -> BResult<Result<bool, Refusal>> {
+        let mut st = self.lock();
+        if let Some((owner, token)) = fence {
+            if let Err(r) = st.master.check(owner, token, now_ms()) {
+                return Ok(Err(r));
+            }
+        }
+        Ok(Ok(st.queues.enqueue(group, device_id, due)))
     }
 
     async fn claim(&self, groups: &[i32], node_id: &str, ttl_ms: u64) -> BResult<Option<Granted>> {
@@ -146,8 +158,15 @@ impl Backend for MemoryBackend {
         Ok(self.lock().queues.ack(device_id, node_id, token, now_ms()))
     }
 
-    async fn requeue_expired(&self) -> BResult<Vec<DeviceId>> {
-        Ok(self.lock().queues.requeue_expired(now_ms()))
+    async fn requeue_expired(&self, fence: Fence<'_>) -> BResult<Result<Vec<DeviceId>, Refusal>> {
+        let now = now_ms();
+        let mut st = self.lock();
+        if let Some((owner, token)) = fence {
+            if let Err(r) = st.master.check(owner, token, now) {
+                return Ok(Err(r));
+            }
+        }
+        Ok(Ok(st.queues.requeue_expired(now)))
     }
 
     async fn queue_depths(&self) -> BResult<Vec<QueueDepth>> {

@@ -24,7 +24,7 @@ use fred::types::config::{Config, ServerConfig};
 use fred::types::scripts::Script;
 use lookout_core::DeviceId;
 
-use crate::backend::{BResult, Backend, BackendError};
+use crate::backend::{BResult, Backend, BackendError, Fence};
 use crate::config::{RedisConfig, RedisTarget};
 use crate::lease::{Holder, Millis, Refusal, Token};
 use crate::queue::Granted;
@@ -109,14 +109,24 @@ if not h[1] or tonumber(h[3]) <= now then return false end
 return {h[1], tonumber(h[2]), tonumber(h[3])}
 "#;
 
+/// Optional master fence: ARGV[2] owner ('' for none), ARGV[3] token.
+const FENCE: &str = r#"
+local function fenced()
+  if ARGV[2] == '' then return nil end
+  return (check(P .. 'master', ARGV[2], ARGV[3]))
+end
+"#;
+
 const ENQUEUE: &str = r#"
--- ARGV: P, group, device, due_ms
-local d = ARGV[3]
-if redis.call('HEXISTS', P .. 'qidx', d) == 1 or redis.call('EXISTS', P .. 'claim:' .. d) == 1 then return 0 end
-redis.call('ZADD', P .. 'q:' .. ARGV[2], ARGV[4], d)
-redis.call('HSET', P .. 'qidx', d, ARGV[2])
-redis.call('SADD', P .. 'groups', ARGV[2])
-return 1
+-- ARGV: P, fence owner, fence token, group, device, due_ms
+local refused = fenced()
+if refused then return refused end
+local d = ARGV[5]
+if redis.call('HEXISTS', P .. 'qidx', d) == 1 or redis.call('EXISTS', P .. 'claim:' .. d) == 1 then return {3, 0} end
+redis.call('ZADD', P .. 'q:' .. ARGV[4], ARGV[6], d)
+redis.call('HSET', P .. 'qidx', d, ARGV[4])
+redis.call('SADD', P .. 'groups', ARGV[4])
+return {3, 1}
 "#;
 
 const CLAIM: &str = r#"
@@ -164,7 +174,10 @@ return {3}
 "#;
 
 const REQUEUE: &str = r#"
--- Expired means now >= expires; a batch bounds the script's run time.
+-- ARGV: P, fence owner, fence token. Expired means now >= expires; a batch of at most
+-- 1000 bounds the script's run time.
+local refused = fenced()
+if refused then return refused end
 local out = {}
 local ds = redis.call('ZRANGEBYSCORE', P .. 'claims', '-inf', s(now), 'LIMIT', 0, 1000)
 for _, d in ipairs(ds) do
@@ -178,7 +191,7 @@ for _, d in ipairs(ds) do
     table.insert(out, tonumber(d))
   end
 end
-return out
+return {3, out}
 "#;
 
 const DEPTHS: &str = r#"
@@ -213,7 +226,7 @@ struct Scripts {
 }
 
 fn script(body: &str) -> Script {
-    Script::from_lua(format!("{PRELUDE}{CHECK}{body}"))
+    Script::from_lua(format!("{PRELUDE}{CHECK}{FENCE}{body}"))
 }
 
 impl Scripts {
@@ -334,6 +347,13 @@ fn refusal(v: &[Value]) -> BResult<Option<Refusal>> {
         3 => None,
         _ => return Err(bad("unknown result code", at(v, 0)?)),
     })
+}
+
+fn fence_args(fence: Fence<'_>) -> Vec<String> {
+    match fence {
+        Some((owner, token)) => vec![owner.to_owned(), token.to_string()],
+        None => vec![String::new(), String::new()],
+    }
 }
 
 fn ms(d: Duration) -> u64 {
@@ -532,14 +552,20 @@ impl Backend for RedisBackend {
         }))
     }
 
-    async fn enqueue(&self, group: i32, device_id: DeviceId, due: Millis) -> BResult<bool> {
-        let v = self
-            .run(
-                &self.scripts.enqueue,
-                vec![group.to_string(), device_id.to_string(), due.to_string()],
-            )
-            .await?;
-        Ok(int(&v)? == 1)
+    async fn enqueue(
+        &self,
+        group: i32,
+        device_id: DeviceId,
+        due: Millis,
+        fence: Fence<'_>,
+    ) -> BResult<Result<bool, Refusal>> {
+        let mut args = fence_args(fence);
+        args.extend([group.to_string(), device_id.to_string(), due.to_string()]);
+        let v = self.run(&self.scripts.enqueue, args).await?.into_array();
+        Ok(match refusal(&v)? {
+            Some(r) => Err(r),
+            None => Ok(int(at(&v, 1)?)? == 1),
+        })
     }
 
     async fn claim(&self, groups: &[i32], node_id: &str, ttl_ms: u64) -> BResult<Option<Granted>> {
@@ -607,12 +633,20 @@ impl Backend for RedisBackend {
         })
     }
 
-    async fn requeue_expired(&self) -> BResult<Vec<DeviceId>> {
-        let v = self.run(&self.scripts.requeue, vec![]).await?;
-        if v.is_null() {
-            return Ok(Vec::new());
-        }
-        v.into_array().iter().map(int).collect()
+    async fn requeue_expired(&self, fence: Fence<'_>) -> BResult<Result<Vec<DeviceId>, Refusal>> {
+        let v = self
+            .run(&self.scripts.requeue, fence_args(fence))
+            .await?
+            .into_array();
+        Ok(match refusal(&v)? {
+            Some(r) => Err(r),
+            None => Ok(at(&v, 1)?
+                .clone()
+                .into_array()
+                .iter()
+                .map(int)
+                .collect::<BResult<_>>()?),
+        })
     }
 
     async fn queue_depths(&self) -> BResult<Vec<QueueDepth>> {

@@ -295,6 +295,44 @@ async fn concurrent_claims(a: Coord, b: Coord) {
     assert_eq!(done, 60);
 }
 
+async fn master_fenced_scheduling(a: Coord, b: Coord) {
+    let now = Utc::now();
+    let old = a.try_acquire_master("old", MS(500)).await.unwrap().unwrap();
+    assert!(a.enqueue_as_master(&old, 0, 1, now).await.unwrap());
+    assert!(!a.enqueue_as_master(&old, 0, 1, now).await.unwrap());
+    assert!(a.requeue_expired_as_master(&old).await.unwrap().is_empty());
+    // "old" pauses past its lease: even before anyone takes over, it cannot schedule.
+    tokio::time::sleep(MS(700)).await;
+    assert!(a
+        .enqueue_as_master(&old, 0, 2, now)
+        .await
+        .unwrap_err()
+        .is_lost());
+    let new = b
+        .try_acquire_master("new", Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    match a.enqueue_as_master(&old, 0, 2, now).await {
+        Err(CoordError::MasterLost { node_id, token, .. }) => {
+            assert_eq!((node_id.as_str(), token), ("old", old.token))
+        }
+        other => panic!("expected MasterLost, got {other:?}"),
+    }
+    assert!(a
+        .requeue_expired_as_master(&old)
+        .await
+        .unwrap_err()
+        .is_lost());
+    assert!(b.enqueue_as_master(&new, 0, 2, now).await.unwrap());
+    assert!(b.requeue_expired_as_master(&new).await.unwrap().is_empty());
+    let d = b.queue_depths().await.unwrap();
+    assert_eq!(
+        d.iter().map(|d| (d.group, d.queued)).collect::<Vec<_>>(),
+        vec![(0, 2)]
+    );
+}
+
 // ---------------------------------------------------------------- backends
 
 async fn redis_pair(lab: &Lab) -> (Proc, Coord, Coord) {
@@ -350,6 +388,11 @@ contract!(master_election, two, master_race);
 contract!(claims, two, claim_ack_expiry_requeue);
 contract!(enqueue_is_idempotent, one, idempotent_enqueue);
 contract!(many_workers, two, concurrent_claims);
+contract!(
+    scheduling_is_fenced_by_the_master_lease,
+    two,
+    master_fenced_scheduling
+);
 
 #[tokio::test]
 async fn memory_is_the_default_config() {
