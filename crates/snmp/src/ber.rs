@@ -440,6 +440,12 @@ impl Writer {
     }
 
     pub fn oid(&mut self, oid: &Oid) {
+        // The zero-length OID stays zero-length, so that what decodes re-encodes the same
+        // (found by the fuzzer).
+        if oid.is_empty() {
+            self.tlv(tag::OBJECT_IDENTIFIER, &[]);
+            return;
+        }
         let mut c = Vec::with_capacity(oid.len() + 4);
         let s = oid.as_slice();
         let first: u64 = match s {
@@ -544,6 +550,7 @@ mod tests {
             Value::Null,
             Value::ObjectId(Oid::from([1, 3, 6, 1, 4, 1, 8072, 3, 2, 10])),
             Value::ObjectId(Oid::from([2, 999, 3])),
+            Value::ObjectId(Oid::new(&[])),
             Value::IpAddress([10, 0, 0, 1]),
             Value::Counter32(123_456),
             Value::Gauge32(u32::MAX),
