@@ -44,7 +44,10 @@ pub(crate) fn enc_ts(t: Timestamp) -> Timestamp {
 
 struct Node {
     label: String,
-    /// Without a database selected: for health checks and creating the database.
+    /// Without a database selected: for creating the database.
+    server: MySqlConnectOptions,
+    /// With the database: for health checks, so that a missing database or a user
+    /// without access to it is an open error, not a failure of the first query.
     options: MySqlConnectOptions,
     pool: MySqlPool,
 }
@@ -210,7 +213,8 @@ impl MysqlBackend {
                 .connect_lazy_with(base.clone().database(database));
             nodes.push(Node {
                 label: format!("{host}:{port}"),
-                options: base,
+                options: base.clone().database(database),
+                server: base,
                 pool,
             });
         }
@@ -221,7 +225,7 @@ impl MysqlBackend {
         // Create the database if missing (a fresh install), on the first node that answers;
         // lacking the privilege is fine when it exists.
         for node in &backend.nodes {
-            if let Ok(mut c) = MySqlConnection::connect_with(&node.options).await {
+            if let Ok(mut c) = MySqlConnection::connect_with(&node.server).await {
                 let sql =
                     format!("CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4");
                 if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))

@@ -184,3 +184,44 @@ async fn killed_connections_do_not_surface() {
     admin.close().await.unwrap();
     store.close().await;
 }
+
+/// A user who may log in but not use (nor create) the database: an open error naming the
+/// database, not a failure of the first query later.
+#[tokio::test]
+async fn database_without_access_is_an_open_error() {
+    let Some(fx) = Fixture::mysql() else { return };
+    let Fixture::Mysql { database, .. } = &fx else {
+        unreachable!()
+    };
+    let user = format!("lookout_u_{}", &database["lookout_test_".len()..][..8]);
+    let mut admin = mysql_admin().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'pw'"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let config = StoreConfig::Mysql {
+        hosts: vec![(MYSQL_HOST.to_string(), MYSQL_PORT)],
+        database: database.clone(),
+        username: user.clone(),
+        password: "pw".into(),
+    };
+    let res = Store::open(&config).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP USER '{user}'@'127.0.0.1'"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let err = match res {
+        Ok(_) => panic!("opened a database the user cannot use"),
+        Err(e) => e,
+    };
+    assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+    let msg = format!("{err}: {:?}", std::error::Error::source(&err));
+    assert!(
+        msg.contains("Access denied") && msg.contains(database.as_str()),
+        "{msg}"
+    );
+}
