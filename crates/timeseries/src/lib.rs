@@ -182,6 +182,11 @@ pub struct TimeSeriesStats {
     pub pending: u64,
     /// Now sent but not yet confirmed flushed to the file.
     pub unflushed: u64,
+    /// Update round trips to the backend (rrdcached: one BATCH; local: one `update` command)
+    /// and their total and longest duration, for the mean and worst write latency.
+    pub round_trips: u64,
+    pub round_trip_micros_total: u64,
+    pub round_trip_micros_max: u64,
 }
 
 #[derive(Debug, Default)]
@@ -194,6 +199,9 @@ pub(crate) struct StatsCounters {
     dropped: AtomicU64,
     pending: AtomicU64,
     unflushed: AtomicU64,
+    round_trips: AtomicU64,
+    round_trip_micros_total: AtomicU64,
+    round_trip_micros_max: AtomicU64,
 }
 
 impl StatsCounters {
@@ -215,6 +223,13 @@ impl StatsCounters {
     pub(crate) fn add_dropped(&self, n: u64) {
         self.dropped.fetch_add(n, Ordering::Relaxed);
     }
+    pub(crate) fn add_batch(&self, took: Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        self.round_trip_micros_total
+            .fetch_add(us, Ordering::Relaxed);
+        self.round_trip_micros_max.fetch_max(us, Ordering::Relaxed);
+    }
     pub(crate) fn set_pending(&self, n: u64) {
         self.pending.store(n, Ordering::Relaxed);
     }
@@ -231,6 +246,9 @@ impl StatsCounters {
             dropped: self.dropped.load(Ordering::Relaxed),
             pending: self.pending.load(Ordering::Relaxed),
             unflushed: self.unflushed.load(Ordering::Relaxed),
+            round_trips: self.round_trips.load(Ordering::Relaxed),
+            round_trip_micros_total: self.round_trip_micros_total.load(Ordering::Relaxed),
+            round_trip_micros_max: self.round_trip_micros_max.load(Ordering::Relaxed),
         }
     }
 }

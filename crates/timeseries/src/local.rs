@@ -247,7 +247,10 @@ impl LocalBackend {
             // for the moment of its own update: retry briefly.
             let mut attempt = 0u64;
             loop {
-                match self.run("update", path, &cmd).await {
+                let started = std::time::Instant::now();
+                let r = self.run("update", path, &cmd).await;
+                stats.add_batch(started.elapsed());
+                match r {
                     Err(TimeSeriesError::Rrd { message, .. })
                         if message.contains("could not lock") && attempt < 5 =>
                     {

@@ -332,7 +332,11 @@ async fn rrdcached_batch_of_many_files() {
             );
         }
     }
-    assert_eq!(ts.stats().written, 600);
+    let st = ts.stats();
+    assert_eq!(st.written, 600);
+    // Concurrent updates shared BATCH round trips.
+    assert!(st.round_trips > 0 && st.round_trips < 300, "{st:?}");
+    eprintln!("{st:?}");
 }
 
 /// Two independent writer handles (two connections, as two pollers) update the same file,

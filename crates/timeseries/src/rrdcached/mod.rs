@@ -568,10 +568,12 @@ impl Writer {
             .map(|i| proto::update(&i.path, &i.line))
             .collect();
         let text = proto::batch(commands.iter().map(String::as_str));
+        let started = std::time::Instant::now();
         let reply = match self.conn() {
             Ok(c) => c.batch(&text).await,
             Err(e) => Err(e),
         };
+        self.stats.add_batch(started.elapsed());
         let reply = match reply {
             Ok(r) => r,
             Err(e) => return Err(Lost(items, e)),
