@@ -380,9 +380,19 @@ impl Writer {
     /// Ends a constructed value: inserts its length before the contents.
     pub fn close(&mut self, mark: Mark) {
         let len = self.buf.len() - mark.0;
-        let mut l = Vec::with_capacity(5);
-        Self::push_length(&mut l, len);
-        self.buf.splice(mark.0..mark.0, l);
+        // Length bytes built on the stack: this runs for every SEQUENCE of every request.
+        let mut l = [0u8; 9];
+        let n = if len < 0x80 {
+            l[0] = len as u8;
+            1
+        } else {
+            let bytes = (len as u64).to_be_bytes();
+            let skip = bytes.iter().take_while(|&&b| b == 0).count();
+            l[0] = 0x80 | (8 - skip) as u8;
+            l[1..1 + 8 - skip].copy_from_slice(&bytes[skip..]);
+            1 + 8 - skip
+        };
+        self.buf.splice(mark.0..mark.0, l[..n].iter().copied());
     }
 
     /// A primitive value.

@@ -233,7 +233,11 @@ impl SnmpClient {
         };
         let limit = {
             let mut agents = self.inner.agents.lock().map_err(|_| SnmpError::Closed)?;
-            agents.retain(|_, w| w.strong_count() > 0);
+            // Forget agents without sessions, but only now and then: pruning on every call
+            // would make creating n sessions O(n^2).
+            if agents.len() >= 1024 && agents.len().is_power_of_two() {
+                agents.retain(|_, w| w.strong_count() > 0);
+            }
             match agents.get(&addr).and_then(Weak::upgrade) {
                 Some(s) => s,
                 None => {
