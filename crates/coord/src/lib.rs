@@ -347,7 +347,8 @@ impl Default for Coord {
 }
 
 impl Coord {
-    /// The in-process backend (single node).
+    /// The in-process backend (single node). Every call makes a separate coordination
+    /// domain: roles in one process must share one `Coord` (clone it).
     pub fn memory() -> Self {
         Self {
             backend: Arc::new(memory::MemoryBackend::new()),

@@ -134,9 +134,16 @@ pub(crate) async fn majority_primary(
     service: &str,
     timeout: Duration,
 ) -> Option<(String, u16)> {
+    // Ask all at once: one black-holed sentinel must not delay the answer by its timeout
+    // per round.
+    let mut set = tokio::task::JoinSet::new();
+    for (h, p) in sentinels.iter().cloned() {
+        let service = service.to_owned();
+        set.spawn(async move { ask(&h, p, &service, timeout).await });
+    }
     let mut answers: Vec<(String, u16)> = Vec::new();
-    for (h, p) in sentinels {
-        if let Some(a) = ask(h, *p, service, timeout).await {
+    while let Some(r) = set.join_next().await {
+        if let Ok(Some(a)) = r {
             answers.push(a);
         }
     }
