@@ -5,18 +5,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
-use http_body_util::BodyExt as _;
 use lookout_core::{DevicePollUpdate, DeviceStatus, NewDevice, PortCounters, PortPoll, SnmpConfig};
 use lookout_store::{Severity, Store, StoreConfig};
 use lookout_timeseries::{defs, TimeSeries, TimeSeriesConfig, Value};
 use lookout_web::{hash_password, new_api_token, router, AppKey, WebState};
 use serde_json::Value as Json;
-use tower::ServiceExt as _;
 
-const USER: &str = "admin";
-const PASSWORD: &str = "correct horse battery";
+mod common;
+
+use common::*;
 
 struct App {
     router: Router,
@@ -26,51 +25,16 @@ struct App {
     _dir: tempfile::TempDir,
 }
 
-struct Resp {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Resp {
-    fn json(&self) -> Json {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-    fn location(&self) -> &str {
-        self.headers
-            .get(header::LOCATION)
-            .map(|v| v.to_str().unwrap())
-            .unwrap_or("")
-    }
-    fn set_cookies(&self) -> Vec<String> {
-        self.headers
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .map(|v| v.to_str().unwrap().to_string())
-            .collect()
-    }
-    /// `name=value` of the Set-Cookie for `name`, as a browser would send it back.
-    fn cookie(&self, name: &str) -> Option<String> {
-        self.set_cookies()
-            .into_iter()
-            .find(|c| c.starts_with(&format!("{name}=")))
-            .map(|c| c.split(';').next().unwrap().to_string())
-    }
-}
-
-/// The value of the hidden `_csrf` input of a page.
-fn csrf_of(html: &str) -> String {
-    let marker = "name=\"_csrf\" value=\"";
-    let i = html.find(marker).expect("no _csrf field") + marker.len();
-    html[i..].split('"').next().unwrap().to_string()
-}
-
 impl App {
     async fn new() -> App {
         App::with_key(AppKey::generate()).await
     }
 
     async fn with_key(key: AppKey) -> App {
+        App::build(key, cheap_hash(PASSWORD)).await
+    }
+
+    async fn build(key: AppKey, password_hash: String) -> App {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&StoreConfig::Sqlite {
             path: dir.path().join("lookout.sqlite"),
@@ -84,8 +48,7 @@ impl App {
         .await
         .unwrap();
         std::fs::create_dir_all(dir.path().join("rrd")).unwrap();
-        let hash = hash_password(PASSWORD).unwrap();
-        store.add_user(USER, &hash, 10).await.unwrap();
+        store.add_user(USER, &password_hash, 10).await.unwrap();
         App {
             router: router(state(&store, &ts, &key)),
             store,
@@ -140,85 +103,9 @@ fn state(store: &Store, ts: &TimeSeries, key: &AppKey) -> WebState {
     }
 }
 
-fn get(uri: &str, cookie: Option<&str>) -> Request<Body> {
-    let mut b = Request::get(uri);
-    if let Some(c) = cookie {
-        b = b.header(header::COOKIE, c);
-    }
-    b.body(Body::empty()).unwrap()
-}
-
-fn post_form(uri: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> Request<Body> {
-    let body = form
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&");
-    let mut b =
-        Request::post(uri).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-    if let Some(c) = cookie {
-        b = b.header(header::COOKIE, c);
-    }
-    b.body(Body::from(body)).unwrap()
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-fn api(uri: &str, token: Option<&str>) -> Request<Body> {
-    let mut b = Request::get(uri);
-    if let Some(t) = token {
-        b = b.header("X-Auth-Token", t);
-    }
-    b.body(Body::empty()).unwrap()
-}
-
-async fn send(router: &Router, req: Request<Body>) -> Resp {
-    let res = router.clone().oneshot(req).await.unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    Resp {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-    }
-}
-
-/// GET /login then POST the form with its CSRF token and cookie.
-async fn login_on(router: &Router, user: &str, password: &str) -> Resp {
-    let form = send(router, get("/login", None)).await;
-    assert_eq!(form.status, StatusCode::OK);
-    let login_cookie = form.cookie("lookout_login").expect("no login cookie");
-    let csrf = csrf_of(&form.body);
-    send(
-        router,
-        post_form(
-            "/login",
-            Some(&login_cookie),
-            &[
-                ("username", user),
-                ("password", password),
-                ("_csrf", &csrf),
-                ("next", "/devices"),
-            ],
-        ),
-    )
-    .await
-}
-
 #[tokio::test]
 async fn login_good_and_bad() {
-    let app = App::new().await;
+    let app = App::build(AppKey::generate(), hash_password(PASSWORD).unwrap()).await;
 
     let good = login_on(&app.router, USER, PASSWORD).await;
     assert_eq!(good.status, StatusCode::SEE_OTHER);
