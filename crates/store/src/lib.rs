@@ -577,7 +577,8 @@ impl Store {
     /// except a 32-bit counter (non-HC poll, or the error counters) with both readings
     /// below 2^32, taken as one wrap if the rate fits the interface speed. Running the same
     /// poll again (same `polled_at`, e.g. a retried transaction) does not change the rates.
-    /// A port that comes back after being deleted is listed in `added` again.
+    /// A port that comes back after being deleted is listed in `added` again, without a
+    /// rate for that poll.
     pub async fn sync_ports(
         &self,
         device_id: DeviceId,

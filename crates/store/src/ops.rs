@@ -420,7 +420,9 @@ macro_rules! define_ops {
                                 (polled_at - t).num_microseconds().unwrap_or(i64::MAX) as f64
                                     / 1e6
                             });
-                            let comparable = old.hc == p.counters.hc;
+                            // Rates need two readings of the same counters in a row: not across
+                            // HC and 32-bit counters, nor across a time the port was gone.
+                            let comparable = old.hc == p.counters.hc && !old.deleted;
                             let data_width = if p.counters.hc { Width::Bits64 } else { Width::Bits32 };
                             let max_octets = p.if_speed.or(old.if_speed).filter(|s| *s > 0).map(|s| s as f64 / 8.0);
                             // Rate columns: octets, ucast pkts and errors, in and out.

@@ -335,6 +335,18 @@ async fn ports_add_rename_remove(store: Store) {
     assert_eq!(s3.added, [eth1]);
     assert!(s3.removed.is_empty());
     assert_eq!(s3.ports.len(), 4);
+    let back = s3.ports.iter().find(|p| p.port_id == eth1).unwrap();
+    assert!(!back.deleted);
+    assert_eq!(
+        back.in_octets_rate, None,
+        "no rate across the time the port was gone"
+    );
+    let lo = &s3.ports[0];
+    assert_eq!(
+        lo.in_octets_rate,
+        Some(0.0),
+        "ports that stayed keep rating (20 -> 20)"
+    );
 
     // An empty poll marks everything deleted.
     let s4 = store
