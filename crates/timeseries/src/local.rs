@@ -18,6 +18,8 @@ use crate::format::{self, FileInfo};
 use crate::{Cf, Rra, RrdDef, Series, StatsCounters, TimeSeriesError};
 
 const RRDTOOL: &str = "/usr/bin/rrdtool";
+/// Prefix of errors from the pipe itself (not from rrdtool).
+const PIPE_ERROR: &str = "rrdtool pipe: ";
 
 struct Pipe {
     child: Child,
@@ -144,7 +146,7 @@ impl LocalBackend {
                 if let Some(mut p) = guard.take() {
                     let _ = p.child.start_kill();
                 }
-                Err(rrd_err(op, path, format!("rrdtool pipe: {e}")))
+                Err(rrd_err(op, path, format!("{PIPE_ERROR}{e}")))
             }
         }
     }
@@ -240,22 +242,39 @@ impl LocalBackend {
         line: &str,
         stats: &StatsCounters,
     ) -> Result<(), TimeSeriesError> {
+        let cmd = format!("update {path} {line}");
         let r = async {
-            self.ensure(path, def, at).await?;
-            let cmd = format!("update {path} {line}");
-            // Another process (a second poller on shared storage) may hold the file's lock
-            // for the moment of its own update: retry briefly.
-            let mut attempt = 0u64;
+            let mut lock_waits = 0u64;
+            let mut pipe_retried = false;
             loop {
                 let started = std::time::Instant::now();
-                let r = self.run("update", path, &cmd).await;
+                let r = match self.ensure(path, def, at).await {
+                    Ok(()) => self.run("update", path, &cmd).await,
+                    Err(e) => Err(e),
+                };
                 stats.add_batch(started.elapsed());
                 match r {
+                    // Another process (a second poller on shared storage) may hold the
+                    // file's lock for the moment of its own update: retry briefly.
                     Err(TimeSeriesError::Rrd { message, .. })
-                        if message.contains("could not lock") && attempt < 5 =>
+                        if message.contains("could not lock") && lock_waits < 5 =>
                     {
-                        attempt += 1;
-                        tokio::time::sleep(std::time::Duration::from_millis(10 * attempt)).await;
+                        lock_waits += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(10 * lock_waits))
+                            .await;
+                    }
+                    // The rrdtool process died under us: once more with a fresh one.
+                    Err(TimeSeriesError::Rrd { message, .. })
+                        if message.starts_with(PIPE_ERROR) && !pipe_retried =>
+                    {
+                        tracing::warn!(path, error = %message, "rrdtool pipe failed; retrying with a new process");
+                        pipe_retried = true;
+                    }
+                    // ...and the dead process had written it before dying.
+                    Err(TimeSeriesError::Rrd { message, .. })
+                        if pipe_retried && format::is_already_written(&message) =>
+                    {
+                        break Ok(Vec::new());
                     }
                     other => break other,
                 }
