@@ -268,7 +268,10 @@ pub fn netsnmp(tool: &str, args: &[&str]) -> String {
     require(path.to_str().unwrap(), "snmp");
     let out = Command::new(&path)
         .args(args)
+        // No MIBs at all, wherever this runs: with MIB files installed net-snmp would apply
+        // DISPLAY-HINTs and print other text than the raw values the engine renders.
         .env("MIBS", "")
+        .env("MIBDIRS", "/nonexistent")
         .env("LC_ALL", "C")
         .output()
         .unwrap();
