@@ -572,3 +572,49 @@ async fn rrdcached_update_many() {
     .unwrap();
     many(&ts, &d.base()).await;
 }
+
+/// Two writer *processes* on one file through rrdcached: this crate's handle and Debian's
+/// `rrdtool update --daemon` (a separate process and connection) take turns; both land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rrdcached_two_writer_processes_same_file() {
+    let d = Rrdcached::start_tcp();
+    let ts = TimeSeries::open(&TimeSeriesConfig::Rrdcached {
+        address: d.address(),
+    })
+    .await
+    .unwrap();
+    let def = defs::uptime(STEP);
+    let t0 = aligned_past(STEP as i64, 3600);
+    ts.update("p/uptime.rrd", &def, t0, &[Value::Gauge(1.0)])
+        .await
+        .unwrap();
+    for k in 1..=8i64 {
+        let t = t0 + 60 * k;
+        if k % 2 == 0 {
+            ts.update("p/uptime.rrd", &def, t, &[Value::Gauge(k as f64)])
+                .await
+                .unwrap();
+        } else {
+            let out = tokio::process::Command::new(common::RRDTOOL)
+                .args(["update", "--daemon", &d.address(), "p/uptime.rrd"])
+                .arg(format!("{t}:{k}"))
+                .output()
+                .await
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    ts.flush(Duration::from_secs(20)).await.unwrap();
+    let rows = rrdtool_fetch(&d.base().join("p/uptime.rrd"), "AVERAGE", t0, t0 + 480);
+    for k in 1..=8i64 {
+        assert_eq!(
+            value_at(&rows, t0 + 60 * k, 0),
+            Some(k as f64),
+            "k={k} {rows:?}"
+        );
+    }
+}
