@@ -294,7 +294,7 @@ async fn timeout_when_nothing_listens() {
         "{r:?}"
     );
     assert!(
-        took >= Duration::from_millis(590) && took < Duration::from_millis(1200),
+        took >= Duration::from_millis(590) && took < Duration::from_millis(2000),
         "{took:?}"
     );
     // Three datagrams actually went out.
@@ -330,7 +330,8 @@ async fn wrong_community_is_a_timeout_within_the_configured_time() {
     let e = s.walk(&oid("1.3.6.1.2.1.1")).await.unwrap_err();
     assert!(e.is_timeout(), "{e}");
     let took = t0.elapsed();
-    assert!(took < Duration::from_millis(900), "{took:?}");
+    // 2 x 300 ms, plus slack for a loaded machine.
+    assert!(took < Duration::from_millis(1500), "{took:?}");
     // Meanwhile the right community works on the same client.
     let ok = client
         .session(agent.addr, &agent.cfg(SnmpVersion::V2c, "public"))
