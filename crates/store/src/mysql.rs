@@ -115,9 +115,22 @@ fn backoff(attempt: u32) -> Duration {
     capped + capped.mul_f64(f64::from(nanos % 1000) / 2000.0)
 }
 
+const NOT_SYNCED: &str = "galera node not synced";
+
+/// How picky a node check is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Want {
+    /// Ready and in the primary component: the node accepts queries.
+    Ready,
+    /// Also `Synced`: not a donor or desynced node, which may stall writes (an rsync SST
+    /// blocks the donor) or lag behind. Preferred when choosing a node.
+    Synced,
+}
+
 /// Checks that a node may be used: either not a Galera node (`wsrep_on` absent or OFF; a
-/// plain MariaDB reports `wsrep_ready` OFF too), or ready and in the primary component.
-async fn check_node(c: &mut MySqlConnection) -> std::result::Result<(), sqlx::Error> {
+/// plain MariaDB reports `wsrep_ready` OFF too), or ready and in the primary component
+/// (and synced, for `Want::Synced`).
+async fn check_node(c: &mut MySqlConnection, want: Want) -> std::result::Result<(), sqlx::Error> {
     let wsrep_on: Option<(String, String)> =
         sqlx::query_as("SHOW GLOBAL VARIABLES WHERE Variable_name = 'wsrep_on'")
             .fetch_optional(&mut *c)
@@ -126,7 +139,8 @@ async fn check_node(c: &mut MySqlConnection) -> std::result::Result<(), sqlx::Er
         return Ok(());
     }
     let status: Vec<(String, String)> = sqlx::query_as(
-        "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_ready', 'wsrep_cluster_status')",
+        "SHOW GLOBAL STATUS WHERE Variable_name IN \
+         ('wsrep_ready', 'wsrep_cluster_status', 'wsrep_local_state_comment')",
     )
     .fetch_all(&mut *c)
     .await?;
@@ -142,6 +156,12 @@ async fn check_node(c: &mut MySqlConnection) -> std::result::Result<(), sqlx::Er
     if !ready.eq_ignore_ascii_case("ON") || !cluster.eq_ignore_ascii_case("Primary") {
         return Err(sqlx::Error::Protocol(format!(
             "galera node not usable: wsrep_ready={ready}, wsrep_cluster_status={cluster}"
+        )));
+    }
+    let state = get("wsrep_local_state_comment");
+    if want == Want::Synced && !state.eq_ignore_ascii_case("Synced") {
+        return Err(sqlx::Error::Protocol(format!(
+            "{NOT_SYNCED}: wsrep_local_state_comment={state}"
         )));
     }
     Ok(())
@@ -209,7 +229,7 @@ impl MysqlBackend {
                 // Ping on checkout (the default, kept on purpose): a pooled connection the
                 // server dropped is replaced before use instead of costing a retry.
                 .test_before_acquire(true)
-                .after_connect(|c, _meta| Box::pin(async move { check_node(c).await }))
+                .after_connect(|c, _meta| Box::pin(async move { check_node(c, Want::Ready).await }))
                 .connect_lazy_with(base.clone().database(database));
             nodes.push(Node {
                 label: format!("{host}:{port}"),
@@ -264,7 +284,7 @@ impl MysqlBackend {
     /// Whether node `i` connects and is ready, on a fresh direct connection: one attempt,
     /// so a dead node costs a refused connect rather than the pool's connect retries until
     /// its acquire timeout.
-    async fn check(&self, i: usize) -> std::result::Result<(), String> {
+    async fn check(&self, i: usize, want: Want) -> std::result::Result<(), String> {
         let node = &self.nodes[i];
         let res = async {
             let mut c = tokio::time::timeout(
@@ -273,7 +293,7 @@ impl MysqlBackend {
             )
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)??;
-            let checked = check_node(&mut c).await;
+            let checked = check_node(&mut c, want).await;
             let _ = c.close().await;
             checked
         }
@@ -284,18 +304,26 @@ impl MysqlBackend {
         })
     }
 
-    /// The first node from `start` on (wrapping) that connects and is ready.
+    /// The first node from `start` on (wrapping) that connects, is ready and synced; failing
+    /// that, the first that is at least ready (a donor beats no node).
     async fn first_healthy(&self, start: usize) -> std::result::Result<usize, Vec<String>> {
         let n = self.nodes.len();
         let mut errors = Vec::new();
+        let mut ready = None;
         for k in 0..n {
             let i = (start + k) % n;
-            match self.check(i).await {
+            match self.check(i, Want::Synced).await {
                 Ok(()) => return Ok(i),
-                Err(e) => errors.push(e),
+                Err(e) => {
+                    // Ready but not synced: no need to connect again to know it.
+                    if ready.is_none() && e.contains(NOT_SYNCED) {
+                        ready = Some(i);
+                    }
+                    errors.push(e);
+                }
             }
         }
-        Err(errors)
+        ready.ok_or(errors)
     }
 
     /// The pool of the node in use and its index.
@@ -322,7 +350,7 @@ impl MysqlBackend {
         if retry == Retry::OtherNode
             && self.nodes.len() > 1
             && self.current.load(Ordering::Relaxed) == node
-            && self.check(node).await.is_err()
+            && self.check(node, Want::Ready).await.is_err()
         {
             match self.first_healthy(node + 1).await {
                 Ok(i) => {

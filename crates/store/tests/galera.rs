@@ -7,6 +7,7 @@
 //!   the node restarts, rejoins and catches up;
 //! - the same behind HAProxy in TCP mode (one address, the LibreNMS way): kill -9 of a
 //!   node behind it surfaces no error;
+//! - a desynced (donor) node is passed over for a synced one when choosing a node;
 //! - a node isolated from the cluster (non-primary, `wsrep_ready=OFF`) is left for a
 //!   healthy one, and skipped when opening.
 //!
@@ -587,7 +588,49 @@ async fn galera_cluster_faults() {
         )
         .await;
 
-    // --- 4. a node leaves the primary component (isolated): avoided
+    // --- 4. a desynced node (Donor/Desynced, as during a state transfer) is passed over
+    // for a synced one when choosing a node
+    let mut c = cluster.nodes[0].admin().await;
+    sqlx::raw_sql("SET GLOBAL wsrep_desync = ON")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    cluster.nodes[0]
+        .wait_status(
+            "wsrep_local_state_comment",
+            "Donor/Desynced",
+            Duration::from_secs(30),
+        )
+        .await;
+    let picky = Store::open(&mysql_config(cluster.hosts(&[0, 1]), db))
+        .await
+        .unwrap();
+    assert_eq!(
+        picky.database_node(),
+        Some(cluster.label(1)),
+        "synced node preferred"
+    );
+    picky.close().await;
+    // ... but used when it is the only one.
+    let only = Store::open(&mysql_config(cluster.hosts(&[0]), db))
+        .await
+        .unwrap();
+    assert_eq!(only.devices().await.unwrap().len(), 2);
+    only.close().await;
+    sqlx::raw_sql("SET GLOBAL wsrep_desync = OFF")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+    cluster.nodes[0]
+        .wait_status(
+            "wsrep_local_state_comment",
+            "Synced",
+            Duration::from_secs(30),
+        )
+        .await;
+
+    // --- 5. a node leaves the primary component (isolated): avoided
     let current = store.database_node().unwrap();
     let idx = (0..3).find(|i| cluster.label(*i) == current).unwrap();
     let mut c = cluster.nodes[idx].admin().await;
