@@ -90,27 +90,40 @@ pub fn router(state: WebState) -> Router {
         .with_state(ctx)
 }
 
-/// For load balancers: 200 when the store answers, 503 otherwise. No authentication.
+/// How long `/health` waits for the store. Load balancers time their checks out after a few
+/// seconds; the store's own retries can take much longer when the database is gone (seen:
+/// ~15 s with MariaDB unreachable), so the check answers 503 itself.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// For load balancers: 200 when the store answers within [`HEALTH_TIMEOUT`], 503 otherwise.
+/// No authentication.
 async fn health(State(ctx): State<Shared>) -> Response {
-    match ctx.state.store.ping().await {
-        Ok(()) => Json(serde_json::json!({
-            "status": "ok",
-            "node": ctx.state.node_name,
-        }))
-        .into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "health check: store ping failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({
-                    "status": "error",
-                    "node": ctx.state.node_name,
-                    "message": "store unreachable",
-                })),
-            )
-                .into_response()
+    let failure = match tokio::time::timeout(HEALTH_TIMEOUT, ctx.state.store.ping()).await {
+        Ok(Ok(())) => {
+            return Json(serde_json::json!({
+                "status": "ok",
+                "node": ctx.state.node_name,
+            }))
+            .into_response()
         }
-    }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health check: store ping failed");
+            "store unreachable"
+        }
+        Err(_) => {
+            tracing::warn!(timeout = ?HEALTH_TIMEOUT, "health check: store ping timed out");
+            "store did not answer in time"
+        }
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(serde_json::json!({
+            "status": "error",
+            "node": ctx.state.node_name,
+            "message": failure,
+        })),
+    )
+        .into_response()
 }
 
 /// Headers every response carries: no framing (clickjacking), no MIME sniffing, scripts and
