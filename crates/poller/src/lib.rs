@@ -1,14 +1,20 @@
 //! Lookout poller: runs the polling modules for one device and writes what they found.
 //!
-//! Modules (each timed; issue 6 makes them individually switchable):
+//! Modules (each timed, each switchable globally and per device, see [`modules`] and
+//! docs/modules.md):
 //! - `availability`: ICMP loss and RTT (fping) → `icmp-perf.rrd`;
 //! - `core`: system group (sysDescr, sysObjectID, sysUpTime, sysName, ...), OS detection,
-//!   reboot detection → `uptime.rrd`, `devices` row;
-//! - `ports`: IF-MIB ifTable + ifXTable → `ports` rows with rates, `port-id<N>.rrd`.
+//!   hardware/version/serial (OS rules + ENTITY-MIB chassis), reboot detection → `uptime.rrd`,
+//!   `devices` row;
+//! - `ports`: IF-MIB ifTable + ifXTable → `ports` rows with rates, `port-id<N>.rrd`;
+//! - `processors`, `mempools`, `storage`: HOST-RESOURCES-MIB / UCD-SNMP-MIB → current values
+//!   and `processor-*.rrd`, `mempool-*.rrd`, `storage-*.rrd` (see [`health`]).
 //!
 //! The poller has no sockets of its own: SNMP goes through `lookout-snmp`, ICMP through
 //! `lookout-icmp`, results through `lookout-store` and `lookout-timeseries`.
 
+pub mod health;
+pub mod modules;
 pub mod os;
 pub mod ports;
 mod system;
@@ -25,7 +31,9 @@ use lookout_store::{Severity, Store, StoreError};
 use lookout_timeseries::{defs, TimeSeries, TimeSeriesError, Update, Value};
 use tracing::{debug, info, warn};
 
-pub use system::SystemInfo;
+pub use health::{Mempool, Processor, Storage};
+pub use modules::{Module, ModuleOutcome, ModuleSet, ModuleTiming};
+pub use system::{Chassis, SystemInfo};
 
 /// Errors that stop a poll or a probe.
 #[derive(Debug, thiserror::Error)]
@@ -44,13 +52,6 @@ pub enum PollError {
     Store(#[from] StoreError),
 }
 
-/// Time one module took, for the UI/API's "where does poll time go".
-#[derive(Clone, Debug, PartialEq)]
-pub struct ModuleTiming {
-    pub module: &'static str,
-    pub seconds: f64,
-}
-
 /// What one poll did.
 #[derive(Clone, Debug)]
 pub struct PollReport {
@@ -61,6 +62,10 @@ pub struct PollReport {
     pub system: Option<SystemInfo>,
     pub ping: Option<PingResult>,
     pub ports: Vec<Port>,
+    pub processors: Vec<Processor>,
+    pub mempools: Vec<Mempool>,
+    pub storage: Vec<Storage>,
+    /// One entry per module, disabled ones included (0 s).
     pub timings: Vec<ModuleTiming>,
     pub seconds: f64,
     /// RRD writes that failed (logged; the poll itself still counts).
@@ -73,6 +78,8 @@ pub struct PollerConfig {
     /// RRD step and expected seconds between polls.
     pub step_secs: u64,
     pub ping: PingConfig,
+    /// Modules that run unless a device overrides them.
+    pub modules: ModuleSet,
 }
 
 impl Default for PollerConfig {
@@ -80,6 +87,7 @@ impl Default for PollerConfig {
         PollerConfig {
             step_secs: 300,
             ping: PingConfig::default(),
+            modules: ModuleSet::all(),
         }
     }
 }
@@ -152,54 +160,79 @@ impl Poller {
 
     /// Polls one device and writes the results to the store and the time series.
     /// Only an unreachable store is an error: a device that does not answer is a
-    /// successful poll that marks it down.
+    /// successful poll that marks it down, and a module whose walk broke off is reported
+    /// in the device's `status_reason` (the device stays up, the module writes nothing).
     pub async fn poll(&self, device: &Device) -> Result<PollReport, PollError> {
         let started = Instant::now();
         let polled_at = Utc::now();
         let at = polled_at.timestamp();
         let step = self.inner.config.step_secs;
         let host = device.hostname.clone();
+        let mods = self.modules_for(device).await;
         let mut timings = Vec::new();
         let mut ts_errors = Vec::new();
 
         // availability and the SNMP system group run side by side: fping takes
         // count * interval, SNMP answers in milliseconds.
         let ping_fut = async {
+            if !mods.is_enabled(Module::Availability) {
+                return (None, 0.0);
+            }
             let t = Instant::now();
             let r = lookout_icmp::ping(&self.inner.config.ping, &host).await;
-            (r, t.elapsed().as_secs_f64())
+            (Some(r), t.elapsed().as_secs_f64())
         };
         let snmp_fut = async {
             let t = Instant::now();
             let r = match self.session(&host, &device.snmp).await {
-                Ok(s) => system::poll_system(&s)
-                    .await
-                    .map(|sys| (s, sys))
-                    .map_err(|source| PollError::Snmp {
+                Ok(s) => match system::poll_system(&s).await {
+                    Ok(mut sys) => {
+                        // ENTITY-MIB is optional: its absence or failure costs only the model/serial.
+                        match system::poll_chassis(&s).await {
+                            Ok(Some(c)) => sys.merge_chassis(&c),
+                            Ok(None) => {}
+                            Err(e) => debug!(device = %host, error = %e, "no ENTITY-MIB chassis"),
+                        }
+                        Ok((s, sys))
+                    }
+                    Err(source) => Err(PollError::Snmp {
                         host: host.clone(),
                         source,
                     }),
+                },
                 Err(e) => Err(e),
             };
             (r, t.elapsed().as_secs_f64())
         };
         let ((ping, ping_secs), (snmp, core_secs)) = tokio::join!(ping_fut, snmp_fut);
-        timings.push(ModuleTiming {
-            module: "availability",
-            seconds: ping_secs,
-        });
-        timings.push(ModuleTiming {
-            module: "core",
-            seconds: core_secs,
-        });
-
         let ping = match ping {
-            Ok(p) => Some(p),
-            Err(e) => {
+            Some(Ok(p)) => {
+                timings.push(timing(Module::Availability, ping_secs, ModuleOutcome::Ok));
+                Some(p)
+            }
+            Some(Err(e)) => {
                 warn!(device = %host, error = %e, "ping failed");
+                timings.push(timing(
+                    Module::Availability,
+                    ping_secs,
+                    ModuleOutcome::Failed(e.to_string()),
+                ));
+                None
+            }
+            None => {
+                timings.push(timing(Module::Availability, 0.0, ModuleOutcome::Disabled));
                 None
             }
         };
+        timings.push(timing(
+            Module::Core,
+            core_secs,
+            match &snmp {
+                Ok(_) => ModuleOutcome::Ok,
+                Err(e) => ModuleOutcome::Failed(e.to_string()),
+            },
+        ));
+
         if let Some(p) = &ping {
             let values = [
                 p.avg_ms.map_or(Value::Unknown, Value::Gauge),
@@ -219,16 +252,13 @@ impl Poller {
             .await;
         }
 
-        let (status, reason, system, ports) = match snmp {
+        let mut found = Found::default();
+        let (status, reason, system) = match snmp {
             Ok((session, sys)) => {
-                let t = Instant::now();
-                let ports = self
-                    .poll_ports(device, &session, polled_at, &mut ts_errors)
-                    .await;
-                timings.push(ModuleTiming {
-                    module: "ports",
-                    seconds: t.elapsed().as_secs_f64(),
-                });
+                let mut problems: Vec<String> = Vec::new();
+                // sysUpTime going backwards is an agent restart: counters started again.
+                let rebooted =
+                    matches!((sys.uptime_secs, device.uptime), (Some(up), Some(prev)) if up < prev);
                 if let Some(up) = sys.uptime_secs {
                     self.write_rrd(
                         &host,
@@ -239,25 +269,52 @@ impl Poller {
                         &mut ts_errors,
                     )
                     .await;
-                    if let Some(prev) = device.uptime {
-                        if up < prev {
-                            self.event(
-                                device,
-                                "reboot",
-                                &format!("Device rebooted after {}", human_secs(prev)),
-                                Severity::Warning,
-                            )
-                            .await;
+                    if let (true, Some(prev)) = (rebooted, device.uptime) {
+                        self.event(
+                            device,
+                            "reboot",
+                            &format!("Device rebooted after {}", human_secs(prev)),
+                            Severity::Warning,
+                        )
+                        .await;
+                    }
+                }
+
+                if mods.is_enabled(Module::Ports) {
+                    let t = Instant::now();
+                    let outcome = match self
+                        .poll_ports(device, &session, polled_at, rebooted, &mut ts_errors)
+                        .await?
+                    {
+                        Ok(p) => {
+                            found.ports = p;
+                            ModuleOutcome::Ok
                         }
-                    }
+                        Err(msg) => {
+                            warn!(device = %host, "ports module: {msg}");
+                            problems.push(format!("ports: {msg}"));
+                            // What the store had stays as it was: show that.
+                            found.ports = self.inner.store.ports(device.device_id).await?;
+                            ModuleOutcome::Failed(msg)
+                        }
+                    };
+                    timings.push(timing(Module::Ports, t.elapsed().as_secs_f64(), outcome));
+                } else {
+                    timings.push(timing(Module::Ports, 0.0, ModuleOutcome::Disabled));
                 }
-                match ports {
-                    Ok(p) => (DeviceStatus::Up, String::new(), Some(sys), p),
-                    Err(e) => {
-                        warn!(device = %host, error = %e, "ports module failed");
-                        (DeviceStatus::Up, String::new(), Some(sys), Vec::new())
-                    }
-                }
+
+                self.poll_health(
+                    device,
+                    &session,
+                    &mods,
+                    at,
+                    &mut found,
+                    &mut timings,
+                    &mut problems,
+                    &mut ts_errors,
+                )
+                .await?;
+                (DeviceStatus::Up, problems.join("; "), Some(sys))
             }
             Err(e) => {
                 let reason = match (&e, &ping) {
@@ -266,7 +323,20 @@ impl Poller {
                     _ => "snmp".to_string(),
                 };
                 info!(device = %host, error = %e, reason, "device not answering");
-                (DeviceStatus::Down, reason, None, Vec::new())
+                for m in [
+                    Module::Ports,
+                    Module::Processors,
+                    Module::Mempools,
+                    Module::Storage,
+                ] {
+                    let outcome = if mods.is_enabled(m) {
+                        ModuleOutcome::Failed("device not answering SNMP".into())
+                    } else {
+                        ModuleOutcome::Disabled
+                    };
+                    timings.push(timing(m, 0.0, outcome));
+                }
+                (DeviceStatus::Down, reason, None)
             }
         };
 
@@ -278,9 +348,9 @@ impl Poller {
             sys_contact: system.as_ref().and_then(|s| s.sys_contact.clone()),
             sys_location: system.as_ref().and_then(|s| s.sys_location.clone()),
             os: system.as_ref().map(|s| s.os.clone()),
-            hardware: None,
-            version: None,
-            serial: None,
+            hardware: system.as_ref().and_then(|s| s.hardware.clone()),
+            version: system.as_ref().and_then(|s| s.version.clone()),
+            serial: system.as_ref().and_then(|s| s.serial.clone()),
             uptime: system.as_ref().and_then(|s| s.uptime_secs),
             status,
             status_reason: reason.clone(),
@@ -291,6 +361,7 @@ impl Poller {
             .store
             .update_device_poll(device.device_id, &update)
             .await?;
+        self.store_timings(device, polled_at, &timings).await;
         if status != device.status {
             let (msg, sev) = match status {
                 DeviceStatus::Up => ("Device status changed to Up".to_string(), Severity::Ok),
@@ -301,7 +372,7 @@ impl Poller {
             };
             self.event(device, "system", &msg, sev).await;
         }
-        debug!(device = %host, seconds, ports = ports.len(), ?status, "polled");
+        debug!(device = %host, seconds, ports = found.ports.len(), ?status, "polled");
         Ok(PollReport {
             device_id: device.device_id,
             hostname: host,
@@ -309,34 +380,234 @@ impl Poller {
             status_reason: reason,
             system,
             ping,
-            ports,
+            ports: found.ports,
+            processors: found.processors,
+            mempools: found.mempools,
+            storage: found.storage,
             timings,
             seconds,
             timeseries_errors: ts_errors,
         })
     }
 
+    /// The global module set with this device's overrides.
+    async fn modules_for(&self, device: &Device) -> ModuleSet {
+        let _ = device;
+        self.inner.config.modules.clone()
+    }
+
+    /// Records per-module times for the UI/API.
+    async fn store_timings(
+        &self,
+        device: &Device,
+        polled_at: chrono::DateTime<Utc>,
+        timings: &[ModuleTiming],
+    ) {
+        let _ = (device, polled_at, timings);
+    }
+
+    /// processors, mempools and storage. hrStorage is walked once for both mempools and
+    /// storage (its time counts for mempools when that runs, else for storage).
+    #[allow(clippy::too_many_arguments)]
+    async fn poll_health(
+        &self,
+        device: &Device,
+        session: &Session,
+        mods: &ModuleSet,
+        at: i64,
+        found: &mut Found,
+        timings: &mut Vec<ModuleTiming>,
+        problems: &mut Vec<String>,
+        ts_errors: &mut Vec<String>,
+    ) -> Result<(), PollError> {
+        let step = self.inner.config.step_secs;
+        let mut rrd_rows: Vec<(String, RrdKind, Vec<Value>)> = Vec::new();
+
+        if mods.is_enabled(Module::Processors) {
+            let t = Instant::now();
+            let outcome = match health::poll_processors(session).await {
+                Ok(p) => {
+                    for x in &p {
+                        rrd_rows.push((
+                            x.rrd_file(),
+                            RrdKind::Processor,
+                            vec![Value::Gauge(x.processor_usage)],
+                        ));
+                    }
+                    found.processors = p;
+                    ModuleOutcome::Ok
+                }
+                Err(e) => {
+                    problems.push(format!("processors: {e}"));
+                    ModuleOutcome::Failed(e.to_string())
+                }
+            };
+            timings.push(timing(
+                Module::Processors,
+                t.elapsed().as_secs_f64(),
+                outcome,
+            ));
+        } else {
+            timings.push(timing(Module::Processors, 0.0, ModuleOutcome::Disabled));
+        }
+
+        let want_mem = mods.is_enabled(Module::Mempools);
+        let want_storage = mods.is_enabled(Module::Storage);
+        let mut hr: Result<Vec<health::HrStorageRow>, String> = Ok(Vec::new());
+        let mut hr_secs = 0.0;
+        if want_mem || want_storage {
+            let t = Instant::now();
+            let (rows, err) = health::walk_hr_storage(session).await;
+            hr = match err {
+                // A walk that broke off would make disks look removed: use none of it.
+                Some(e) => Err(format!(
+                    "hrStorage walk stopped after {} rows: {e}",
+                    rows.len()
+                )),
+                None => Ok(rows),
+            };
+            hr_secs = t.elapsed().as_secs_f64();
+        }
+
+        if want_mem {
+            let t = Instant::now();
+            let outcome = match &hr {
+                Err(msg) => {
+                    problems.push(format!("mempools: {msg}"));
+                    ModuleOutcome::Failed(msg.clone())
+                }
+                Ok(rows) => match health::poll_mempools(session, rows).await {
+                    Ok(m) => {
+                        for x in &m {
+                            rrd_rows.push((
+                                x.rrd_file(),
+                                RrdKind::UsedFree,
+                                vec![
+                                    Value::Gauge(x.mempool_used as f64),
+                                    Value::Gauge(x.mempool_free as f64),
+                                ],
+                            ));
+                        }
+                        found.mempools = m;
+                        ModuleOutcome::Ok
+                    }
+                    Err(e) => {
+                        problems.push(format!("mempools: {e}"));
+                        ModuleOutcome::Failed(e.to_string())
+                    }
+                },
+            };
+            let secs = t.elapsed().as_secs_f64() + std::mem::take(&mut hr_secs);
+            timings.push(timing(Module::Mempools, secs, outcome));
+        } else {
+            timings.push(timing(Module::Mempools, 0.0, ModuleOutcome::Disabled));
+        }
+
+        if want_storage {
+            let t = Instant::now();
+            let outcome = match &hr {
+                Err(msg) => {
+                    problems.push(format!("storage: {msg}"));
+                    ModuleOutcome::Failed(msg.clone())
+                }
+                Ok(rows) => {
+                    let st = health::storage_from(rows);
+                    for x in &st {
+                        rrd_rows.push((
+                            x.rrd_file(),
+                            RrdKind::UsedFree,
+                            vec![
+                                Value::Gauge(x.storage_used as f64),
+                                Value::Gauge(x.storage_free as f64),
+                            ],
+                        ));
+                    }
+                    found.storage = st;
+                    ModuleOutcome::Ok
+                }
+            };
+            timings.push(timing(
+                Module::Storage,
+                t.elapsed().as_secs_f64() + hr_secs,
+                outcome,
+            ));
+        } else {
+            timings.push(timing(Module::Storage, 0.0, ModuleOutcome::Disabled));
+        }
+
+        self.store_health(device, found).await?;
+
+        let proc_def = health::processor_def(step);
+        let uf_def = health::used_free_def(step);
+        let paths: Vec<String> = rrd_rows
+            .iter()
+            .map(|(f, _, _)| rrd_path(&device.hostname, f))
+            .collect();
+        let updates: Vec<Update<'_>> = rrd_rows
+            .iter()
+            .zip(&paths)
+            .map(|((_, kind, values), path)| Update {
+                path,
+                def: match kind {
+                    RrdKind::Processor => &proc_def,
+                    RrdKind::UsedFree => &uf_def,
+                },
+                at,
+                values,
+            })
+            .collect();
+        let results = self.inner.timeseries.update_many(&updates).await;
+        for (u, r) in updates.iter().zip(results) {
+            if let Err(e) = r {
+                log_ts_error(u.path, &e);
+                ts_errors.push(format!("{}: {e}", u.path));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the health modules' current values to the store.
+    async fn store_health(&self, device: &Device, found: &Found) -> Result<(), PollError> {
+        let _ = (device, found);
+        Ok(())
+    }
+
+    /// The ports module. `Ok(Err(message))` is a walk that broke off (timeout mid-walk,
+    /// non-increasing OID, error status): nothing is written, because a partial table
+    /// would read as removed interfaces and missing counters.
     async fn poll_ports(
         &self,
         device: &Device,
         session: &Session,
         polled_at: chrono::DateTime<Utc>,
+        rebooted: bool,
         ts_errors: &mut Vec<String>,
-    ) -> Result<Vec<Port>, PollError> {
-        let snmp_err = |source| PollError::Snmp {
-            host: device.hostname.clone(),
-            source,
-        };
-        let if_table = session.walk(&ports::if_table()).await.map_err(snmp_err)?;
-        // ifXTable is optional (v1-only or very old agents lack it).
-        let if_x_table = match session.walk(&ports::if_x_table()).await {
-            Ok(v) => v,
-            Err(e) => {
+    ) -> Result<Result<Vec<Port>, String>, PollError> {
+        let (if_table, err) = session.walk_partial(&ports::if_table()).await;
+        if let Some(e) = err {
+            return Ok(Err(format!(
+                "ifTable walk stopped after {} varbinds: {e}",
+                if_table.len()
+            )));
+        }
+        // ifXTable is optional (v1-only or very old agents lack it), but an agent that
+        // stops answering in the middle of it is a broken poll, not a missing table.
+        let (if_x_table, err) = session.walk_partial(&ports::if_x_table()).await;
+        let if_x_table = match err {
+            None => if_x_table,
+            Some(e) if if_x_table.is_empty() && !e.is_timeout() => {
                 debug!(device = %device.hostname, error = %e, "no ifXTable");
                 Vec::new()
             }
+            Some(e) => {
+                return Ok(Err(format!(
+                    "ifXTable walk stopped after {} varbinds: {e}",
+                    if_x_table.len()
+                )))
+            }
         };
         let polled = ports::ports_from_walks(&if_table, &if_x_table);
+        let _ = rebooted;
         let before = self.inner.store.ports(device.device_id).await?;
         let sync = self
             .inner
@@ -431,7 +702,7 @@ impl Poller {
                 ts_errors.push(format!("{}: {e}", u.path));
             }
         }
-        Ok(sync.ports)
+        Ok(Ok(sync.ports))
     }
 
     async fn write_rrd(
@@ -460,6 +731,29 @@ impl Poller {
         {
             warn!(device = %device.hostname, error = %e, "cannot write event log");
         }
+    }
+}
+
+/// What the SNMP modules found in one poll.
+#[derive(Default)]
+struct Found {
+    ports: Vec<Port>,
+    processors: Vec<Processor>,
+    mempools: Vec<Mempool>,
+    storage: Vec<Storage>,
+}
+
+/// Which RRD definition a health file uses.
+enum RrdKind {
+    Processor,
+    UsedFree,
+}
+
+fn timing(m: Module, seconds: f64, outcome: ModuleOutcome) -> ModuleTiming {
+    ModuleTiming {
+        module: m.name(),
+        seconds,
+        outcome,
     }
 }
 

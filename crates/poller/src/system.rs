@@ -1,8 +1,9 @@
-//! The core module: SNMPv2-MIB system group and OS detection.
+//! The core module: SNMPv2-MIB system group, OS detection, and hardware/version/serial from
+//! the OS rules and the ENTITY-MIB chassis entry.
 
 use lookout_snmp::{Oid, Session, SnmpError, Value};
 
-use crate::os::detect_os;
+use crate::os::identify;
 
 /// What the system group says about a device.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -16,6 +17,12 @@ pub struct SystemInfo {
     pub sys_location: Option<String>,
     /// LibreNMS OS identifier.
     pub os: String,
+    /// Model, from ENTITY-MIB's chassis entPhysicalModelName or the OS rules.
+    pub hardware: Option<String>,
+    /// Software version, from the OS rules or the chassis entPhysicalSoftwareRev.
+    pub version: Option<String>,
+    /// Serial number, from the chassis entPhysicalSerialNum or the OS rules.
+    pub serial: Option<String>,
 }
 
 const SYSTEM: [u32; 7] = [1, 3, 6, 1, 2, 1, 1];
@@ -58,9 +65,76 @@ pub async fn poll_system(session: &Session) -> Result<SystemInfo, SnmpError> {
             _ => {}
         }
     }
-    info.os = detect_os(
+    let os = identify(
         info.sys_object_id.as_deref().unwrap_or(""),
         info.sys_descr.as_deref().unwrap_or(""),
     );
+    info.os = os.os;
+    info.hardware = os.hardware;
+    info.version = os.version;
+    info.serial = os.serial;
     Ok(info)
+}
+
+/// `ENTITY-MIB::entPhysicalEntry`.
+const ENT_PHYSICAL_ENTRY: [u32; 11] = [1, 3, 6, 1, 2, 1, 47, 1, 1, 1, 1];
+
+/// The chassis entry of ENTITY-MIB, when the agent has one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Chassis {
+    pub index: u32,
+    pub model: Option<String>,
+    pub serial: Option<String>,
+    pub software_rev: Option<String>,
+}
+
+/// The first entPhysicalClass row that is `chassis(3)`, from a walk of entPhysicalClass.
+pub fn chassis_index(ent_physical_class: &[lookout_snmp::VarBind]) -> Option<u32> {
+    let col = Oid::new(&ENT_PHYSICAL_ENTRY).child(5);
+    ent_physical_class
+        .iter()
+        .find_map(|vb| match vb.oid.suffix_after(&col) {
+            Some([idx]) if vb.value.as_i64() == Some(3) => Some(*idx),
+            _ => None,
+        })
+}
+
+/// Walks entPhysicalClass and GETs the chassis' model, serial and software revision.
+/// Agents without ENTITY-MIB give `Ok(None)`.
+pub async fn poll_chassis(session: &Session) -> Result<Option<Chassis>, SnmpError> {
+    let entry = Oid::new(&ENT_PHYSICAL_ENTRY);
+    let classes = session.walk(&entry.child(5)).await?;
+    let Some(index) = chassis_index(&classes) else {
+        return Ok(None);
+    };
+    let oids = [
+        entry.join(&[13, index]),
+        entry.join(&[11, index]),
+        entry.join(&[10, index]),
+    ];
+    let vbs = session.get(&oids).await?;
+    let get = |i: usize| vbs.get(i).and_then(|vb| text(&vb.value));
+    Ok(Some(Chassis {
+        index,
+        model: get(0),
+        serial: get(1),
+        software_rev: get(2),
+    }))
+}
+
+impl SystemInfo {
+    /// Merges the chassis entry: ENTITY-MIB model and serial win over sysDescr guesses
+    /// (they are what the device reports about itself); the version from the OS rules wins
+    /// over entPhysicalSoftwareRev (often a ROM or board revision).
+    pub fn merge_chassis(&mut self, c: &Chassis) {
+        if c.model.is_some() {
+            self.hardware = c.model.clone();
+        }
+        if c.serial.is_some() {
+            self.serial = c.serial.clone();
+        }
+        if self.version.is_none() {
+            self.version = c.software_rev.clone();
+        }
+    }
 }
