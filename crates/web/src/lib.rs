@@ -127,13 +127,16 @@ async fn health(State(ctx): State<Shared>) -> Response {
 }
 
 /// Headers every response carries: no framing (clickjacking), no MIME sniffing, scripts and
-/// styles only from this origin (templates have no inline script), no referrer leakage.
+/// styles only from this origin (templates have no inline script), no referrer leakage, and
+/// no caching unless the handler allows it (assets do): device data must not linger in
+/// shared caches or come back through the browser's back button after logout.
 async fn security_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
     let defaults = [
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "same-origin"),
+        (header::CACHE_CONTROL, "no-store"),
         (
             header::CONTENT_SECURITY_POLICY,
             "default-src 'self'; img-src 'self' data:; object-src 'none'; \

@@ -701,6 +701,7 @@ async fn health_assets_and_headers() {
     assert_eq!(r.json()["status"], "ok");
     assert_eq!(r.json()["node"], "test-node");
     assert_eq!(r.headers[header::X_FRAME_OPTIONS], "DENY");
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
     assert!(r.headers.contains_key(header::CONTENT_SECURITY_POLICY));
 
     // The login page links the fingerprinted stylesheet; the assets are served from it.
