@@ -72,6 +72,52 @@ pub(crate) fn ds_rra_args(def: &RrdDef, archives: Option<&[Rra]>) -> String {
     out.join(" ")
 }
 
+/// Parses `ds_rra_args` output back (spill journal lines carry their definition this way).
+pub(crate) fn parse_def(step: u64, args: &str) -> Result<RrdDef, String> {
+    let mut def = RrdDef {
+        step_secs: step,
+        sources: Vec::new(),
+        archives: Vec::new(),
+    };
+    let limit = |s: &str| -> Result<Option<f64>, String> {
+        if s == "U" {
+            return Ok(None);
+        }
+        s.parse()
+            .map(Some)
+            .map_err(|_| format!("bad DS limit {s:?}"))
+    };
+    for tok in args.split_whitespace() {
+        if tok.starts_with("RRA:") {
+            def.archives
+                .extend(crate::defs::parse_rras(tok).map_err(|e| e.to_string())?);
+            continue;
+        }
+        let f: Vec<&str> = tok.split(':').collect();
+        if f.len() != 6 || f[0] != "DS" {
+            return Err(format!("bad DS {tok:?}"));
+        }
+        let kind = match f[2] {
+            "GAUGE" => DsKind::Gauge,
+            "COUNTER" => DsKind::Counter,
+            "DERIVE" => DsKind::Derive,
+            "ABSOLUTE" => DsKind::Absolute,
+            _ => return Err(format!("bad DS type in {tok:?}")),
+        };
+        def.sources.push(crate::DataSource {
+            name: f[1].to_string(),
+            kind,
+            heartbeat_secs: f[3]
+                .parse()
+                .map_err(|_| format!("bad heartbeat in {tok:?}"))?,
+            min: limit(f[4])?,
+            max: limit(f[5])?,
+        });
+    }
+    validate_def(&def)?;
+    Ok(def)
+}
+
 /// Checks that `def` is something rrdtool will accept (names, at least one DS and RRA).
 pub(crate) fn validate_def(def: &RrdDef) -> Result<(), String> {
     if def.step_secs == 0 {
@@ -443,6 +489,15 @@ mod tests {
             ds_rra_args(&def2(), None),
             "DS:x:DERIVE:120:0:U DS:y:GAUGE:120:U:U RRA:AVERAGE:0.5:1:10"
         );
+    }
+
+    #[test]
+    fn def_round_trip() {
+        for def in [def2(), crate::defs::port(300), crate::defs::icmp_perf(60)] {
+            let back = parse_def(def.step_secs, &ds_rra_args(&def, None)).unwrap();
+            assert_eq!(back, def);
+        }
+        assert!(parse_def(60, "DS:x:BOGUS:1:U:U RRA:AVERAGE:0.5:1:1").is_err());
     }
 
     #[test]

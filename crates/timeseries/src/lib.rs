@@ -131,8 +131,9 @@ pub struct TimeSeriesOptions {
     pub local_processes: usize,
     /// rrdcached: updates kept in memory while it is unreachable; beyond, they spill to disk.
     pub queue_memory_limit: usize,
-    /// rrdcached: where the spill journal goes (default: a per-process directory in the
-    /// system temp dir).
+    /// rrdcached: where the spill journal goes (default: `lookout-rrd-spill` in the system
+    /// temp dir; better a directory that survives reboots, e.g. under the data dir). Segments
+    /// left there by a process that died are replayed at the next start.
     pub spill_dir: Option<std::path::PathBuf>,
     /// rrdcached: a file gets a FLUSH once its oldest unconfirmed update is this old; until
     /// then Lookout keeps the update for replay.
@@ -144,6 +145,9 @@ pub struct TimeSeriesOptions {
     /// Per-install RRA set for new files (LibreNMS's `rrd_rra`), see `defs::parse_rras`;
     /// `None` uses each definition's archives. Existing files keep theirs.
     pub rra_override: Option<Vec<Rra>>,
+    /// rrdcached: when the last handle is dropped, how long the writer keeps trying to
+    /// deliver and flush what it holds (spilled updates stay on disk for the next start).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for TimeSeriesOptions {
@@ -159,6 +163,7 @@ impl Default for TimeSeriesOptions {
             max_unflushed: 200_000,
             max_batch: 1_000,
             rra_override: None,
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }

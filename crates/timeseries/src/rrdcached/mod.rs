@@ -66,9 +66,10 @@ impl CachedBackend {
         let address = proto::normalize_address(address);
         let address = address.as_str();
         let (tx, rx) = mpsc::unbounded_channel();
-        let spill_dir = opts.spill_dir.clone().unwrap_or_else(|| {
-            std::env::temp_dir().join(format!("lookout-rrd-spill-{}", std::process::id()))
-        });
+        let spill_dir = opts
+            .spill_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("lookout-rrd-spill"));
         let writer = Writer {
             address: address.to_string(),
             opts: opts.clone(),
@@ -275,6 +276,10 @@ impl Writer {
     }
 
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        let adopted = self.queue.adopt_orphans().await;
+        if adopted > 0 {
+            self.stats.add_queued(adopted as u64);
+        }
         loop {
             let wake = if self.conn.is_none() && self.has_work() {
                 self.next_connect
@@ -303,7 +308,7 @@ impl Writer {
 
     /// All handles are gone: deliver and flush what is left, for a bounded time.
     async fn shutdown(mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + self.opts.shutdown_grace;
         while (!self.queue.is_empty() || !self.retained.is_empty()) && Instant::now() < deadline {
             self.pump().await;
             if self.conn.is_none() {
@@ -316,7 +321,7 @@ impl Writer {
                 }
             }
         }
-        let left = self.queue.abandon();
+        let left = self.queue.abandon().await;
         if left > 0 {
             self.stats.add_dropped(left as u64);
             tracing::error!(left, address = %self.address, "rrd updates never reached rrdcached before shutdown");

@@ -1,24 +1,38 @@
 //! The outage queue of the rrdcached backend: updates not yet accepted by rrdcached, in
 //! arrival order. Up to `limit` live in memory; beyond that they spill to append-only segment
-//! files of at most `limit` lines each under the spill directory, read back oldest first, so
-//! memory stays bounded during a long outage and order is kept. Spill files are process-local
-//! (named after the pid) and removed once replayed.
+//! files of at most `limit` updates each under the spill directory, read back oldest first, so
+//! memory stays bounded during a long outage and order is kept.
+//!
+//! Segment format (text, one record a line, tab-separated), self-contained so that a segment
+//! left behind by a process that died can be replayed by the next one:
+//! `D <def#> <step> <DS:... RRA:...>` defines a definition before its first use in the
+//! segment; `U <def#> <sent 0|1> <at> <path> <at:v1:v2...>` is one update.
+//! Files are named `spill-<pid>-<instance>-<seq>.journal`. At start-up, segments of processes
+//! that no longer run are adopted (renamed, so that only one process takes them) and replayed
+//! before anything new.
 
-use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::io::{AsyncWriteExt, BufWriter};
 
-use crate::RrdDef;
+use crate::{format, RrdDef};
 
 use super::Item;
 
+/// Distinguishes several handles of one process in file names.
+static INSTANCE: AtomicU64 = AtomicU64::new(0);
+
 struct Segment {
     path: PathBuf,
-    lines: usize,
+    /// Updates (not lines) in the segment.
+    updates: usize,
     /// Open while this is the newest segment.
     writer: Option<BufWriter<tokio::fs::File>>,
+    /// Definitions already described in this segment (by queue-wide index).
+    described: Vec<usize>,
 }
 
 pub(crate) struct Queue {
@@ -27,9 +41,27 @@ pub(crate) struct Queue {
     dir: PathBuf,
     segments: VecDeque<Segment>,
     spilled: usize,
+    instance: u64,
     seq: u64,
-    /// Definitions referenced by spilled lines (by index); few distinct ones exist.
+    /// Definitions referenced by spilled updates (by index); few distinct ones exist.
     defs: Vec<Arc<RrdDef>>,
+}
+
+fn pid_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// `spill-<pid>-<instance>-<seq>.journal` → (pid, instance, seq)
+fn parse_name(name: &str) -> Option<(u32, u64, u64)> {
+    let rest = name.strip_prefix("spill-")?.strip_suffix(".journal")?;
+    let mut it = rest.split('-');
+    let pid = it.next()?.parse().ok()?;
+    let instance = it.next()?.parse().ok()?;
+    let seq = it.next()?.parse().ok()?;
+    if it.next().is_some() {
+        return None;
+    }
+    Some((pid, instance, seq))
 }
 
 impl Queue {
@@ -40,9 +72,20 @@ impl Queue {
             dir,
             segments: VecDeque::new(),
             spilled: 0,
+            instance: INSTANCE.fetch_add(1, Ordering::Relaxed),
             seq: 0,
             defs: Vec::new(),
         }
+    }
+
+    fn next_path(&mut self) -> PathBuf {
+        self.seq += 1;
+        self.dir.join(format!(
+            "spill-{}-{}-{:010}.journal",
+            std::process::id(),
+            self.instance,
+            self.seq
+        ))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -51,6 +94,49 @@ impl Queue {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Takes over the segments of processes that died with updates spilled; they are
+    /// replayed before anything queued later. Returns the number of updates adopted.
+    pub(crate) async fn adopt_orphans(&mut self) -> usize {
+        let Ok(mut rd) = tokio::fs::read_dir(&self.dir).await else {
+            return 0;
+        };
+        let mut found: Vec<((u32, u64, u64), PathBuf)> = Vec::new();
+        while let Ok(Some(entry)) = rd.next_entry().await {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if let Some(key) = parse_name(&name) {
+                if key.0 != std::process::id() && !pid_alive(key.0) {
+                    found.push((key, entry.path()));
+                }
+            }
+        }
+        found.sort();
+        let mut adopted = 0;
+        for (_, old) in found {
+            let new = self.next_path();
+            // Renaming is atomic: if another process adopted it first, this fails.
+            if tokio::fs::rename(&old, &new).await.is_err() {
+                continue;
+            }
+            let updates = match tokio::fs::read_to_string(&new).await {
+                Ok(text) => text.lines().filter(|l| l.starts_with("U\t")).count(),
+                Err(e) => {
+                    tracing::error!(path = %new.display(), error = %e, "cannot read adopted rrd spill journal");
+                    continue;
+                }
+            };
+            tracing::info!(from = %old.display(), updates, "adopting rrd updates spilled by a process that died");
+            adopted += updates;
+            self.spilled += updates;
+            self.segments.push_back(Segment {
+                path: new,
+                updates,
+                writer: None,
+                described: Vec::new(),
+            });
+        }
+        adopted
     }
 
     /// Replies of waiting callers: answered when the queue turns into an outage queue.
@@ -65,7 +151,7 @@ impl Queue {
     }
 
     /// Appends an item; spills it when memory is full (or earlier items are spilled, to keep
-    /// order). The item's reply must already have been answered before it is spilled.
+    /// order). A spilled item's caller is answered (queued) first.
     pub(crate) async fn push_back(&mut self, mut item: Item) {
         if self.segments.is_empty() && self.mem.len() < self.limit {
             self.mem.push_back(item);
@@ -95,7 +181,7 @@ impl Queue {
 
     async fn spill(&mut self, item: &Item) -> std::io::Result<()> {
         let need_new = match self.segments.back() {
-            Some(s) => s.writer.is_none() || s.lines >= self.limit,
+            Some(s) => s.writer.is_none() || s.updates >= self.limit,
             None => true,
         };
         if need_new {
@@ -105,23 +191,24 @@ impl Queue {
                 }
             }
             tokio::fs::create_dir_all(&self.dir).await?;
-            self.seq += 1;
-            let path = self.dir.join(format!(
-                "spill-{}-{:08}.journal",
-                std::process::id(),
-                self.seq
-            ));
+            let path = self.next_path();
             let file = tokio::fs::File::create(&path).await?;
             tracing::info!(path = %path.display(), "rrd update queue over its memory bound: spilling to disk");
             self.segments.push_back(Segment {
                 path,
-                lines: 0,
+                updates: 0,
                 writer: Some(BufWriter::new(file)),
+                described: Vec::new(),
             });
         }
         let def = self.def_index(&item.def);
+        let header = format!(
+            "D\t{def}\t{}\t{}\n",
+            item.def.step_secs,
+            format::ds_rra_args(&item.def, None)
+        );
         let line = format!(
-            "{def}\t{}\t{}\t{}\t{}\n",
+            "U\t{def}\t{}\t{}\t{}\t{}\n",
             u8::from(item.sent),
             item.at,
             item.path,
@@ -133,8 +220,12 @@ impl Queue {
         let Some(w) = seg.writer.as_mut() else {
             return Err(std::io::Error::other("spill segment closed"));
         };
+        if !seg.described.contains(&def) {
+            w.write_all(header.as_bytes()).await?;
+            seg.described.push(def);
+        }
         w.write_all(line.as_bytes()).await?;
-        seg.lines += 1;
+        seg.updates += 1;
         self.spilled += 1;
         Ok(())
     }
@@ -147,36 +238,52 @@ impl Queue {
         if let Some(mut w) = seg.writer.take() {
             w.flush().await?;
         }
+        self.spilled = self.spilled.saturating_sub(seg.updates);
         let text = tokio::fs::read_to_string(&seg.path).await?;
+        let mut defs: HashMap<&str, Arc<RrdDef>> = HashMap::new();
         let mut loaded = 0usize;
         for l in text.lines() {
-            let mut f = l.splitn(5, '\t');
-            let parsed = (|| {
-                let def: usize = f.next()?.parse().ok()?;
-                let sent = f.next()? == "1";
-                let at: i64 = f.next()?.parse().ok()?;
-                let path: Arc<str> = Arc::from(f.next()?);
-                let line = f.next()?.to_string();
-                Some(Item {
-                    path,
-                    def: self.defs.get(def)?.clone(),
-                    at,
-                    line,
-                    sent,
-                    reply: None,
-                })
-            })();
-            match parsed {
-                Some(item) => {
-                    self.mem.push_back(item);
-                    loaded += 1;
+            let f: Vec<&str> = l.splitn(6, '\t').collect();
+            match f.as_slice() {
+                ["D", idx, step, args] => {
+                    let def = step
+                        .parse()
+                        .map_err(|_| format!("bad step {step:?}"))
+                        .and_then(|step| format::parse_def(step, args));
+                    match def {
+                        Ok(d) => {
+                            defs.insert(idx, Arc::new(d));
+                        }
+                        Err(e) => {
+                            tracing::error!(line = l, error = %e, "bad definition in spill journal")
+                        }
+                    }
                 }
-                None => tracing::error!(line = l, "unreadable spill line"),
+                ["U", idx, sent, at, path, line] => {
+                    let item = (|| {
+                        Some(Item {
+                            path: Arc::from(*path),
+                            def: defs.get(idx)?.clone(),
+                            at: at.parse().ok()?,
+                            line: line.to_string(),
+                            sent: *sent == "1",
+                            reply: None,
+                        })
+                    })();
+                    match item {
+                        Some(item) => {
+                            self.mem.push_back(item);
+                            loaded += 1;
+                        }
+                        None => tracing::error!(line = l, "unreadable spill journal line"),
+                    }
+                }
+                // A process killed mid-write leaves a torn last line.
+                _ => tracing::error!(line = l, "unreadable spill journal line"),
             }
         }
-        self.spilled = self.spilled.saturating_sub(seg.lines);
-        if loaded != seg.lines {
-            tracing::error!(loaded, expected = seg.lines, path = %seg.path.display(), "spill segment short");
+        if loaded != seg.updates {
+            tracing::error!(loaded, expected = seg.updates, path = %seg.path.display(), "spill journal segment short");
         }
         let _ = tokio::fs::remove_file(&seg.path).await;
         Ok(())
@@ -193,15 +300,34 @@ impl Queue {
         self.mem.drain(..k).collect()
     }
 
-    /// Items lost at shutdown (for the dropped counter).
-    pub(crate) fn abandon(&mut self) -> usize {
-        let n = self.len();
-        for s in &self.segments {
-            tracing::error!(path = %s.path.display(), lines = s.lines, "unreplayed rrd spill journal left behind");
+    /// At shutdown: flushes spill segments so that the next process can adopt them; returns
+    /// the number of in-memory updates that are lost.
+    pub(crate) async fn abandon(&mut self) -> usize {
+        for s in self.segments.iter_mut() {
+            if let Some(mut w) = s.writer.take() {
+                let _ = w.flush().await;
+            }
+            tracing::warn!(path = %s.path.display(), updates = s.updates, "rrd spill journal left for the next start");
         }
+        let lost = self.mem.len();
         self.mem.clear();
         self.segments.clear();
         self.spilled = 0;
-        n
+        lost
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            parse_name("spill-12-0-0000000003.journal"),
+            Some((12, 0, 3))
+        );
+        assert_eq!(parse_name("spill-12-0.journal"), None);
+        assert_eq!(parse_name("other.txt"), None);
     }
 }
