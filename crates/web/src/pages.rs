@@ -1,6 +1,12 @@
 //! Server-rendered pages (askama templates in `templates/`): login/logout, the device list and
 //! the device page. Dense tables, no decoration: built for an engineer at 3 a.m. Every page
 //! except `/login` requires a session; without one the browser is sent to `/login?next=...`.
+//!
+//! Stable hooks for browser tests (keep them when restyling): login form `#username`,
+//! `#password`, `button[type=submit]`, failure message `#login-error`; device list
+//! `table#devices tr[data-device-id]`; device page `table#system`, `table#ports
+//! tr[data-port-id]`, `table#events`; graphs `.graph[data-port-id]` whose `data-state` goes
+//! `loading` -> `ok` (a uPlot `canvas` inside) | `empty` ("no data yet") | `error`.
 
 use askama::Template;
 use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
