@@ -4,7 +4,7 @@
 //! v3 message codec, and the per-session engine state machine (discovery, time window
 //! resynchronisation, REPORT → typed errors).
 //!
-//! Everything but [`UsmSession::request`] is sans-IO; that one drives the exchanges through
+//! Everything but `UsmSession::request` is sans-IO; that one drives the exchanges through
 //! the client's shared socket.
 
 use std::collections::HashMap;
