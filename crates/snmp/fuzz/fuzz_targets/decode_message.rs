@@ -4,7 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lookout_snmp::pdu::{decode_community_message, encode_community_message, peek_message_id, AnyPdu};
+use lookout_snmp::pdu::{
+    decode_community_message, encode_community_message, peek_message_id, AnyPdu,
+};
 use lookout_snmp::usm::{decode_scoped_pdu, decode_v3, V3Data};
 
 fuzz_target!(|data: &[u8]| {
