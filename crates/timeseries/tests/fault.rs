@@ -36,6 +36,19 @@ fn gauge_def() -> RrdDef {
     }
 }
 
+/// Spill journal files under `dir` (the backend keeps one subdirectory per rrdcached).
+fn spill_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.path().is_dir() {
+            out.extend(spill_files(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
 fn path(f: usize) -> String {
     format!("dev{f}/port-id{f}.rrd")
 }
@@ -175,7 +188,7 @@ async fn kill9_scenario(flush_after: Duration) {
     );
     verify(&d.base(), FILES, t0, 0, ROUNDS);
     // Nothing left behind in the spill directory.
-    assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
+    assert_eq!(spill_files(spill.path()).len(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,7 +222,7 @@ async fn rrdcached_down_at_start_queue_spills_then_replays() {
     assert_eq!(st.queued, (FILES * ROUNDS) as u64, "{st:?}");
     assert_eq!(st.pending, (FILES * ROUNDS) as u64, "{st:?}");
     assert!(
-        std::fs::read_dir(spill.path()).unwrap().count() > 0,
+        !spill_files(spill.path()).is_empty(),
         "beyond 100 queued updates spill to disk"
     );
     assert!(
@@ -230,7 +243,7 @@ async fn rrdcached_down_at_start_queue_spills_then_replays() {
         "{st:?}"
     );
     verify(&d.base(), FILES, t0, 0, ROUNDS);
-    assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
+    assert_eq!(spill_files(spill.path()).len(), 0);
 }
 
 /// Updates spilled to disk during an outage survive the writer process: a handle that ends
@@ -266,10 +279,10 @@ async fn spilled_updates_survive_the_writer_process() {
     child.wait().unwrap();
     let me = format!("spill-{}-", std::process::id());
     let mut renamed = 0;
-    for e in std::fs::read_dir(spill.path()).unwrap().flatten() {
-        let name = e.file_name().to_string_lossy().to_string();
+    for file in spill_files(spill.path()) {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
         if let Some(rest) = name.strip_prefix(&me) {
-            std::fs::rename(e.path(), spill.path().join(format!("spill-{dead}-{rest}"))).unwrap();
+            std::fs::rename(&file, file.with_file_name(format!("spill-{dead}-{rest}"))).unwrap();
             renamed += 1;
         }
     }
@@ -282,7 +295,7 @@ async fn spilled_updates_survive_the_writer_process() {
     let spilled = (FILES * ROUNDS - IN_MEMORY) as u64;
     assert_eq!((st.queued, st.written), (spilled, spilled), "{st:?}");
     assert_eq!((st.dropped, st.rejected), (0, 0), "{st:?}");
-    assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
+    assert_eq!(spill_files(spill.path()).len(), 0);
 
     // The 50 updates held in memory (round 0's first) died with the first handle; every
     // spilled one is in the files. (With a 10 s step a new file's first row is known: it is

@@ -66,10 +66,13 @@ impl CachedBackend {
         let address = proto::normalize_address(address);
         let address = address.as_str();
         let (tx, rx) = mpsc::unbounded_channel();
+        // One subdirectory per rrdcached: adopted segments must go to the daemon they were
+        // meant for.
         let spill_dir = opts
             .spill_dir
             .clone()
-            .unwrap_or_else(|| std::env::temp_dir().join("lookout-rrd-spill"));
+            .unwrap_or_else(|| std::env::temp_dir().join("lookout-rrd-spill"))
+            .join(proto::address_dir_name(address));
         let writer = Writer {
             address: address.to_string(),
             opts: opts.clone(),
@@ -343,7 +346,9 @@ impl Writer {
                     }
                     self.stats.add_queued(1);
                 }
-                self.queue.push_back(item).await;
+                if self.queue.push_back(item).await {
+                    self.stats.add_queued(1);
+                }
             }
             Msg::Flush { deadline, reply } => self.flush_waiters.push((deadline, reply)),
         }

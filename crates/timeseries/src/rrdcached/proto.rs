@@ -83,6 +83,20 @@ pub(crate) fn normalize_address(address: &str) -> String {
     }
 }
 
+/// A file-name-safe form of an address (spill journal subdirectory).
+pub(crate) fn address_dir_name(address: &str) -> String {
+    address
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 pub(crate) fn ping() -> String {
     "PING\n".to_string()
 }
@@ -212,6 +226,8 @@ mod tests {
             "unix:/run/rrdcached.sock"
         );
         assert_eq!(normalize_address("unix:/run/x.sock"), "unix:/run/x.sock");
+        assert_eq!(address_dir_name("unix:/run/x.sock"), "unix__run_x.sock");
+        assert_eq!(address_dir_name("127.0.0.1:42217"), "127.0.0.1_42217");
     }
 
     #[test]

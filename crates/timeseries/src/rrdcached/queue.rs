@@ -151,20 +151,25 @@ impl Queue {
     }
 
     /// Appends an item; spills it when memory is full (or earlier items are spilled, to keep
-    /// order). A spilled item's caller is answered (queued) first.
-    pub(crate) async fn push_back(&mut self, mut item: Item) {
+    /// order). A spilled item's caller is answered (queued) first: returns true then.
+    pub(crate) async fn push_back(&mut self, mut item: Item) -> bool {
         if self.segments.is_empty() && self.mem.len() < self.limit {
             self.mem.push_back(item);
-            return;
+            return false;
         }
-        if let Some(reply) = item.reply.take() {
-            let _ = reply.send(Ok(()));
-        }
+        let answered = match item.reply.take() {
+            Some(reply) => {
+                let _ = reply.send(Ok(()));
+                true
+            }
+            None => false,
+        };
         if let Err(e) = self.spill(&item).await {
             // Better over the memory bound than lost.
             tracing::warn!(error = %e, dir = %self.dir.display(), "spilling queued rrd update failed; keeping it in memory");
             self.mem.push_back(item);
         }
+        answered
     }
 
     fn def_index(&mut self, def: &Arc<RrdDef>) -> usize {
