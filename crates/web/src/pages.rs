@@ -283,6 +283,8 @@ struct DeviceRow {
     hostname: String,
     sys_name: String,
     os: String,
+    /// Never polled: neither up nor down yet (the store says down until the first poll).
+    pending: bool,
     up: bool,
     reason: String,
     uptime: String,
@@ -299,6 +301,7 @@ struct DevicesPage {
     rows: Vec<DeviceRow>,
     up: usize,
     down: usize,
+    pending: usize,
     stale: usize,
     stale_after: String,
 }
@@ -330,6 +333,7 @@ pub(crate) async fn devices(u: PageUser, State(ctx): State<Shared>) -> Result<Re
             hostname: d.hostname.clone(),
             sys_name: opt(&d.sys_name),
             os: d.os.clone(),
+            pending: d.last_polled.is_none(),
             up: d.status.is_up(),
             reason: d.status_reason.clone(),
             uptime: d.uptime.map(view::duration).unwrap_or_default(),
@@ -348,11 +352,13 @@ pub(crate) async fn devices(u: PageUser, State(ctx): State<Shared>) -> Result<Re
                 .unwrap_or_default(),
         })
         .collect();
-    let up = rows.iter().filter(|r| r.up).count();
+    let up = rows.iter().filter(|r| r.up && !r.pending).count();
+    let pending = rows.iter().filter(|r| r.pending).count();
     let page = DevicesPage {
         layout: Layout::new(&ctx, &u),
         up,
-        down: rows.len() - up,
+        down: rows.len() - up - pending,
+        pending,
         stale: rows.iter().filter(|r| r.stale).count(),
         stale_after: view::duration(after),
         rows,
@@ -364,6 +370,7 @@ pub(crate) async fn devices(u: PageUser, State(ctx): State<Shared>) -> Result<Re
 
 struct DeviceInfo {
     hostname: String,
+    pending: bool,
     up: bool,
     reason: String,
     sys_name: String,
@@ -466,6 +473,7 @@ pub(crate) async fn device(
 fn device_info(d: &Device, now: i64, stale_after: i64) -> DeviceInfo {
     DeviceInfo {
         hostname: d.hostname.clone(),
+        pending: d.last_polled.is_none(),
         up: d.status.is_up(),
         reason: d.status_reason.clone(),
         sys_name: opt(&d.sys_name),

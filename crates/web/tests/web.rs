@@ -280,6 +280,7 @@ async fn devices_page_lists_devices_from_the_store() {
 
     let up = app.add_device("router1.example.net").await;
     let down = app.add_device("sw-<b>2</b>").await; // markup in data must be escaped
+    app.add_device("new.example").await;
     let now = chrono::Utc::now();
     app.store
         .update_device_poll(
@@ -309,6 +310,8 @@ async fn devices_page_lists_devices_from_the_store() {
     assert!(b.contains("1 up"), "{b}");
     assert!(b.contains("1 down"), "{b}");
     assert!(b.contains("0.50 s"), "{b}");
+    // A device never polled is neither up nor down yet.
+    assert!(b.contains("1 not polled yet"), "{b}");
     assert!(
         b.contains("sw-&#60;b&#62;2&#60;/b&#62;") || b.contains("sw-&lt;b&gt;2&lt;/b&gt;"),
         "{b}"
