@@ -9,6 +9,7 @@
 //!   (127.0.0.2, ...), serving this machine's own interfaces.
 //!
 //! Run: `cargo run --release -p lookout-snmp --example walkbench -- --devices 1000 --ifaces 48`
+//! (`--agent snmpd --v3` walks over SNMPv3 authPriv SHA-256/AES-256 instead of v2c).
 //! It prints devices/s, PDUs/s, varbinds, poller CPU per varbind and per device, and the
 //! agent's CPU (if the agent used ~100 % of a core, it was the bottleneck).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -32,6 +33,7 @@ struct Args {
     concurrency: usize,
     max_reps: u32,
     port_base: u16,
+    v3: bool,
 }
 
 fn parse_args() -> Args {
@@ -43,6 +45,7 @@ fn parse_args() -> Args {
         concurrency: 256,
         max_reps: 50,
         port_base: 0,
+        v3: false,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -56,6 +59,11 @@ fn parse_args() -> Args {
             "--concurrency" => a.concurrency = val.parse().unwrap(),
             "--max-reps" => a.max_reps = val.parse().unwrap(),
             "--port-base" => a.port_base = val.parse().unwrap(),
+            "--v3" => {
+                a.v3 = true;
+                i += 1;
+                continue;
+            }
             "agent-mode" => {
                 i += 1;
                 continue;
@@ -286,7 +294,13 @@ fn start_synthetic(a: &Args) -> (AgentProc, Vec<SocketAddr>) {
 fn start_snmpd(a: &Args) -> (AgentProc, Vec<SocketAddr>) {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("snmpd.conf");
-    std::fs::write(&conf, "rocommunity public 127.0.0.0/8\n").unwrap();
+    std::fs::write(
+        &conf,
+        "rocommunity public 127.0.0.0/8\n\
+         createUser bench SHA-256 \"benchpassword\" AES-256 \"benchprivpass\"\n\
+         rouser bench priv\n",
+    )
+    .unwrap();
     let addrs: Vec<SocketAddr> = (0..a.devices)
         .map(|d| {
             SocketAddr::from((
@@ -342,11 +356,23 @@ fn main() {
         )
         .await
         .unwrap();
-        let cfg = SnmpConfig {
+        let mut cfg = SnmpConfig {
             timeout_ms: 5000,
             retries: 1,
             ..Default::default()
         };
+        if a.v3 {
+            assert_eq!(a.agent, "snmpd", "--v3 needs --agent snmpd");
+            cfg.version = lookout_core::SnmpVersion::V3;
+            cfg.v3 = Some(lookout_core::SnmpV3Config {
+                security_level: "authPriv".into(),
+                auth_user: "bench".into(),
+                auth_protocol: "SHA-256".into(),
+                auth_password: "benchpassword".into(),
+                priv_protocol: "AES-256".into(),
+                priv_password: "benchprivpass".into(),
+            });
+        }
         let sessions: Vec<_> = addrs
             .iter()
             .map(|ad| client.session(*ad, &cfg).unwrap())
@@ -372,10 +398,11 @@ fn main() {
         let pdus = st.responses - stats0.responses;
         let walks = a.devices * a.rounds;
         println!(
-            "agent={} devices={} ifaces={} rounds={} max_reps={} varbinds={} pdus={} timeouts={}",
+            "agent={}{} devices={} ifaces={} rounds={} max_reps={} varbinds={} pdus={} timeouts={}",
             a.agent,
+            if a.v3 { " (v3 SHA-256/AES-256)" } else { "" },
             a.devices,
-            a.ifaces,
+            if a.agent == "synthetic" { a.ifaces.to_string() } else { "host's".into() },
             a.rounds,
             a.max_reps,
             varbinds,
