@@ -1,7 +1,7 @@
 //! Lookout time series: RRD files that rrdtool and LibreNMS users can read, written either
 //! locally (`RRD_DIR`, also on shared storage) or through rrdcached over TCP/unix socket so
 //! that many pollers share one set of files. `TimeSeries` is a cheap-to-clone handle over a
-//! crate-private backend trait, chosen from configuration at start-up.
+//! crate-private backend, chosen from configuration at start-up. See docs/timeseries.md.
 //!
 //! Paths are relative to the RRD base directory: `<hostname>/port-id<N>.rrd`.
 //!
@@ -444,8 +444,22 @@ impl TimeSeries {
     /// Renders a PNG graph with `rrdtool graph` (both backends; through rrdcached with
     /// `--daemon`, so no local files are needed).
     pub async fn graph_png(&self, request: &GraphRequest) -> Result<Vec<u8>> {
-        graph::validate(request)?;
-        match &self.inner.backend {
+        // Name the files in graph errors.
+        let files = || {
+            let mut p: Vec<&str> = request.lines.iter().map(|l| l.path.as_str()).collect();
+            p.dedup();
+            p.join(",")
+        };
+        let name = |e: TimeSeriesError| match e {
+            TimeSeriesError::Rrd { op, path, message } if path.is_empty() => TimeSeriesError::Rrd {
+                op,
+                path: files(),
+                message,
+            },
+            other => other,
+        };
+        graph::validate(request).map_err(name)?;
+        let png = match &self.inner.backend {
             Backend::Local(b) => {
                 let files: Vec<String> = request.lines.iter().map(|l| l.path.clone()).collect();
                 graph::render(Some(b.dir()), &graph::args(request, &files, None)).await
@@ -457,7 +471,8 @@ impl TimeSeries {
                 }
                 graph::render(None, &graph::args(request, &files, Some(b.address()))).await
             }
-        }
+        };
+        png.map_err(name)
     }
 
     /// Counters for the status page.

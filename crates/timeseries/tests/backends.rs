@@ -484,6 +484,7 @@ async fn graph(ts: &TimeSeries) {
     missing.lines[0].path = "g:1/port-id404.rrd".into();
     let e = ts.graph_png(&missing).await.unwrap_err();
     assert!(e.to_string().contains("No such file"), "{e}");
+    assert!(e.to_string().contains("g:1/port-id404.rrd"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
