@@ -213,6 +213,13 @@ impl SnmpClient {
     /// from the device's IP and `cfg.port`). Validates `cfg` (v3 names and protocols) but
     /// sends nothing: v3 engine discovery happens on the first request.
     pub fn session(&self, addr: SocketAddr, cfg: &SnmpConfig) -> Result<Session> {
+        let local = self.inner.shared.socket.local_addr()?;
+        if local.is_ipv4() != addr.is_ipv4() {
+            return Err(SnmpError::BadConfig(format!(
+                "agent {addr} and client socket {local} are of different IP families \
+                 (use SnmpClient::bind_v4 for IPv4 agents, bind_v6 for IPv6)"
+            )));
+        }
         let security = match cfg.version {
             SnmpVersion::V1 => Security::Community {
                 version: Version::V1,

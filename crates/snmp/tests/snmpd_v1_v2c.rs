@@ -400,6 +400,11 @@ async fn ipv6_agent_over_a_v6_socket() {
     assert_eq!(vbs[0].value.as_str_lossy(), "probe-snmpd");
     let walked = s.walk(&oid("1.3.6.1.2.1.1")).await.unwrap();
     assert!(walked.len() >= 7);
+    // An IPv4 agent on the IPv6 socket is a configuration error, not a timeout.
+    let e = client
+        .session(agent.addr, &agent.cfg(SnmpVersion::V2c, "public"))
+        .unwrap_err();
+    assert!(matches!(e, SnmpError::BadConfig(_)), "{e}");
 }
 
 #[tokio::test]
