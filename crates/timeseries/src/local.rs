@@ -106,6 +106,10 @@ impl LocalBackend {
     ) -> Result<Vec<String>, TimeSeriesError> {
         let mut guard = self.pipes[self.shard(path)].lock().await;
         if guard.is_none() {
+            // A fresh install's RRD_DIR may not exist yet; rrdtool runs inside it.
+            tokio::fs::create_dir_all(&self.dir)
+                .await
+                .map_err(|e| rrd_err(op, path, format!("creating RRD_DIR: {e}")))?;
             *guard = Some(
                 self.spawn()
                     .map_err(|e| rrd_err(op, path, format!("starting rrdtool: {e}")))?,

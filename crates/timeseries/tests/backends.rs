@@ -203,6 +203,27 @@ async fn local_derive_rates_read_back_by_rrdtool() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_creates_missing_rrd_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let rrd_dir = dir.path().join("data/rrd");
+    let ts = TimeSeries::open(&TimeSeriesConfig::Local {
+        rrd_dir: rrd_dir.clone(),
+    })
+    .await
+    .unwrap();
+    let t0 = aligned_past(STEP as i64, 3600);
+    ts.update(
+        "h/uptime.rrd",
+        &defs::uptime(STEP),
+        t0,
+        &[Value::Gauge(1.0)],
+    )
+    .await
+    .unwrap();
+    assert!(rrd_dir.join("h/uptime.rrd").is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_bad_input_is_refused_and_isolated() {
     let dir = tempfile::tempdir().unwrap();
     let ts = TimeSeries::open(&TimeSeriesConfig::Local {
