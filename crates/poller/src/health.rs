@@ -27,8 +27,8 @@ pub const HR_STORAGE_TYPES: [u32; 9] = [1, 3, 6, 1, 2, 1, 25, 2, 1];
 pub const HR_DEVICE_ENTRY: [u32; 10] = [1, 3, 6, 1, 2, 1, 25, 3, 2, 1];
 /// `HOST-RESOURCES-MIB::hrDeviceProcessor`, the hrDeviceType of a CPU.
 pub const HR_DEVICE_PROCESSOR: [u32; 10] = [1, 3, 6, 1, 2, 1, 25, 3, 1, 3];
-/// `HOST-RESOURCES-MIB::hrProcessorLoad` column.
-pub const HR_PROCESSOR_LOAD: [u32; 11] = [1, 3, 6, 1, 2, 1, 25, 3, 3, 1, 2];
+/// `HOST-RESOURCES-MIB::hrProcessorEntry` (hrProcessorFrwID `.1`, hrProcessorLoad `.2`).
+pub const HR_PROCESSOR_ENTRY: [u32; 10] = [1, 3, 6, 1, 2, 1, 25, 3, 3, 1];
 /// `UCD-SNMP-MIB::memory`.
 pub const UCD_MEMORY: [u32; 8] = [1, 3, 6, 1, 4, 1, 2021, 4];
 /// `UCD-SNMP-MIB::ssCpuIdle.0`.
@@ -43,8 +43,9 @@ pub struct Processor {
     /// Numeric OID the usage was read from.
     pub processor_oid: String,
     pub processor_descr: String,
-    /// Percent busy.
-    pub processor_usage: f64,
+    /// Percent busy; unknown while the agent has no load figure yet (net-snmp needs a
+    /// minute of samples after it starts).
+    pub processor_usage: Option<f64>,
 }
 
 /// One memory pool (LibreNMS `mempools` columns); sizes in bytes.
@@ -178,10 +179,10 @@ fn percent(used: u64, total: u64) -> f64 {
 }
 
 /// Processors from walks of hrDeviceEntry (at least hrDeviceType and hrDeviceDescr) and
-/// hrProcessorLoad, else from UCD ssCpuIdle.0 (`ss_cpu_idle`, a GET result).
+/// hrProcessorEntry, else from UCD ssCpuIdle.0 (`ss_cpu_idle`, a GET result).
 pub fn processors_from(
     hr_device: &[VarBind],
-    hr_processor_load: &[VarBind],
+    hr_processor: &[VarBind],
     ss_cpu_idle: Option<&Value>,
 ) -> Vec<Processor> {
     let mut descr: BTreeMap<u32, String> = BTreeMap::new();
@@ -201,26 +202,36 @@ pub fn processors_from(
             _ => {}
         }
     }
+    // Rows of hrProcessorTable: hrProcessorFrwID says the row exists, hrProcessorLoad
+    // (absent for the first minute of a net-snmp agent) gives the usage.
+    let mut rows: BTreeMap<u32, Option<f64>> = BTreeMap::new();
+    for vb in hr_processor {
+        match column_index(vb, &HR_PROCESSOR_ENTRY) {
+            Some((1, idx)) => {
+                rows.entry(idx).or_insert(None);
+            }
+            Some((2, idx)) => {
+                rows.insert(idx, vb.value.as_i64().map(|l| l as f64));
+            }
+            _ => {}
+        }
+    }
     let mut out = Vec::new();
-    for vb in hr_processor_load {
-        let Some([idx]) = vb.oid.as_slice().strip_prefix(&HR_PROCESSOR_LOAD[..]) else {
-            continue;
-        };
+    for (idx, load) in rows {
         // A row whose hrDeviceType says it is not a processor is skipped; a missing
         // hrDeviceType (agents with holes) is trusted to be one.
-        if is_cpu.get(idx) == Some(&false) {
+        if is_cpu.get(&idx) == Some(&false) {
             continue;
         }
-        let Some(load) = vb.value.as_i64() else {
-            continue;
-        };
-        let d = descr.get(idx).cloned().unwrap_or_default();
+        let d = descr.get(&idx).cloned().unwrap_or_default();
+        let mut oid = HR_PROCESSOR_ENTRY.to_vec();
+        oid.extend([2, idx]);
         out.push(Processor {
             processor_type: "hr".into(),
             processor_index: idx.to_string(),
-            processor_oid: vb.oid.to_string(),
+            processor_oid: Oid::new(&oid).to_string(),
             processor_descr: if d.is_empty() { "Processor".into() } else { d },
-            processor_usage: load as f64,
+            processor_usage: load,
         });
     }
     if out.is_empty() {
@@ -230,7 +241,7 @@ pub fn processors_from(
                 processor_index: "0".into(),
                 processor_oid: Oid::new(&UCD_SS_CPU_IDLE).to_string(),
                 processor_descr: "CPU".into(),
-                processor_usage: (100 - idle).clamp(0, 100) as f64,
+                processor_usage: Some((100 - idle).clamp(0, 100) as f64),
             });
         }
     }
@@ -435,7 +446,7 @@ pub async fn walk_hr_storage(session: &Session) -> (Vec<HrStorageRow>, Option<Sn
 /// Processors: hrDeviceType/Descr, hrProcessorLoad, and ssCpuIdle only when HR has none.
 pub async fn poll_processors(session: &Session) -> Result<Vec<Processor>, SnmpError> {
     let entry = Oid::new(&HR_DEVICE_ENTRY);
-    let loads = session.walk(&Oid::new(&HR_PROCESSOR_LOAD)).await?;
+    let loads = session.walk(&Oid::new(&HR_PROCESSOR_ENTRY)).await?;
     let mut devices = Vec::new();
     if !loads.is_empty() {
         devices.extend(session.walk(&entry.child(2)).await?);
@@ -587,21 +598,27 @@ mod tests {
             vb("1.3.6.1.2.1.25.3.2.1.3.262145", s("network interface lo")),
         ];
         let load = vec![
+            vb("1.3.6.1.2.1.25.3.3.1.1.196608", o("0.0")),
+            vb("1.3.6.1.2.1.25.3.3.1.1.196609", o("0.0")),
+            vb("1.3.6.1.2.1.25.3.3.1.1.196610", o("0.0")),
             vb("1.3.6.1.2.1.25.3.3.1.2.196608", Value::Integer(7)),
             vb("1.3.6.1.2.1.25.3.3.1.2.196609", Value::Integer(93)),
             vb("1.3.6.1.2.1.25.3.3.1.2.262145", Value::Integer(1)),
         ];
         let p = processors_from(&dev, &load, Some(&Value::Integer(50)));
-        assert_eq!(p.len(), 2);
+        assert_eq!(p.len(), 3);
         assert_eq!(p[0].processor_descr, "GenuineIntel: Intel(R) Xeon(R)");
         assert_eq!(p[1].processor_descr, "Processor");
-        assert_eq!(p[1].processor_usage, 93.0);
+        assert_eq!(p[1].processor_usage, Some(93.0));
+        assert_eq!(p[1].processor_oid, "1.3.6.1.2.1.25.3.3.1.2.196609");
+        // A row without a load yet (net-snmp's first minute) is a processor, usage unknown.
+        assert_eq!(p[2].processor_usage, None);
         assert_eq!(p[0].rrd_file(), "processor-hr-196608.rrd");
         let u = processors_from(&[], &[], Some(&Value::Integer(97)));
         assert_eq!(u.len(), 1);
         assert_eq!(
             (u[0].processor_usage, u[0].rrd_file().as_str()),
-            (3.0, "processor-ucd-old-0.rrd")
+            (Some(3.0), "processor-ucd-old-0.rrd")
         );
         assert!(processors_from(&[], &[], Some(&Value::NoSuchObject)).is_empty());
     }

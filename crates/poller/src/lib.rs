@@ -431,7 +431,7 @@ impl Poller {
                         rrd_rows.push((
                             x.rrd_file(),
                             RrdKind::Processor,
-                            vec![Value::Gauge(x.processor_usage)],
+                            vec![x.processor_usage.map_or(Value::Unknown, Value::Gauge)],
                         ));
                     }
                     found.processors = p;

@@ -1,0 +1,267 @@
+//! Shared pieces of the poller's integration tests: a real net-snmp `snmpd` on loopback, a
+//! fault-injecting UDP proxy in front of an agent, and a poller over a temporary SQLite store
+//! and RRD directory.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lookout_core::{Device, NewDevice, SnmpConfig};
+use lookout_poller::{ModuleSet, Poller, PollerConfig};
+use lookout_snmp::pdu::{decode_community_message, encode_community_message, AnyPdu, Pdu};
+use lookout_store::{Store, StoreConfig};
+use lookout_timeseries::{TimeSeries, TimeSeriesConfig};
+
+/// A UDP port free on 127.0.0.1 right now.
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real snmpd answering v1/v2c (community `public`) on 127.0.0.1:`port`; killed on drop.
+pub struct Snmpd {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Snmpd {
+    pub fn start() -> Snmpd {
+        let bin = Path::new("/usr/sbin/snmpd");
+        assert!(bin.exists(), "snmpd missing: apt-get install snmpd");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_udp_port();
+        let conf = dir.path().join("snmpd.conf");
+        std::fs::write(
+            &conf,
+            "rocommunity public 127.0.0.0/8\nsysName poller-test-agent\n",
+        )
+        .unwrap();
+        let child = Command::new(bin)
+            .arg("-f")
+            .arg("-Lf")
+            .arg(dir.path().join("snmpd.log"))
+            .arg("-C")
+            .arg("-c")
+            .arg(&conf)
+            .arg("-p")
+            .arg(dir.path().join("snmpd.pid"))
+            .arg(format!(
+                "--persistentDir={}",
+                dir.path().join("persist").display()
+            ))
+            .arg(format!("udp:127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start snmpd");
+        let s = Snmpd {
+            child,
+            port,
+            _dir: dir,
+        };
+        wait_snmp(port, "public");
+        s
+    }
+}
+
+impl Drop for Snmpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until an agent answers sysName.0 on 127.0.0.1:`port` (net-snmp's snmpget).
+pub fn wait_snmp(port: u16, community: &str) {
+    let bin = Path::new("/usr/bin/snmpget");
+    assert!(bin.exists(), "snmpget missing: apt-get install snmp");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let ok = Command::new(bin)
+            .args(["-v2c", "-c", community, "-t", "0.5", "-r", "0", "-On"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("1.3.6.1.2.1.1.5.0")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if ok {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("no SNMP agent answered on port {port} (community {community})");
+}
+
+/// What the proxy does with a response before passing it on: `(request, response)`;
+/// returning false drops the response (the agent "stops answering").
+pub type Rewrite = Box<dyn FnMut(&Pdu, &mut Pdu) -> bool + Send>;
+
+/// A UDP proxy between the poller and an agent that can rewrite or drop responses.
+pub struct Proxy {
+    pub port: u16,
+    rewrite: Arc<Mutex<Option<Rewrite>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(upstream_port: u16) -> Proxy {
+        let front = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = front.local_addr().unwrap().port();
+        let back = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        back.connect(("127.0.0.1", upstream_port)).await.unwrap();
+        let rewrite: Arc<Mutex<Option<Rewrite>>> = Arc::new(Mutex::new(None));
+        let rw = rewrite.clone();
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_536];
+            let mut client: Option<SocketAddr> = None;
+            // Requests by id, to give the rewrite what was asked.
+            let mut pending: std::collections::HashMap<i32, Pdu> = Default::default();
+            let mut bbuf = vec![0u8; 65_536];
+            loop {
+                tokio::select! {
+                    r = front.recv_from(&mut buf) => {
+                        let Ok((n, from)) = r else { return };
+                        client = Some(from);
+                        if let Ok(m) = decode_community_message(&buf[..n]) {
+                            if let AnyPdu::Pdu(p) = m.pdu {
+                                pending.insert(p.request_id, p);
+                            }
+                        }
+                        let _ = back.send(&buf[..n]).await;
+                    }
+                    r = back.recv(&mut bbuf) => {
+                        let Ok(n) = r else { return };
+                        let Some(to) = client else { continue };
+                        let mut out = bbuf[..n].to_vec();
+                        if let Ok(m) = decode_community_message(&bbuf[..n]) {
+                            if let AnyPdu::Pdu(mut p) = m.pdu {
+                                let req = pending.remove(&p.request_id);
+                                let mut f = rw.lock().unwrap();
+                                if let (Some(f), Some(req)) = (f.as_mut(), req) {
+                                    if !f(&req, &mut p) {
+                                        continue;
+                                    }
+                                    out = encode_community_message(m.version, &m.community, &p);
+                                }
+                            }
+                        }
+                        let _ = front.send_to(&out, to).await;
+                    }
+                }
+            }
+        });
+        Proxy {
+            port,
+            rewrite,
+            task,
+        }
+    }
+
+    pub fn set(&self, f: Option<Rewrite>) {
+        *self.rewrite.lock().unwrap() = f;
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A poller over a temporary SQLite store and RRD directory.
+pub struct Rig {
+    pub poller: Poller,
+    pub store: Store,
+    pub rrd_dir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    /// `modules` applied to the default set (availability is off unless asked: fping
+    /// takes seconds and is tested elsewhere).
+    pub async fn new(modules: &str) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreConfig::Sqlite {
+            path: dir.path().join("lookout.sqlite"),
+        })
+        .await
+        .unwrap();
+        store.migrate().await.unwrap();
+        let rrd_dir = dir.path().join("rrd");
+        std::fs::create_dir_all(&rrd_dir).unwrap();
+        let ts = TimeSeries::open(&TimeSeriesConfig::Local {
+            rrd_dir: rrd_dir.clone(),
+        })
+        .await
+        .unwrap();
+        let mut mods = ModuleSet::all();
+        mods.apply_list("-availability").unwrap();
+        mods.apply_list(modules).unwrap();
+        let poller = Poller::new(
+            store.clone(),
+            ts,
+            PollerConfig {
+                step_secs: 300,
+                modules: mods,
+                ..PollerConfig::default()
+            },
+        )
+        .await
+        .unwrap();
+        Rig {
+            poller,
+            store,
+            rrd_dir,
+            _dir: dir,
+        }
+    }
+
+    pub async fn add(&self, hostname: &str, port: u16, community: &str) -> Device {
+        self.store
+            .add_device(&NewDevice {
+                hostname: hostname.to_string(),
+                snmp: SnmpConfig {
+                    port,
+                    community: community.to_string(),
+                    timeout_ms: 1000,
+                    retries: 1,
+                    ..SnmpConfig::default()
+                },
+                poller_group: 0,
+            })
+            .await
+            .unwrap()
+    }
+
+    /// The device as stored now (the poller reads the previous uptime and status from it).
+    pub async fn device(&self, id: i64) -> Device {
+        self.store.device(id).await.unwrap().unwrap()
+    }
+
+    /// DS names of an RRD file, from `rrdtool info`.
+    pub fn rrd_ds(&self, rel: &str) -> Vec<String> {
+        let path = self.rrd_dir.join(rel);
+        assert!(path.exists(), "{} missing", path.display());
+        let out = Command::new("/usr/bin/rrdtool")
+            .arg("info")
+            .arg(&path)
+            .output()
+            .expect("rrdtool (apt-get install rrdtool)");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let mut names: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("ds["))
+            .filter_map(|l| l.split_once("].type"))
+            .map(|(n, _)| n.to_string())
+            .collect();
+        names.dedup();
+        names
+    }
+}
