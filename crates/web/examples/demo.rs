@@ -2,6 +2,8 @@
 //! poller: `cargo run -p lookout-web --example demo -- [ADDR:PORT]` (default 127.0.0.1:8001),
 //! log in as `admin` / `demo-password`. Everything lives in a temporary directory that is
 //! removed on exit. Two days of synthetic traffic are written to the RRD files.
+//! `DEMO_EXTRA_DEVICES=N` adds N more devices (each with 24 ports, no RRD files) to look at
+//! how the pages scale.
 
 use std::error::Error;
 use std::f64::consts::PI;
@@ -100,6 +102,24 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 ts.update(&path, &def, t, &values).await?;
             }
         }
+    }
+
+    let extra: u32 = std::env::var("DEMO_EXTRA_DEVICES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    for i in 0..extra {
+        let d = store
+            .add_device(&NewDevice {
+                hostname: format!("sw{i:05}.demo"),
+                snmp: SnmpConfig::default(),
+                poller_group: 0,
+            })
+            .await?;
+        let ports: Vec<PortPoll> = (1..=24)
+            .map(|k| port(&format!("ge-0/0/{k}"), k, 0, 0))
+            .collect();
+        store.sync_ports(d.device_id, &ports, now).await?;
     }
 
     let listener = tokio::net::TcpListener::bind(&addr).await?;
