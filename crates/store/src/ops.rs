@@ -183,10 +183,17 @@ macro_rules! define_ops {
                 match res {
                     Ok(_) => {}
                     Err(e) if is_unique(&e) => {
+                        // Our own row, committed by an attempt whose acknowledgement was lost
+                        // (same `inserted` to the microsecond): the retry succeeds with it.
+                        if let Some(d) = device_by_hostname(c, &new.hostname).await? {
+                            if d.inserted == now && d.snmp == new.snmp {
+                                return Ok(d);
+                            }
+                        }
                         return Err(StoreError::Duplicate {
                             what: "device",
                             key: new.hostname.clone(),
-                        })
+                        });
                     }
                     Err(e) => return Err(query_err("add_device", e)),
                 }
@@ -513,6 +520,24 @@ macro_rules! define_ops {
                 reference: Option<i64>,
                 now: Timestamp,
             ) -> Result<()> {
+                // Idempotent: a retried transaction whose first commit landed (acknowledgement
+                // lost with a node) finds its event, same device, type, message and
+                // microsecond, and does not log it twice.
+                let existing: Option<i64> = sqlx::query_scalar(
+                    "SELECT event_id FROM eventlog WHERE (device_id = ? OR (device_id IS NULL \
+                     AND ? IS NULL)) AND datetime = ? AND type = ? AND message = ?",
+                )
+                .bind(device_id)
+                .bind(device_id)
+                .bind(enc_ts(now))
+                .bind(kind)
+                .bind(message)
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(|e| query_err("log_event", e))?;
+                if existing.is_some() {
+                    return Ok(());
+                }
                 let res = sqlx::query(
                     "INSERT INTO eventlog (device_id, datetime, type, message, severity, reference) \
                      VALUES (?, ?, ?, ?, ?, ?)",
