@@ -113,6 +113,32 @@ pub(crate) async fn ports(
     ))
 }
 
+/// `GET /api/v0/devices/{hostname}/ports/{ifname}` (LibreNMS `get_port_stats_by_port_hostname`):
+/// one port by ifName, else ifDescr. Names with `/` are sent URL-encoded (`ge-0%2F0%2F1`).
+pub(crate) async fn port(
+    _user: ApiUser,
+    State(ctx): State<Shared>,
+    ApiPath((hostname, ifname)): ApiPath<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let d = find_device(&ctx, &hostname).await?;
+    let ports = ctx.state.store.ports(d.device_id).await?;
+    let found = ports
+        .iter()
+        .find(|p| p.if_name.as_deref() == Some(ifname.as_str()))
+        .or_else(|| {
+            ports
+                .iter()
+                .find(|p| p.if_descr.as_deref() == Some(ifname.as_str()))
+        });
+    match found {
+        Some(p) => Ok(Json(json!({"status": "ok", "port": port_json(p)}))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("device {hostname} has no port {ifname}"),
+        )),
+    }
+}
+
 /// Unknown path under `/api/v0`.
 pub(crate) async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no such API endpoint")

@@ -71,6 +71,7 @@ pub fn router(state: WebState) -> Router {
         .route("/devices", get(api::devices))
         .route("/devices/{hostname}", get(api::device))
         .route("/devices/{hostname}/ports", get(api::ports))
+        .route("/devices/{hostname}/ports/{ifname}", get(api::port))
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed);
     Router::new()

@@ -660,6 +660,36 @@ async fn api_tokens_and_json_shapes() {
     );
     assert!(p["port_id"].is_i64());
 
+    // One port by ifName (or ifDescr), LibreNMS's get_port_stats_by_port_hostname.
+    for name in ["eth0", "eth0%20descr"] {
+        let r = app
+            .send(api(
+                &format!("/api/v0/devices/127.0.0.1/ports/{name}"),
+                Some(&token),
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{name}: {}", r.body);
+        assert_eq!(r.json()["port"]["ifName"], "eth0");
+    }
+    // A name with slashes, URL-encoded as LibreNMS clients send it.
+    let later = chrono::Utc::now() + chrono::Duration::seconds(300);
+    let mut polls = vec![port_poll(2, "eth0", 1, 1), port_poll(3, "ge-0/0/1", 1, 1)];
+    polls[1].if_descr = None;
+    app.store.sync_ports(id, &polls, later).await.unwrap();
+    let r = app
+        .send(api(
+            "/api/v0/devices/127.0.0.1/ports/ge-0%2F0%2F1",
+            Some(&token),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["port"]["ifIndex"], 3);
+    let r = app
+        .send(api("/api/v0/devices/127.0.0.1/ports/eth9", Some(&token)))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.json()["status"], "error");
+
     // Bad paths and methods answer JSON, never HTML.
     for (method, uri, status) in [
         (Method::GET, "/api/v0/nope", StatusCode::NOT_FOUND),
