@@ -127,6 +127,13 @@ fn store_hint(e: &StoreError) -> &'static str {
     }
 }
 
+/// Opens the configured time-series backend with this installation's options.
+pub async fn open_timeseries(cfg: &Config) -> Result<TimeSeries> {
+    TimeSeries::open_with(&cfg.timeseries, cfg.timeseries_options.clone())
+        .await
+        .context("cannot open the time-series backend (see `lookout validate`)")
+}
+
 /// Builds a device's SNMP settings from the command-line flags.
 pub fn snmp_config(args: &SnmpArgs) -> Result<SnmpConfig> {
     let version: SnmpVersion = args.snmp_version.parse()?;
@@ -157,9 +164,7 @@ pub fn snmp_config(args: &SnmpArgs) -> Result<SnmpConfig> {
 }
 
 async fn poller_for(cfg: &Config, store: Store) -> Result<Poller> {
-    let ts = TimeSeries::open(&cfg.timeseries)
-        .await
-        .context("cannot open the time-series backend")?;
+    let ts = open_timeseries(cfg).await?;
     Poller::new(
         store,
         ts,
@@ -249,8 +254,22 @@ async fn device(cfg: Config, cmd: DeviceCommand) -> Result<ExitCode> {
             let Some(d) = store.device_by_hostname(&host).await? else {
                 bail!("no device {host:?} (add it with `lookout device add {host}`)");
             };
-            let poller = poller_for(&cfg, store).await?;
+            let ts = open_timeseries(&cfg).await?;
+            let poller = Poller::new(
+                store,
+                ts.clone(),
+                PollerConfig {
+                    step_secs: cfg.poll_interval_secs,
+                    ..PollerConfig::default()
+                },
+            )
+            .await
+            .context("cannot start the poller")?;
             let r = poller.poll(&d).await?;
+            // Through rrdcached, make sure the updates are in the files before exiting.
+            if let Err(e) = ts.flush(std::time::Duration::from_secs(30)).await {
+                eprintln!("warning: time-series updates not yet flushed: {e}");
+            }
             if json {
                 let out = json!({
                     "device_id": r.device_id,

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use lookout_store::StoreConfig;
-use lookout_timeseries::TimeSeriesConfig;
+use lookout_timeseries::{TimeSeriesConfig, TimeSeriesOptions};
 
 /// The file name of the per-installation settings inside the data dir.
 pub const ENV_FILE: &str = ".env";
@@ -27,6 +27,9 @@ pub struct Config {
     pub app_key: Option<String>,
     pub store: StoreConfig,
     pub timeseries: TimeSeriesConfig,
+    /// Spill directory (under the data dir, so queued rrdcached updates survive a reboot)
+    /// and the `RRD_RRA` override.
+    pub timeseries_options: TimeSeriesOptions,
     /// `POLL_INTERVAL` seconds between polls of a device (also the RRD step).
     pub poll_interval_secs: u64,
     /// `POLLER_WORKERS`: devices polled at once on this node.
@@ -169,6 +172,19 @@ impl Config {
             },
         };
 
+        let rra_override = match vars.get("RRD_RRA") {
+            Some(text) => Some(
+                lookout_timeseries::defs::parse_rras(&text)
+                    .map_err(|e| anyhow::anyhow!("RRD_RRA is not valid: {e}"))?,
+            ),
+            None => None,
+        };
+        let timeseries_options = TimeSeriesOptions {
+            spill_dir: Some(data_dir.join("rrd-spill")),
+            rra_override,
+            ..TimeSeriesOptions::default()
+        };
+
         let poll_interval_secs: u64 = vars.parse("POLL_INTERVAL", 300)?;
         if !(10..=86_400).contains(&poll_interval_secs) {
             bail!("POLL_INTERVAL={poll_interval_secs} is out of range (10..=86400 seconds)");
@@ -185,6 +201,7 @@ impl Config {
             app_key: vars.get("APP_KEY"),
             store,
             timeseries,
+            timeseries_options,
             poll_interval_secs,
             poller_workers,
             node_id,

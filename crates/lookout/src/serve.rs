@@ -65,9 +65,7 @@ pub async fn serve(mut cfg: Config) -> Result<()> {
     let app_key = ensure_app_key(&mut cfg)?;
     let store = open_migrated(&cfg).await?;
     ensure_admin(&cfg, &store).await?;
-    let timeseries = TimeSeries::open(&cfg.timeseries)
-        .await
-        .context("cannot open the time-series backend")?;
+    let timeseries = crate::commands::open_timeseries(&cfg).await?;
     let poller = Poller::new(
         store.clone(),
         timeseries.clone(),
@@ -91,7 +89,7 @@ pub async fn serve(mut cfg: Config) -> Result<()> {
 
     let state = WebState {
         store: store.clone(),
-        timeseries,
+        timeseries: timeseries.clone(),
         app_key,
         poll_interval_secs: cfg.poll_interval_secs,
         node_name: cfg.node_id.clone(),
@@ -129,6 +127,10 @@ pub async fn serve(mut cfg: Config) -> Result<()> {
     match tokio::time::timeout(Duration::from_secs(30), async {
         let w = web.await;
         let _ = dispatcher.await;
+        // Queued rrdcached updates go out (or to the spill journal) before we exit.
+        if let Err(e) = timeseries.flush(Duration::from_secs(10)).await {
+            warn!(error = %e, "time-series updates not flushed; they stay in the spill journal");
+        }
         w
     })
     .await
@@ -220,7 +222,7 @@ pub async fn validate(data_dir: PathBuf) -> Result<ExitCode> {
                 fix: "check DB_CONNECTION, DB_HOST, DB_PORT, DB_DATABASE, DB_USERNAME, DB_PASSWORD; for SQLite, that the file's directory is writable".into(),
             },
         });
-        checks.push(match TimeSeries::open(&cfg.timeseries).await {
+        checks.push(match TimeSeries::open_with(&cfg.timeseries, cfg.timeseries_options.clone()).await {
             Ok(ts) => match ts.check().await {
                 Ok(()) => Check {
                     ok: true,
