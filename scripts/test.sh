@@ -9,5 +9,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
-echo "== cargo test"
+echo "== cargo test (SQLite default; store, coord and web tests also use MariaDB/Redis/Galera)"
 cargo test --workspace --no-fail-fast -- --test-threads="${LOOKOUT_TEST_THREADS:-4}"
+echo "== cargo test -p lookout on MariaDB (DB_CONNECTION=mysql: the end-to-end suite again)"
+LOOKOUT_TEST_DB=mysql cargo test -p lookout --no-fail-fast -- --test-threads="${LOOKOUT_TEST_THREADS:-4}"

@@ -100,16 +100,61 @@ impl Drop for Snmpd {
     }
 }
 
-/// A Lookout installation in a temporary data dir.
+/// Which database the binary's tests run on: `LOOKOUT_TEST_DB=mysql` runs the same tests
+/// against the MariaDB on 127.0.0.1:3306 (root, no password), one fresh database per
+/// installation, dropped afterwards. This is the CI matrix's second leg.
+pub fn test_db_is_mysql() -> bool {
+    std::env::var("LOOKOUT_TEST_DB").is_ok_and(|v| v == "mysql")
+}
+
+/// Runs SQL as root on the local MariaDB.
+pub fn mariadb(sql: &str) {
+    let out = Command::new("mariadb")
+        .args(["-h", "127.0.0.1", "-P", "3306", "-u", "root", "-e", sql])
+        .output()
+        .expect("mariadb client missing: apt-get install mariadb-client");
+    assert!(
+        out.status.success(),
+        "mariadb {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A Lookout installation in a temporary data dir (and, in the MySQL leg, a database).
 pub struct Install {
     pub dir: tempfile::TempDir,
+    /// The MySQL database of this installation, when the tests run on MySQL.
+    pub mysql_db: Option<String>,
+}
+
+impl Drop for Install {
+    fn drop(&mut self) {
+        if let Some(db) = &self.mysql_db {
+            let _ = Command::new("mariadb")
+                .args(["-h", "127.0.0.1", "-u", "root", "-e"])
+                .arg(format!("DROP DATABASE IF EXISTS `{db}`"))
+                .output();
+        }
+    }
 }
 
 impl Install {
     pub fn new() -> Install {
-        Install {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        let dir = tempfile::tempdir().unwrap();
+        let mysql_db = test_db_is_mysql().then(|| {
+            let suffix: String = dir
+                .path()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect();
+            let db = format!("lookout_test_{}", suffix.to_ascii_lowercase());
+            mariadb(&format!("CREATE DATABASE `{db}`"));
+            db
+        });
+        Install { dir, mysql_db }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -129,6 +174,14 @@ impl Install {
             .env_remove("LOOKOUT_DATA_DIR")
             .env_remove("DB_CONNECTION")
             .env_remove("RRDCACHED");
+        if let Some(db) = &self.mysql_db {
+            c.env("DB_CONNECTION", "mysql")
+                .env("DB_HOST", "127.0.0.1")
+                .env("DB_PORT", "3306")
+                .env("DB_DATABASE", db)
+                .env("DB_USERNAME", "root")
+                .env("DB_PASSWORD", "");
+        }
         c
     }
 
