@@ -66,6 +66,13 @@ pub enum StoreError {
     Duplicate { what: &'static str, key: String },
     #[error("{what} {key:?} not found")]
     NotFound { what: &'static str, key: String },
+    /// A poll's results refused because a newer claim (fencing token) owns the device.
+    #[error("poll of device {device_id} with token {token} is stale (device now fenced by token {current:?}); results discarded")]
+    Fenced {
+        device_id: DeviceId,
+        token: u64,
+        current: Option<u64>,
+    },
     #[error("database query failed ({op}): {source}")]
     Query {
         op: &'static str,
@@ -148,6 +155,59 @@ pub struct PortSync {
     pub added: Vec<PortId>,
     /// Ports no longer returned by the agent (now marked deleted).
     pub removed: Vec<PortId>,
+}
+
+/// Who polls a device under which claim: the fencing token handed out by the
+/// coordination backend (lookout-coord) when the device was claimed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PollFence {
+    pub node_id: String,
+    pub token: u64,
+    /// When the poll started (logged in `device_poll_log`).
+    pub started: Timestamp,
+}
+
+/// How a poll ended, as logged in `device_poll_log.status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum PollOutcome {
+    /// Results written.
+    Ok,
+    /// The poll failed (the store or the poller errored).
+    Failed,
+    /// Results discarded: a newer claim owns the device.
+    Stale,
+}
+
+impl PollOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PollOutcome::Ok => "ok",
+            PollOutcome::Failed => "failed",
+            PollOutcome::Stale => "stale",
+        }
+    }
+
+    /// Anything unknown reads as `Failed`.
+    pub fn parse(s: &str) -> PollOutcome {
+        match s {
+            "ok" => PollOutcome::Ok,
+            "stale" => PollOutcome::Stale,
+            _ => PollOutcome::Failed,
+        }
+    }
+}
+
+/// A row of `device_poll_log`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PollLogEntry {
+    pub device_id: DeviceId,
+    pub node_id: String,
+    pub token: u64,
+    pub started: Timestamp,
+    pub finished: Timestamp,
+    pub status: PollOutcome,
+    /// Seconds.
+    pub duration: f64,
 }
 
 /// Handle to the store; clone it freely.
@@ -558,6 +618,49 @@ impl Store {
             "update_device_poll",
             update_device_poll(id, update)
         )
+    }
+
+    // --- poll fencing (distributed polling)
+    /// Registers claim `token` as the device's poll token before polling it. False when a
+    /// newer (larger) token is registered already: someone newer owns the device, skip
+    /// the poll. `StoreError::NotFound` for an unknown device.
+    pub async fn register_poll_token(&self, id: DeviceId, token: u64) -> Result<bool> {
+        run!(
+            self,
+            write,
+            "register_poll_token",
+            register_poll_token(id, token)
+        )
+    }
+    /// The device's registered poll token, if any.
+    pub async fn poll_token(&self, id: DeviceId) -> Result<Option<u64>> {
+        run!(self, read, "poll_token", poll_token(id))
+    }
+    /// [`Store::update_device_poll`] plus an `ok` row in `device_poll_log`, in one
+    /// transaction, only while `fence.token` is still the device's poll token; else
+    /// `StoreError::Fenced` and nothing is written.
+    pub async fn update_device_poll_fenced(
+        &self,
+        id: DeviceId,
+        update: &DevicePollUpdate,
+        fence: &PollFence,
+    ) -> Result<()> {
+        let finished = now();
+        run!(
+            self,
+            write,
+            "update_device_poll_fenced",
+            update_device_poll_fenced(id, update, fence, finished)
+        )
+    }
+    /// Logs a poll that wrote nothing (`Failed` or `Stale`); an `Ok` poll is logged by
+    /// [`Store::update_device_poll_fenced`].
+    pub async fn log_poll(&self, entry: &PollLogEntry) -> Result<()> {
+        run!(self, write, "log_poll", insert_poll_log(entry))
+    }
+    /// Polls started at or after `since`, oldest first.
+    pub async fn poll_log(&self, since: Timestamp) -> Result<Vec<PollLogEntry>> {
+        run!(self, read, "poll_log", poll_log(since))
     }
 
     // --- ports

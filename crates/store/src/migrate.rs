@@ -30,17 +30,31 @@ pub(crate) struct Migration {
     pub(crate) sql: &'static str,
 }
 
-pub(crate) const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_init",
-    sql: include_str!("../migrations/sqlite/0001_init.sql"),
-}];
+pub(crate) const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_init",
+        sql: include_str!("../migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "0003_poll_fencing",
+        sql: include_str!("../migrations/sqlite/0003_poll_fencing.sql"),
+    },
+];
 
-pub(crate) const MYSQL: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_init",
-    sql: include_str!("../migrations/mysql/0001_init.sql"),
-}];
+pub(crate) const MYSQL: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_init",
+        sql: include_str!("../migrations/mysql/0001_init.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "0003_poll_fencing",
+        sql: include_str!("../migrations/mysql/0003_poll_fencing.sql"),
+    },
+];
 
 pub(crate) const SQLITE_BOOKKEEPING: &str = "\
 CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, \

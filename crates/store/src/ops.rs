@@ -272,6 +272,182 @@ macro_rules! define_ops {
                 Ok(())
             }
 
+            // ---------------------------------------------------- poll fencing (0003)
+
+            fn token_i64(token: u64) -> i64 {
+                // Coordination tokens are microsecond-floored counters, far below 2^63.
+                i64::try_from(token).unwrap_or(i64::MAX)
+            }
+
+            pub(crate) async fn register_poll_token(
+                c: &mut Conn,
+                id: DeviceId,
+                token: u64,
+            ) -> Result<bool> {
+                let t = token_i64(token);
+                // `<=`: the same claim registering again (a retried transaction) is fine.
+                let res = sqlx::query(
+                    "UPDATE devices SET poll_token = ? WHERE device_id = ? \
+                     AND (poll_token IS NULL OR poll_token <= ?)",
+                )
+                .bind(t)
+                .bind(id)
+                .bind(t)
+                .execute(&mut *c)
+                .await
+                .map_err(|e| query_err("register_poll_token", e))?;
+                if res.rows_affected() > 0 {
+                    return Ok(true);
+                }
+                let exists: Option<i64> =
+                    sqlx::query_scalar("SELECT device_id FROM devices WHERE device_id = ?")
+                        .bind(id)
+                        .fetch_optional(&mut *c)
+                        .await
+                        .map_err(|e| query_err("register_poll_token", e))?;
+                match exists {
+                    Some(_) => Ok(false),
+                    None => Err(StoreError::NotFound {
+                        what: "device",
+                        key: id.to_string(),
+                    }),
+                }
+            }
+
+            /// The device's current poll token (None: never claimed, or no such device).
+            pub(crate) async fn poll_token(c: &mut Conn, id: DeviceId) -> Result<Option<u64>> {
+                let t: Option<Option<i64>> =
+                    sqlx::query_scalar("SELECT poll_token FROM devices WHERE device_id = ?")
+                        .bind(id)
+                        .fetch_optional(&mut *c)
+                        .await
+                        .map_err(|e| query_err("poll_token", e))?;
+                Ok(t.flatten().and_then(|t| u64::try_from(t).ok()))
+            }
+
+            pub(crate) async fn insert_poll_log(
+                c: &mut Conn,
+                e: &crate::PollLogEntry,
+            ) -> Result<()> {
+                // A retried transaction whose commit landed must not log the poll twice.
+                let dup: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM device_poll_log WHERE device_id = ? AND token = ? \
+                     AND node_id = ? AND status = ?",
+                )
+                .bind(e.device_id)
+                .bind(token_i64(e.token))
+                .bind(&e.node_id)
+                .bind(e.status.as_str())
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(|e| query_err("log_poll", e))?;
+                if dup.is_some() {
+                    return Ok(());
+                }
+                sqlx::query(
+                    "INSERT INTO device_poll_log \
+                     (device_id, node_id, token, started, finished, status, duration) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(e.device_id)
+                .bind(&e.node_id)
+                .bind(token_i64(e.token))
+                .bind(enc_ts(crate::micros(e.started)))
+                .bind(enc_ts(crate::micros(e.finished)))
+                .bind(e.status.as_str())
+                .bind(e.duration)
+                .execute(&mut *c)
+                .await
+                .map_err(|e| query_err("log_poll", e))?;
+                Ok(())
+            }
+
+            pub(crate) async fn update_device_poll_fenced(
+                c: &mut Conn,
+                id: DeviceId,
+                u: &DevicePollUpdate,
+                fence: &crate::PollFence,
+                finished: Timestamp,
+            ) -> Result<()> {
+                // A no-op update that matches only while the token is ours: it takes the
+                // row lock (MySQL) for the rest of the transaction, so the token cannot
+                // change between this check and the writes below. Matched rows are counted
+                // on both drivers (sqlx sets CLIENT_FOUND_ROWS on MySQL).
+                let t = token_i64(fence.token);
+                let res = sqlx::query(
+                    "UPDATE devices SET poll_token = ? WHERE device_id = ? AND poll_token = ?",
+                )
+                .bind(t)
+                .bind(id)
+                .bind(t)
+                .execute(&mut *c)
+                .await
+                .map_err(|e| query_err("update_device_poll_fenced", e))?;
+                if res.rows_affected() == 0 {
+                    let current: Option<Option<i64>> =
+                        sqlx::query_scalar("SELECT poll_token FROM devices WHERE device_id = ?")
+                            .bind(id)
+                            .fetch_optional(&mut *c)
+                            .await
+                            .map_err(|e| query_err("update_device_poll_fenced", e))?;
+                    let Some(current) = current else {
+                        return Err(StoreError::NotFound {
+                            what: "device",
+                            key: id.to_string(),
+                        });
+                    };
+                    return Err(StoreError::Fenced {
+                        device_id: id,
+                        token: fence.token,
+                        current: current.and_then(|t| u64::try_from(t).ok()),
+                    });
+                }
+                update_device_poll(&mut *c, id, u).await?;
+                insert_poll_log(
+                    &mut *c,
+                    &crate::PollLogEntry {
+                        device_id: id,
+                        node_id: fence.node_id.clone(),
+                        token: fence.token,
+                        started: fence.started,
+                        finished,
+                        status: crate::PollOutcome::Ok,
+                        duration: u.last_polled_timetaken,
+                    },
+                )
+                .await
+            }
+
+            pub(crate) async fn poll_log(
+                c: &mut Conn,
+                since: Timestamp,
+            ) -> Result<Vec<crate::PollLogEntry>> {
+                let rows = sqlx::query(
+                    "SELECT device_id, node_id, token, started, finished, status, duration \
+                     FROM device_poll_log WHERE started >= ? ORDER BY started, id",
+                )
+                .bind(enc_ts(crate::micros(since)))
+                .fetch_all(&mut *c)
+                .await
+                .map_err(|e| query_err("poll_log", e))?;
+                rows.iter()
+                    .map(|r| {
+                        let status: String = r.try_get("status")?;
+                        let token: i64 = r.try_get("token")?;
+                        Ok(crate::PollLogEntry {
+                            device_id: r.try_get("device_id")?,
+                            node_id: r.try_get("node_id")?,
+                            token: u64::try_from(token).unwrap_or_default(),
+                            started: r.try_get("started")?,
+                            finished: r.try_get("finished")?,
+                            status: crate::PollOutcome::parse(&status),
+                            duration: r.try_get("duration")?,
+                        })
+                    })
+                    .collect::<std::result::Result<Vec<_>, sqlx::Error>>()
+                    .map_err(|e| query_err("poll_log", e))
+            }
+
             // ---------------------------------------------------------------- ports
 
             fn port_from_row(r: &Row) -> std::result::Result<Port, sqlx::Error> {

@@ -10,7 +10,7 @@ use lookout_core::{
     DevicePollUpdate, DeviceStatus, NewDevice, PortCounters, PortPoll, SnmpConfig, SnmpV3Config,
     SnmpVersion, Timestamp,
 };
-use lookout_store::{Severity, Store, StoreError};
+use lookout_store::{PollFence, PollLogEntry, PollOutcome, Severity, Store, StoreError};
 
 contract_tests!(
     migrate_is_idempotent,
@@ -29,6 +29,7 @@ contract_tests!(
     users_and_passwords,
     api_tokens,
     concurrent_writers,
+    poll_fencing,
 );
 
 fn new_device(host: &str) -> NewDevice {
@@ -781,4 +782,113 @@ async fn concurrent_writers(store: Store) {
         store.events(Some(d.device_id), 100).await.unwrap().len(),
         16
     );
+}
+
+/// Distributed polling: a claim token registers only if it is newer than the registered
+/// one, results land only under the registered token (device row and poll log in one
+/// transaction), a stale writer gets `Fenced` and writes nothing.
+async fn poll_fencing(store: Store) {
+    let d = store.add_device(&new_device("fenced")).await.unwrap();
+    let id = d.device_id;
+    assert_eq!(store.poll_token(id).await.unwrap(), None);
+    assert!(store.register_poll_token(id, 100).await.unwrap());
+    // The same claim again (a retried transaction) is fine; an older one is refused.
+    assert!(store.register_poll_token(id, 100).await.unwrap());
+    assert!(!store.register_poll_token(id, 99).await.unwrap());
+    assert_eq!(store.poll_token(id).await.unwrap(), Some(100));
+    assert!(matches!(
+        store.register_poll_token(id + 999, 1).await.unwrap_err(),
+        StoreError::NotFound { .. }
+    ));
+
+    let update = |secs: i64| DevicePollUpdate {
+        sys_name: Some(format!("poll-{secs}")),
+        sys_descr: None,
+        sys_object_id: None,
+        sys_contact: None,
+        sys_location: None,
+        os: None,
+        hardware: None,
+        version: None,
+        serial: None,
+        uptime: None,
+        status: DeviceStatus::Up,
+        status_reason: String::new(),
+        last_polled: t0() + Duration::seconds(secs),
+        last_polled_timetaken: 0.5,
+    };
+    let fence = |node: &str, token: u64| PollFence {
+        node_id: node.into(),
+        token,
+        started: Utc::now(),
+    };
+    let since = Utc::now() - Duration::seconds(5);
+
+    // Node a (token 100) is overtaken by node b (token 200) mid-poll.
+    let a = fence("a", 100);
+    assert!(store.register_poll_token(id, 200).await.unwrap());
+    let err = store
+        .update_device_poll_fenced(id, &update(1), &a)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Fenced {
+                token: 100,
+                current: Some(200),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(store.device(id).await.unwrap().unwrap().sys_name, None);
+
+    let b = fence("b", 200);
+    store
+        .update_device_poll_fenced(id, &update(2), &b)
+        .await
+        .unwrap();
+    let got = store.device(id).await.unwrap().unwrap();
+    assert_eq!(got.sys_name.as_deref(), Some("poll-2"));
+    assert_eq!(got.last_polled, Some(t0() + Duration::seconds(2)));
+    // Writing again under the same token (a retry) logs the poll once.
+    store
+        .update_device_poll_fenced(id, &update(2), &b)
+        .await
+        .unwrap();
+    store
+        .log_poll(&PollLogEntry {
+            device_id: id,
+            node_id: "a".into(),
+            token: 100,
+            started: a.started,
+            finished: Utc::now(),
+            status: PollOutcome::Stale,
+            duration: 0.7,
+        })
+        .await
+        .unwrap();
+
+    let log = store.poll_log(since).await.unwrap();
+    let mut summary: Vec<_> = log
+        .iter()
+        .map(|e| (e.node_id.as_str(), e.token, e.status))
+        .collect();
+    summary.sort();
+    assert_eq!(
+        summary,
+        vec![("a", 100, PollOutcome::Stale), ("b", 200, PollOutcome::Ok)]
+    );
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert!(log.iter().all(|e| e.device_id == id));
+    assert_eq!(log.iter().find(|e| e.node_id == "b").unwrap().duration, 0.5);
+    assert!(store
+        .poll_log(Utc::now() + Duration::seconds(60))
+        .await
+        .unwrap()
+        .is_empty());
+    // Removing the device removes its poll log.
+    assert!(store.remove_device(id).await.unwrap());
+    assert!(store.poll_log(since).await.unwrap().is_empty());
 }
