@@ -543,8 +543,10 @@ impl Session {
     }
 
     /// Walks the subtree under `root` (GETBULK for v2c/v3, GETNEXT for v1), in agent order.
-    /// Stops on leaving the subtree or at endOfMibView; fails with `NonIncreasingOid` when
-    /// the agent loops. When the subtree is empty, GETs `root` itself as net-snmp's walk
+    /// Stops on leaving the subtree or at an exception (endOfMibView); fails with
+    /// `NonIncreasingOid` when a response does not get past the OID it was asked from (the
+    /// agent loops). The rules are net-snmp's `snmpbulkwalk`'s, so both return the same
+    /// varbinds even from agents that return OIDs out of order within a response. When the subtree is empty, GETs `root` itself as net-snmp's walk
     /// tools do (so walking a scalar instance like `sysUpTime.0` gives it).
     pub async fn walk(&self, root: &Oid) -> Result<Vec<VarBind>> {
         let (vbs, err) = self.walk_partial(root).await;
@@ -599,19 +601,32 @@ impl Session {
             if resp.varbinds.is_empty() {
                 return Ok(());
             }
+            // net-snmp's snmpbulkwalk rules, so that both return the same varbinds from the
+            // same agent (buggy ones included): every varbind of a response that lies in the
+            // subtree and is not an exception is kept, in agent order; leaving the subtree or
+            // an exception ends the walk after this response; loop detection compares the
+            // response's last OID with the one the request started from, which guarantees
+            // progress.
+            let last = resp.varbinds.last().map(|v| v.oid.clone());
+            let mut done = false;
             for vb in resp.varbinds {
-                if vb.value == Value::EndOfMibView || !vb.oid.starts_with(root) {
-                    return Ok(());
+                if !vb.oid.starts_with(root) || vb.value.is_exception() {
+                    done = true;
+                    continue;
                 }
-                if vb.oid <= cursor {
-                    return Err(SnmpError::NonIncreasingOid {
-                        previous: cursor,
-                        next: vb.oid,
-                    });
-                }
-                cursor = vb.oid.clone();
                 out.push(vb);
             }
+            if done {
+                return Ok(());
+            }
+            let Some(last) = last else { return Ok(()) };
+            if last <= cursor {
+                return Err(SnmpError::NonIncreasingOid {
+                    previous: cursor,
+                    next: last,
+                });
+            }
+            cursor = last;
         }
     }
 
@@ -669,35 +684,44 @@ impl Session {
             if resp.varbinds.is_empty() {
                 return Ok(rows);
             }
+            // Per column, the same rules as `walk`: varbinds in the column are kept in agent
+            // order until the column is left or an exception comes; the column's last OID in
+            // the response must be past where its request started.
             let mut finished = vec![false; active.len()];
+            let mut last: Vec<Option<Oid>> = vec![None; active.len()];
             for (k, vb) in resp.varbinds.into_iter().enumerate() {
                 let slot = k % active.len();
                 if finished[slot] {
                     continue;
                 }
                 let col = active[slot];
-                let Some(cur) = cursors[col].as_ref() else {
-                    continue;
+                let index = match vb.oid.suffix_after(&columns[col]) {
+                    Some(ix) if !ix.is_empty() && !vb.value.is_exception() => ix,
+                    _ => {
+                        finished[slot] = true;
+                        continue;
+                    }
                 };
-                let Some(index) = vb.oid.suffix_after(&columns[col]) else {
-                    finished[slot] = true;
-                    cursors[col] = None;
-                    continue;
-                };
-                if vb.value == Value::EndOfMibView || index.is_empty() {
-                    finished[slot] = true;
-                    cursors[col] = None;
-                    continue;
-                }
-                if vb.oid <= *cur {
-                    return Err(SnmpError::NonIncreasingOid {
-                        previous: cur.clone(),
-                        next: vb.oid,
-                    });
-                }
                 let row = rows.entry(Oid::new(index)).or_insert_with(|| vec![None; n]);
                 row[col] = Some(vb.value);
-                cursors[col] = Some(vb.oid);
+                last[slot] = Some(vb.oid);
+            }
+            for (slot, &col) in active.iter().enumerate() {
+                if finished[slot] {
+                    cursors[col] = None;
+                    continue;
+                }
+                // A truncated response may carry nothing for some columns: they wait.
+                let Some(l) = last[slot].take() else { continue };
+                if let Some(cur) = &cursors[col] {
+                    if l <= *cur {
+                        return Err(SnmpError::NonIncreasingOid {
+                            previous: cur.clone(),
+                            next: l,
+                        });
+                    }
+                }
+                cursors[col] = Some(l);
             }
         }
     }
