@@ -163,6 +163,17 @@ impl Poller {
     /// successful poll that marks it down, and a module whose walk broke off is reported
     /// in the device's `status_reason` (the device stays up, the module writes nothing).
     pub async fn poll(&self, device: &Device) -> Result<PollReport, PollError> {
+        self.poll_fenced(device, None).await
+    }
+
+    /// [`Poller::poll`] under a distributed claim: the device row is written only while
+    /// `fence.token` is still the device's poll token (with a `device_poll_log` row, in one
+    /// transaction); a stale poll fails with `PollError::Store(StoreError::Fenced)`.
+    pub async fn poll_fenced(
+        &self,
+        device: &Device,
+        fence: Option<&lookout_store::PollFence>,
+    ) -> Result<PollReport, PollError> {
         let started = Instant::now();
         let polled_at = Utc::now();
         let at = polled_at.timestamp();
@@ -357,10 +368,20 @@ impl Poller {
             last_polled: polled_at,
             last_polled_timetaken: seconds,
         };
-        self.inner
-            .store
-            .update_device_poll(device.device_id, &update)
-            .await?;
+        match fence {
+            Some(f) => {
+                self.inner
+                    .store
+                    .update_device_poll_fenced(device.device_id, &update, f)
+                    .await?
+            }
+            None => {
+                self.inner
+                    .store
+                    .update_device_poll(device.device_id, &update)
+                    .await?
+            }
+        }
         self.store_timings(device, polled_at, &timings).await;
         if status != device.status {
             let (msg, sev) = match status {
