@@ -161,6 +161,7 @@ async fn walks_of_real_device_recordings_match_snmpbulkwalk() {
     let root = Oid::parse("1.3.6.1").unwrap();
     let mut total = 0;
     let mut looping = 0;
+    let mut table_cells = 0;
     for r in RECORDINGS {
         let cfg = SnmpConfig {
             port: sim.addr.port(),
@@ -209,6 +210,39 @@ async fn walks_of_real_device_recordings_match_snmpbulkwalk() {
             }
         }
         assert_eq!(ours.len(), theirs.len(), "{r}: number of varbinds");
+        // The table helper on the same data: rows of a few IF-MIB columns must hold exactly
+        // what the full walk found under those columns.
+        let cols: Vec<Oid> = [
+            "1.3.6.1.2.1.2.2.1.2",
+            "1.3.6.1.2.1.2.2.1.8",
+            "1.3.6.1.2.1.31.1.1.1.6",
+        ]
+        .iter()
+        .map(|c| Oid::parse(c).unwrap())
+        .collect();
+        let rows = s
+            .walk_columns(&cols)
+            .await
+            .unwrap_or_else(|e| panic!("{r}: {e}"));
+        for (i, c) in cols.iter().enumerate() {
+            let from_walk: BTreeMap<Oid, String> = ours
+                .iter()
+                .filter_map(|vb| {
+                    let ix = vb.oid.suffix_after(c)?;
+                    (!ix.is_empty()).then(|| (Oid::new(ix), vb.value.to_string()))
+                })
+                .collect();
+            let from_rows: BTreeMap<Oid, String> = rows
+                .iter()
+                .filter_map(|(ix, row)| Some((ix.clone(), row[i].as_ref()?.to_string())))
+                .collect();
+            if dynamic.iter().any(|o| o.starts_with(&c.to_string())) {
+                assert_eq!(from_walk.len(), from_rows.len(), "{r}: rows of {c}");
+            } else {
+                assert_eq!(from_walk, from_rows, "{r}: rows of {c}");
+            }
+            table_cells += from_rows.len();
+        }
         eprintln!("{r}: {} varbinds identical", ours.len());
         total += ours.len();
     }
@@ -216,5 +250,7 @@ async fn walks_of_real_device_recordings_match_snmpbulkwalk() {
         "{} recordings ({looping} with non-increasing OIDs), {total} varbinds identical",
         RECORDINGS.len()
     );
+    eprintln!("{table_cells} table cells from walk_columns matched the walks");
     assert!(total > 10_000);
+    assert!(table_cells > 100);
 }
