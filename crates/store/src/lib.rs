@@ -658,6 +658,10 @@ impl Store {
     pub async fn log_poll(&self, entry: &PollLogEntry) -> Result<()> {
         run!(self, write, "log_poll", insert_poll_log(entry))
     }
+    /// Deletes poll log rows of polls started before `before` (the master's clean-up).
+    pub async fn prune_poll_log(&self, before: Timestamp) -> Result<u64> {
+        run!(self, write, "prune_poll_log", prune_poll_log(before))
+    }
     /// Polls started at or after `since`, oldest first.
     pub async fn poll_log(&self, since: Timestamp) -> Result<Vec<PollLogEntry>> {
         run!(self, read, "poll_log", poll_log(since))

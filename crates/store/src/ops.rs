@@ -418,6 +418,15 @@ macro_rules! define_ops {
                 .await
             }
 
+            pub(crate) async fn prune_poll_log(c: &mut Conn, before: Timestamp) -> Result<u64> {
+                let res = sqlx::query("DELETE FROM device_poll_log WHERE started < ?")
+                    .bind(enc_ts(crate::micros(before)))
+                    .execute(&mut *c)
+                    .await
+                    .map_err(|e| query_err("prune_poll_log", e))?;
+                Ok(res.rows_affected())
+            }
+
             pub(crate) async fn poll_log(
                 c: &mut Conn,
                 since: Timestamp,

@@ -888,6 +888,18 @@ async fn poll_fencing(store: Store) {
         .await
         .unwrap()
         .is_empty());
+    assert_eq!(store.prune_poll_log(since).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .prune_poll_log(Utc::now() + Duration::seconds(60))
+            .await
+            .unwrap(),
+        2
+    );
+    store
+        .update_device_poll_fenced(id, &update(3), &fence("b", 200))
+        .await
+        .unwrap();
     // Removing the device removes its poll log.
     assert!(store.remove_device(id).await.unwrap());
     assert!(store.poll_log(since).await.unwrap().is_empty());
