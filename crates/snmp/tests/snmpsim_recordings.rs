@@ -6,6 +6,7 @@
 //! Needs a Python venv with snmpsim: `python3 -m venv V && V/bin/pip install snmpsim
 //! snmpsim-data cryptography`, then
 //! `LOOKOUT_SNMPSIM_VENV=V cargo test -p lookout-snmp --test snmpsim_recordings -- --ignored`.
+//! `LOOKOUT_SNMPSIM_RECORDINGS=a/b,c/d` walks other recordings than the default list.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -73,12 +74,19 @@ fn data_dir(venv: &Path) -> PathBuf {
     panic!("snmpsim-data is not installed in {}", venv.display());
 }
 
+fn recordings() -> Vec<String> {
+    match std::env::var("LOOKOUT_SNMPSIM_RECORDINGS") {
+        Ok(v) if !v.is_empty() => v.split(',').map(|s| s.trim().to_string()).collect(),
+        _ => RECORDINGS.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
 fn start_snmpsim(venv: &Path) -> Snmpsim {
     let src = data_dir(venv);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut dynamic = BTreeMap::new();
-    for r in RECORDINGS {
+    for r in &recordings() {
         let dst = data.join(format!("{r}.snmprec"));
         std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
         let plain = src.join(format!("{r}.snmprec"));
@@ -136,7 +144,7 @@ fn start_snmpsim(venv: &Path) -> Snmpsim {
             panic!("snmpsim exited: {st}");
         }
         let ok = Command::new("/usr/bin/snmpget")
-            .args(["-v2c", "-c", RECORDINGS[0], "-r0", "-t", "1", "-On"])
+            .args(["-v2c", "-c", &recordings()[0], "-r0", "-t", "1", "-On"])
             .arg(sim.addr.to_string())
             .arg("1.3.6.1.2.1.1.1.0")
             .output()
@@ -162,7 +170,9 @@ async fn walks_of_real_device_recordings_match_snmpbulkwalk() {
     let mut total = 0;
     let mut looping = 0;
     let mut table_cells = 0;
-    for r in RECORDINGS {
+    let list = recordings();
+    for r in &list {
+        let r = r.as_str();
         let cfg = SnmpConfig {
             port: sim.addr.port(),
             community: r.to_string(),
@@ -199,7 +209,7 @@ async fn walks_of_real_device_recordings_match_snmpbulkwalk() {
         // repeats the last OID with it, once per remaining repetition); they are not data,
         // and the engine's walk ends there without returning them.
         theirs.retain(|(_, v)| !v.starts_with("No more variables left in this MIB View"));
-        let dynamic = &sim.dynamic[*r];
+        let dynamic = &sim.dynamic[r];
         for (i, (vb, (o, v))) in ours.iter().zip(&theirs).enumerate() {
             assert_eq!(&vb.oid.to_string(), o, "{r}: OID #{i}");
             if dynamic.contains(o) {
@@ -248,7 +258,7 @@ async fn walks_of_real_device_recordings_match_snmpbulkwalk() {
     }
     eprintln!(
         "{} recordings ({looping} with non-increasing OIDs), {total} varbinds identical",
-        RECORDINGS.len()
+        list.len()
     );
     eprintln!("{table_cells} table cells from walk_columns matched the walks");
     assert!(total > 10_000);
