@@ -1,11 +1,16 @@
 //! Lookout dispatcher: decides which device is due and runs its poll.
 //!
-//! This is the single-node dispatcher of the walking skeleton: one in-process schedule
-//! ([`schedule::Schedule`]) fed from the store, polls run on this node with at most
-//! `workers` at once. The distributed dispatcher (master election, per-group queues, leases
-//! through the coordination backend) replaces the direct hand-off, not the schedule.
+//! [`cluster::run_cluster`] is what `lookout serve` runs: master election, per-group
+//! queues and claims through a `lookout_coord::Coord` (in-process for one node, Redis or
+//! Sentinel for a cluster), fenced writes in the store. [`run`] is the walking skeleton's
+//! single-node loop (one in-process schedule, polls handed directly to local tasks), kept
+//! for embedding without a coordination backend. Both keep the same pure
+//! [`schedule::Schedule`].
 
+pub mod cluster;
 pub mod schedule;
+
+pub use cluster::{parse_groups, run_cluster, ClusterConfig, Roles};
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
