@@ -9,7 +9,8 @@
 //!   (index 0, usage = 100 − idle), as LibreNMS does.
 //! - mempools: UCD memory (`ucd`: system 1, swap 2, buffers 3, cached 4; "system" used excludes
 //!   buffers and cache, as LibreNMS) when the agent has `memTotalReal`, else hrStorage RAM
-//!   (`hrstorage`, class `system`) and virtual memory (class `virtual`).
+//!   (`hrstorage`, class `system`, or `buffers`/`cached` by description) and virtual memory
+//!   (class `virtual`, only rows described as virtual/swap/paging memory).
 //! - storage: hrStorage fixed disks (`hrstorage`), except pseudo file systems (/dev, /proc,
 //!   /sys and size 0), as LibreNMS's default `ignore_mount` list.
 
@@ -94,6 +95,17 @@ pub fn safe_name(s: &str) -> String {
 }
 
 impl Processor {
+    /// The row the store keeps.
+    pub fn to_store(&self) -> lookout_store::ProcessorPoll {
+        lookout_store::ProcessorPoll {
+            processor_type: self.processor_type.clone(),
+            processor_index: self.processor_index.clone(),
+            processor_oid: self.processor_oid.clone(),
+            processor_descr: self.processor_descr.clone(),
+            processor_usage: self.processor_usage,
+        }
+    }
+
     /// `processor-<type>-<index>.rrd`.
     pub fn rrd_file(&self) -> String {
         safe_name(&format!(
@@ -103,6 +115,20 @@ impl Processor {
     }
 }
 impl Mempool {
+    /// The row the store keeps.
+    pub fn to_store(&self) -> lookout_store::MempoolPoll {
+        lookout_store::MempoolPoll {
+            mempool_type: self.mempool_type.clone(),
+            mempool_class: self.mempool_class.clone(),
+            mempool_index: self.mempool_index.clone(),
+            mempool_descr: self.mempool_descr.clone(),
+            mempool_perc: self.mempool_perc,
+            mempool_used: self.mempool_used,
+            mempool_free: self.mempool_free,
+            mempool_total: self.mempool_total,
+        }
+    }
+
     /// `mempool-<type>-<class>-<index>.rrd`.
     pub fn rrd_file(&self) -> String {
         safe_name(&format!(
@@ -112,6 +138,21 @@ impl Mempool {
     }
 }
 impl Storage {
+    /// The row the store keeps.
+    pub fn to_store(&self) -> lookout_store::StoragePoll {
+        lookout_store::StoragePoll {
+            storage_mib: self.storage_mib.clone(),
+            storage_index: self.storage_index,
+            storage_type: Some(self.storage_type.clone()),
+            storage_descr: self.storage_descr.clone(),
+            storage_size: self.storage_size,
+            storage_units: self.storage_units,
+            storage_used: self.storage_used,
+            storage_free: self.storage_free,
+            storage_perc: self.storage_perc,
+        }
+    }
+
     /// `storage-<type>-<descr>.rrd`.
     pub fn rrd_file(&self) -> String {
         safe_name(&format!(
@@ -136,6 +177,15 @@ pub fn processor_def(step_secs: u64) -> RrdDef {
     RrdDef {
         step_secs,
         sources: vec![gauge("usage", step_secs, Some(-273.0), Some(1000.0))],
+        archives: librenms_rras(step_secs),
+    }
+}
+
+/// `poller-perf.rrd` and `poller-perf-<module>.rrd`: `poller` GAUGE min 0 (seconds), as LibreNMS.
+pub fn poller_perf_def(step_secs: u64) -> RrdDef {
+    RrdDef {
+        step_secs,
+        sources: vec![gauge("poller", step_secs, Some(0.0), None)],
         archives: librenms_rras(step_secs),
     }
 }
@@ -416,22 +466,34 @@ pub fn mempools_from(ucd_memory: &[VarBind], hr_rows: &[HrStorageRow]) -> Vec<Me
     }
     hr_rows
         .iter()
-        .filter(|r| matches!(r.kind, Some(2) | Some(3)) && r.size > 0 && r.units > 0)
-        .map(|r| {
-            let units = r.units as u64;
-            let class = if r.kind == Some(2) {
-                "system"
-            } else {
-                "virtual"
+        .filter(|r| r.size > 0 && r.units > 0)
+        .filter_map(|r| {
+            let d = r.descr.to_ascii_lowercase();
+            let class = match r.kind {
+                // RAM rows: some agents (Arista, net-snmp) split out buffers and cache.
+                Some(2) if d.contains("buffer") => "buffers",
+                Some(2) if d.contains("cache") => "cached",
+                Some(2) => "system",
+                // Only real virtual memory: some agents (Arista) type file systems as
+                // hrStorageVirtualMemory.
+                Some(3)
+                    if ["virtual", "swap", "paging", "page file"]
+                        .iter()
+                        .any(|w| d.contains(w)) =>
+                {
+                    "virtual"
+                }
+                _ => return None,
             };
-            pool(
+            let units = r.units as u64;
+            Some(pool(
                 "hrstorage",
                 class,
                 &r.index.to_string(),
                 &r.descr,
                 r.size.saturating_mul(units),
                 r.used.saturating_mul(units),
-            )
+            ))
         })
         .collect()
 }
@@ -492,9 +554,11 @@ mod tests {
     /// A net-snmp-on-Linux shaped hrStorage walk.
     fn linux_hr_storage() -> Vec<VarBind> {
         let mut v = Vec::new();
-        let rows: [(u32, u32, &str, i64, i64, i64); 6] = [
+        let rows: [(u32, u32, &str, i64, i64, i64); 8] = [
             (1, 2, "Physical memory", 1024, 4_000_000, 3_000_000),
             (3, 3, "Virtual memory", 1024, 6_000_000, 3_500_000),
+            (4, 3, "Root", 1024, 6_000_000, 3_500_000),
+            (5, 2, "RAM (Buffers)", 1024, 4_000_000, 100_000),
             (6, 1, "Memory buffers", 1024, 4_000_000, 100_000),
             (31, 4, "/", 4096, 10_000_000, 2_500_000),
             (35, 4, "/dev/shm", 4096, 500_000, 0),
@@ -519,7 +583,7 @@ mod tests {
     #[test]
     fn storage_keeps_fixed_disks_only() {
         let rows = hr_storage_rows(&linux_hr_storage());
-        assert_eq!(rows.len(), 6);
+        assert_eq!(rows.len(), 8);
         let st = storage_from(&rows);
         assert_eq!(st.len(), 1, "{st:?}");
         let root = &st[0];
@@ -556,7 +620,9 @@ mod tests {
     fn mempools_prefer_ucd() {
         let rows = hr_storage_rows(&linux_hr_storage());
         let hr = mempools_from(&[], &rows);
-        assert_eq!(hr.len(), 2);
+        let classes: Vec<&str> = hr.iter().map(|p| p.mempool_class.as_str()).collect();
+        // "Root" typed as virtual memory (Arista) is not memory.
+        assert_eq!(classes, ["system", "virtual", "buffers"]);
         assert_eq!(
             (
                 hr[0].mempool_class.as_str(),

@@ -382,7 +382,8 @@ impl Poller {
                     .await?
             }
         }
-        self.store_timings(device, polled_at, &timings).await;
+        self.store_timings(device, polled_at, seconds, &timings, &mut ts_errors)
+            .await;
         if status != device.status {
             let (msg, sev) = match status {
                 DeviceStatus::Up => ("Device status changed to Up".to_string(), Severity::Ok),
@@ -413,18 +414,85 @@ impl Poller {
 
     /// The global module set with this device's overrides.
     async fn modules_for(&self, device: &Device) -> ModuleSet {
-        let _ = device;
-        self.inner.config.modules.clone()
+        match self.inner.store.module_overrides(device.device_id).await {
+            Ok(o) => self
+                .inner
+                .config
+                .modules
+                .with_overrides(o.iter().map(|(m, on)| (m.as_str(), *on))),
+            Err(e) => {
+                warn!(device = %device.hostname, error = %e, "cannot read module overrides; using the global set");
+                self.inner.config.modules.clone()
+            }
+        }
     }
 
-    /// Records per-module times for the UI/API.
+    /// Records per-module times for the UI/API: LibreNMS's `poller-perf-<module>.rrd` and
+    /// `poller-perf.rrd` (DS `poller`, seconds) for the modules that ran.
     async fn store_timings(
         &self,
         device: &Device,
         polled_at: chrono::DateTime<Utc>,
+        total_secs: f64,
         timings: &[ModuleTiming],
+        ts_errors: &mut Vec<String>,
     ) {
-        let _ = (device, polled_at, timings);
+        let def = health::poller_perf_def(self.inner.config.step_secs);
+        let mut rows: Vec<(String, [Value; 1])> = timings
+            .iter()
+            .filter(|t| t.outcome != ModuleOutcome::Disabled)
+            .map(|t| {
+                (
+                    rrd_path(&device.hostname, &format!("poller-perf-{}.rrd", t.module)),
+                    [Value::Gauge(t.seconds)],
+                )
+            })
+            .collect();
+        rows.push((
+            rrd_path(&device.hostname, "poller-perf.rrd"),
+            [Value::Gauge(total_secs)],
+        ));
+        let updates: Vec<Update<'_>> = rows
+            .iter()
+            .map(|(path, values)| Update {
+                path,
+                def: &def,
+                at: polled_at.timestamp(),
+                values,
+            })
+            .collect();
+        let results = self.inner.timeseries.update_many(&updates).await;
+        for (u, r) in updates.iter().zip(results) {
+            if let Err(e) = r {
+                log_ts_error(u.path, &e);
+                ts_errors.push(format!("{}: {e}", u.path));
+            }
+        }
+        let perf: Vec<lookout_store::ModulePerf> = timings
+            .iter()
+            .map(|t| {
+                let (status, message) = match &t.outcome {
+                    ModuleOutcome::Ok => ("ok", None),
+                    ModuleOutcome::Disabled => ("disabled", None),
+                    ModuleOutcome::Failed(m) => ("failed", Some(m.clone())),
+                };
+                lookout_store::ModulePerf {
+                    module: t.module.to_string(),
+                    seconds: t.seconds,
+                    status: status.to_string(),
+                    message,
+                    polled_at,
+                }
+            })
+            .collect();
+        if let Err(e) = self
+            .inner
+            .store
+            .record_module_perf(device.device_id, &perf)
+            .await
+        {
+            warn!(device = %device.hostname, error = %e, "cannot record module timings");
+        }
     }
 
     /// processors, mempools and storage. hrStorage is walked once for both mempools and
@@ -556,7 +624,7 @@ impl Poller {
             timings.push(timing(Module::Storage, 0.0, ModuleOutcome::Disabled));
         }
 
-        self.store_health(device, found).await?;
+        self.store_health(device, found, timings).await?;
 
         let proc_def = health::processor_def(step);
         let uf_def = health::used_free_def(step);
@@ -588,8 +656,45 @@ impl Poller {
     }
 
     /// Writes the health modules' current values to the store.
-    async fn store_health(&self, device: &Device, found: &Found) -> Result<(), PollError> {
-        let _ = (device, found);
+    /// Writes the health modules' current values to the store; only modules that ran to
+    /// completion replace their rows (a failed walk keeps the last good values).
+    async fn store_health(
+        &self,
+        device: &Device,
+        found: &Found,
+        timings: &[ModuleTiming],
+    ) -> Result<(), PollError> {
+        let ok = |m: Module| {
+            timings
+                .iter()
+                .any(|t| t.module == m.name() && t.outcome == ModuleOutcome::Ok)
+        };
+        let store = &self.inner.store;
+        let id = device.device_id;
+        if ok(Module::Processors) {
+            let rows: Vec<lookout_store::ProcessorPoll> = found
+                .processors
+                .iter()
+                .map(health::Processor::to_store)
+                .collect();
+            store.sync_processors(id, &rows).await?;
+        }
+        if ok(Module::Mempools) {
+            let rows: Vec<lookout_store::MempoolPoll> = found
+                .mempools
+                .iter()
+                .map(health::Mempool::to_store)
+                .collect();
+            store.sync_mempools(id, &rows).await?;
+        }
+        if ok(Module::Storage) {
+            let rows: Vec<lookout_store::StoragePoll> = found
+                .storage
+                .iter()
+                .map(health::Storage::to_store)
+                .collect();
+            store.sync_storage(id, &rows).await?;
+        }
         Ok(())
     }
 
@@ -628,8 +733,37 @@ impl Poller {
             }
         };
         let polled = ports::ports_from_walks(&if_table, &if_x_table);
-        let _ = rebooted;
-        let before = self.inner.store.ports(device.device_id).await?;
+        if rebooted {
+            // Counters restarted with the agent: no rate from the old readings.
+            self.inner
+                .store
+                .reset_port_counters(device.device_id)
+                .await?;
+        }
+        let mut before = self.inner.store.ports(device.device_id).await?;
+        let moves = ports::renumbered(&before, &polled);
+        if !moves.is_empty() {
+            for (port_id, new_index) in &moves {
+                if let Some(p) = before.iter().find(|p| p.port_id == *port_id) {
+                    self.event(
+                        device,
+                        "interface",
+                        &format!(
+                            "Interface {} moved from ifIndex {} to {new_index}",
+                            p.label(),
+                            p.if_index
+                        ),
+                        Severity::Info,
+                    )
+                    .await;
+                }
+            }
+            self.inner
+                .store
+                .renumber_ports(device.device_id, &moves)
+                .await?;
+            before = self.inner.store.ports(device.device_id).await?;
+        }
         let sync = self
             .inner
             .store

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use lookout_core::{PortCounters, PortPoll};
+use lookout_core::{Port, PortCounters, PortId, PortPoll};
 use lookout_snmp::{Oid, Value, VarBind};
 
 /// `IF-MIB::ifTable.ifEntry` (columns below it).
@@ -85,6 +85,46 @@ fn if_type(v: &Value) -> Option<String> {
         _ => return Some(n.to_string()),
     };
     Some(name.to_string())
+}
+
+/// Interfaces the agent renumbered: `(port_id, new ifIndex)` for each stored port whose
+/// ifIndex is gone from the poll while a polled interface with a new ifIndex has its name
+/// (ifName, else ifDescr). Only unambiguous pairs move: the name must be unique among the
+/// stored ports that disappeared and among the polled ports that are new.
+pub fn renumbered(stored: &[Port], polled: &[PortPoll]) -> Vec<(PortId, i64)> {
+    fn key(name: &Option<String>, descr: &Option<String>) -> Option<String> {
+        name.clone()
+            .filter(|s| !s.is_empty())
+            .or_else(|| descr.clone().filter(|s| !s.is_empty()))
+    }
+    let polled_idx: std::collections::BTreeSet<i64> = polled.iter().map(|p| p.if_index).collect();
+    let stored_idx: std::collections::BTreeSet<i64> = stored.iter().map(|p| p.if_index).collect();
+    let gone: Vec<&Port> = stored
+        .iter()
+        .filter(|p| !p.deleted && !polled_idx.contains(&p.if_index))
+        .collect();
+    let new: Vec<&PortPoll> = polled
+        .iter()
+        .filter(|p| !stored_idx.contains(&p.if_index))
+        .collect();
+    let mut moves = Vec::new();
+    for n in &new {
+        let Some(k) = key(&n.if_name, &n.if_descr) else {
+            continue;
+        };
+        let olds: Vec<&&Port> = gone
+            .iter()
+            .filter(|o| key(&o.if_name, &o.if_descr).as_deref() == Some(k.as_str()))
+            .collect();
+        let news = new
+            .iter()
+            .filter(|x| key(&x.if_name, &x.if_descr).as_deref() == Some(k.as_str()))
+            .count();
+        if let ([old], 1) = (olds.as_slice(), news) {
+            moves.push((old.port_id, n.if_index));
+        }
+    }
+    moves
 }
 
 /// Builds the interfaces from the two table walks. Varbinds outside the tables, or with

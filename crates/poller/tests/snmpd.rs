@@ -203,6 +203,39 @@ async fn live_snmpd_values_match_the_host() {
         ["used", "free"]
     );
     assert_eq!(rig.rrd_ds(&format!("{h}/uptime.rrd")), ["uptime"]);
+    for m in ["core", "ports", "processors", "mempools", "storage"] {
+        assert_eq!(rig.rrd_ds(&format!("{h}/poller-perf-{m}.rrd")), ["poller"]);
+    }
+    assert_eq!(rig.rrd_ds(&format!("{h}/poller-perf.rrd")), ["poller"]);
+    assert!(!rig
+        .rrd_dir
+        .join(h)
+        .join("poller-perf-availability.rrd")
+        .exists());
+
+    // Current values in the store, and where poll time went.
+    let id = dev.device_id;
+    assert_eq!(
+        rig.store.processors(id).await.unwrap().len(),
+        r2.processors.len()
+    );
+    let mems = rig.store.mempools(id).await.unwrap();
+    assert_eq!(mems.len(), r2.mempools.len());
+    assert!(mems
+        .iter()
+        .any(|m| m.mempool_class == "system" && m.mempool_total == mem_total_kb * 1024));
+    let st = rig.store.storage(id).await.unwrap();
+    assert!(st
+        .iter()
+        .any(|s| s.storage_descr == "/" && s.storage_size == root.storage_size));
+    let perf = rig.store.module_perf(id).await.unwrap();
+    assert_eq!(perf.len(), 6, "{perf:?}");
+    assert!(perf
+        .iter()
+        .any(|p| p.module == "availability" && p.status == "disabled"));
+    assert!(perf
+        .iter()
+        .any(|p| p.module == "ports" && p.status == "ok" && p.seconds > 0.0));
 
     // What the device row says.
     let d = rig.device(dev.device_id).await;
@@ -392,7 +425,6 @@ async fn counter64_wrap_gives_no_rate_rather_than_a_huge_one() {
 }
 
 #[tokio::test]
-#[ignore = "needs the store to drop rates when the poller reports an agent restart"]
 async fn agent_reboot_gives_no_negative_or_huge_rates() {
     let agent = Snmpd::start();
     let proxy = Proxy::start(agent.port).await;
@@ -439,4 +471,93 @@ async fn agent_reboot_gives_no_negative_or_huge_rates() {
             .any(|e| e.message.starts_with("Device rebooted after")),
         "{events:?}"
     );
+}
+
+#[tokio::test]
+async fn renumbered_interface_keeps_its_port_id() {
+    let agent = Snmpd::start();
+    let proxy = Proxy::start(agent.port).await;
+    let rig = Rig::new("-processors,-mempools,-storage").await;
+    let dev = rig.add("127.0.0.1", proxy.port, "public").await;
+    let r1 = poll(&rig, dev.device_id).await;
+    // The interface with the highest ifIndex moves 100 up (keeps walk order increasing).
+    let last = r1.ports.iter().max_by_key(|p| p.if_index).unwrap().clone();
+    let from = last.if_index as u32;
+    proxy.set(Some(Box::new(move |_req, resp| {
+        for vb in &mut resp.varbinds {
+            if let Some((_, _, i)) = if_cell(&vb.oid) {
+                if i == from {
+                    let mut s = vb.oid.as_slice().to_vec();
+                    if let Some(x) = s.last_mut() {
+                        *x = from + 100;
+                    }
+                    vb.oid = Oid::new(&s);
+                    if let Value::Integer(v) = vb.value {
+                        if v == i64::from(from) {
+                            vb.value = Value::Integer(v + 100);
+                        }
+                    }
+                }
+            }
+        }
+        true
+    })));
+    let r2 = poll(&rig, dev.device_id).await;
+    let moved = r2.ports.iter().find(|p| p.port_id == last.port_id).unwrap();
+    assert_eq!(moved.if_index, last.if_index + 100);
+    assert_eq!(moved.label(), last.label());
+    assert_eq!(r2.ports.len(), r1.ports.len());
+    let events = rig.store.events(Some(dev.device_id), 50).await.unwrap();
+    assert!(
+        events.iter().any(|e| e.message
+            == format!(
+                "Interface {} moved from ifIndex {} to {}",
+                last.label(),
+                from,
+                from + 100
+            )),
+        "{events:?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.message.starts_with("Interface removed")),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn modules_switch_off_per_device() {
+    let agent = Snmpd::start();
+    let rig = Rig::new("").await;
+    let dev = rig.add("127.0.0.1", agent.port, "public").await;
+    rig.store
+        .set_module_override(dev.device_id, "ports", Some(false))
+        .await
+        .unwrap();
+    rig.store
+        .set_module_override(dev.device_id, "availability", Some(true))
+        .await
+        .unwrap();
+    let r = poll(&rig, dev.device_id).await;
+    let outcome = |m: &str| {
+        r.timings
+            .iter()
+            .find(|t| t.module == m)
+            .unwrap()
+            .outcome
+            .clone()
+    };
+    assert_eq!(outcome("ports"), ModuleOutcome::Disabled);
+    assert_eq!(outcome("availability"), ModuleOutcome::Ok);
+    assert!(r.ping.as_ref().is_some_and(|p| p.received > 0));
+    assert!(r.ports.is_empty());
+    assert!(rig.store.ports(dev.device_id).await.unwrap().is_empty());
+    // Back to the global setting.
+    rig.store
+        .set_module_override(dev.device_id, "ports", None)
+        .await
+        .unwrap();
+    let r = poll(&rig, dev.device_id).await;
+    assert!(!r.ports.is_empty());
 }

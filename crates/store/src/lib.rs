@@ -20,6 +20,7 @@ use lookout_core::{
 use serde::{Deserialize, Serialize};
 
 mod dump;
+mod health_ops;
 mod migrate;
 mod mysql;
 mod ops;
@@ -774,3 +775,9 @@ impl Store {
         )
     }
 }
+
+// After `run!`, which it uses (macro_rules scoping is textual).
+mod health;
+pub use health::{
+    Mempool, MempoolPoll, ModulePerf, Processor, ProcessorPoll, Storage, StoragePoll,
+};

@@ -37,6 +37,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0001_init.sql"),
     },
     Migration {
+        version: 2,
+        name: "0002_health",
+        sql: include_str!("../migrations/sqlite/0002_health.sql"),
+    },
+    Migration {
         version: 3,
         name: "0003_poll_fencing",
         sql: include_str!("../migrations/sqlite/0003_poll_fencing.sql"),
@@ -48,6 +53,11 @@ pub(crate) const MYSQL: &[Migration] = &[
         version: 1,
         name: "0001_init",
         sql: include_str!("../migrations/mysql/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_health",
+        sql: include_str!("../migrations/mysql/0002_health.sql"),
     },
     Migration {
         version: 3,

@@ -31,6 +31,9 @@ macro_rules! define_ops {
             type Conn = <$db as sqlx::Database>::Connection;
             type Row = <$db as sqlx::Database>::Row;
 
+            // The health modules' operations (processors, mempools, storage, ...).
+            crate::health_ops::health_ops_body!();
+
             fn is_unique(e: &sqlx::Error) -> bool {
                 e.as_database_error()
                     .is_some_and(|d| d.is_unique_violation())

@@ -80,9 +80,14 @@ impl Drop for Snmpd {
 
 /// Waits until an agent answers sysName.0 on 127.0.0.1:`port` (net-snmp's snmpget).
 pub fn wait_snmp(port: u16, community: &str) {
+    wait_snmp_for(port, community, Duration::from_secs(10));
+}
+
+/// [`wait_snmp`] with a deadline.
+pub fn wait_snmp_for(port: u16, community: &str, limit: Duration) {
     let bin = Path::new("/usr/bin/snmpget");
     assert!(bin.exists(), "snmpget missing: apt-get install snmp");
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         let ok = Command::new(bin)
             .args(["-v2c", "-c", community, "-t", "0.5", "-r", "0", "-On"])

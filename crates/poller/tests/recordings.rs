@@ -1,0 +1,400 @@
+//! The poller against recordings of real devices: snmpsim-data's snmprec files (BSD-licensed,
+//! installed by `scripts/snmpsim-venv.sh` into a venv under the target dir, not committed)
+//! served by snmpsim, the independent agent simulator.
+//!
+//! Each recording is served twice: as recorded (`first/<name>`), then with known counter
+//! increments and sysUpTime + 300 s (`second/<name>`), so that two polls give rates that
+//! can be checked: ifIndex N moves by 1000·N octets in and 2000·N out.
+//! `LOOKOUT_TEST_SNMPSIM=0` skips (loudly).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use common::Rig;
+
+/// Rewrites snmpsim-data recordings into `<out>/first/<flat>.snmprec` (as recorded) and
+/// `<out>/second/<flat>.snmprec` (counters and uptime moved).
+const PREPARE: &str = r#"
+import bz2, os, sys, snmpsim_data
+src = os.path.join(os.path.dirname(snmpsim_data.__file__), 'data')
+out = sys.argv[1]
+IF = '1.3.6.1.2.1.2.2.1.'
+IFX = '1.3.6.1.2.1.31.1.1.1.'
+STEP = {IF + '10': 1000, IF + '16': 2000, IF + '11': 10, IF + '17': 20,
+        IFX + '6': 1000, IFX + '10': 2000, IFX + '7': 10, IFX + '11': 20}
+for name in sys.argv[2:]:
+    p = os.path.join(src, name + '.snmprec')
+    if os.path.exists(p + '.bz2'):
+        data = bz2.open(p + '.bz2', 'rt', encoding='latin-1').read()
+    else:
+        data = open(p, encoding='latin-1').read()
+    flat = name.replace('/', '_')
+    for variant in ('first', 'second'):
+        lines = []
+        for line in data.splitlines():
+            parts = line.split('|', 2)
+            if variant == 'second' and len(parts) == 3 and parts[2].isdigit():
+                oid, tag, val = parts
+                col, _, idx = oid.rpartition('.')
+                if oid == '1.3.6.1.2.1.1.3.0' and tag == '67':
+                    line = '%s|%s|%d' % (oid, tag, (int(val) + 30000) % 2**32)
+                elif col in STEP and tag in ('65', '70') and idx.isdigit():
+                    mod = 2**32 if tag == '65' else 2**64
+                    line = '%s|%s|%d' % (oid, tag, (int(val) + STEP[col] * int(idx)) % mod)
+            lines.append(line)
+        d = os.path.join(out, variant)
+        os.makedirs(d, exist_ok=True)
+        tmp = os.path.join(d, flat + '.tmp')
+        with open(tmp, 'w', encoding='latin-1') as f:
+            f.write('\n'.join(lines) + '\n')
+        os.replace(tmp, os.path.join(d, flat + '.snmprec'))
+"#;
+
+/// One recording and what the poller must find in it.
+struct Case {
+    recording: &'static str,
+    os: &'static str,
+    ports: usize,
+    /// ifName (else ifDescr) of the first two ports in ifIndex order.
+    first_ports: [&'static str; 2],
+    processors: usize,
+    mempools: usize,
+    storage: usize,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        recording: "network/switch/cisco-c3560",
+        os: "ios",
+        ports: 57,
+        first_ports: ["Vl1", "Vl2"],
+        processors: 0,
+        mempools: 0,
+        storage: 0,
+    },
+    Case {
+        recording: "network/switch/cisco-n5000",
+        os: "nxos",
+        ports: 61,
+        first_ports: ["mgmt0", "Vlan1"],
+        processors: 0,
+        mempools: 0,
+        storage: 0,
+    },
+    Case {
+        recording: "network/router/juniper-mx960-13-3r9-13",
+        os: "junos",
+        ports: 61,
+        first_ports: ["fxp0", "lsi"],
+        processors: 0,
+        mempools: 1,
+        storage: 1,
+    },
+    Case {
+        recording: "cloud/arista-dcs-7150s-52-cl",
+        os: "arista_eos",
+        ports: 59,
+        first_ports: ["Ethernet1", "Ethernet2"],
+        processors: 3,
+        mempools: 3,
+        storage: 0,
+    },
+    Case {
+        recording: "network/switch/hpe-procurve-516733-b21",
+        os: "procurve",
+        ports: 42,
+        first_ports: ["1", "2"],
+        processors: 0,
+        mempools: 0,
+        storage: 0,
+    },
+    Case {
+        recording: "network/firewall/paloalto-pa-5000",
+        os: "panos",
+        ports: 46,
+        first_ports: ["dedicated-ha1", "dedicated-ha2"],
+        processors: 2,
+        mempools: 2,
+        storage: 3,
+    },
+    Case {
+        recording: "storage/netapp-fas3270",
+        os: "netapp",
+        ports: 15,
+        first_ports: ["e0a", "e0b"],
+        processors: 0,
+        mempools: 0,
+        storage: 0,
+    },
+    Case {
+        recording: "UPS/apc-8641",
+        os: "apc",
+        ports: 2,
+        first_ports: ["LOOPBACK", "vmac0"],
+        processors: 0,
+        mempools: 0,
+        storage: 0,
+    },
+    Case {
+        recording: "os/linux/unknown-006",
+        os: "linux",
+        ports: 11,
+        first_ports: ["lo", "ens32"],
+        processors: 4,
+        mempools: 4,
+        storage: 5,
+    },
+    Case {
+        recording: "os/windows/server-2003-5-2",
+        os: "windows",
+        ports: 2,
+        first_ports: [
+            "MS TCP Loopback interface",
+            "Intel(R) PRO/1000 MT Network Connection",
+        ],
+        processors: 4,
+        mempools: 2,
+        storage: 1,
+    },
+    Case {
+        recording: "network/wifi/aruba-7210",
+        os: "arubaos",
+        ports: 22,
+        first_ports: ["GE0/0/0", "GE0/0/1"],
+        processors: 0,
+        mempools: 0,
+        storage: 0,
+    },
+    Case {
+        recording: "network/router/huawei-s5720",
+        os: "vrp",
+        ports: 39,
+        first_ports: ["InLoopBack0", "NULL0"],
+        processors: 0,
+        mempools: 0,
+        storage: 0,
+    },
+    Case {
+        recording: "network/switch/h3c-e528-1",
+        os: "comware",
+        ports: 31,
+        first_ports: ["GigabitEthernet1/0/1", "GigabitEthernet1/0/2"],
+        processors: 0,
+        mempools: 0,
+        storage: 0,
+    },
+    Case {
+        recording: "network/switch/dlink-des3200",
+        os: "dlink",
+        ports: 23,
+        first_ports: ["1", "2"],
+        processors: 0,
+        mempools: 0,
+        storage: 0,
+    },
+];
+
+struct Snmpsim {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Snmpsim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The venv (created on first use) and a work dir with the prepared data and snmpsim's
+/// index cache, both kept under the target dir so later runs start in a second.
+fn setup() -> (PathBuf, PathBuf) {
+    // Canonical, because snmpsim names its index files after the data file's path.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap();
+    let venv = target.join("snmpsim-venv");
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts/snmpsim-venv.sh"))
+        .arg(&venv)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run scripts/snmpsim-venv.sh");
+    assert!(
+        out.status.success(),
+        "scripts/snmpsim-venv.sh failed (needs python3-venv and PyPI access); \
+         set LOOKOUT_TEST_SNMPSIM=0 to skip the recording tests"
+    );
+    let work = target.join("snmpsim-work-v1");
+    let data = work.join("data");
+    let recordings: Vec<&str> = CASES.iter().map(|c| c.recording).collect();
+    let missing = CASES.iter().any(|c| {
+        !data
+            .join("second")
+            .join(format!("{}.snmprec", c.recording.replace('/', "_")))
+            .exists()
+    });
+    if missing {
+        let st = Command::new(venv.join("bin/python"))
+            .arg("-c")
+            .arg(PREPARE)
+            .arg(&data)
+            .args(&recordings)
+            .status()
+            .unwrap();
+        assert!(st.success(), "preparing the recordings failed");
+    }
+    (venv, work)
+}
+
+fn start_snmpsim(venv: &Path, work: &Path) -> Snmpsim {
+    let port = common::free_udp_port();
+    std::fs::create_dir_all(work.join("cache")).unwrap();
+    let log = std::fs::File::create(work.join(format!("snmpsim-{port}.log"))).unwrap();
+    let mut cmd = Command::new(venv.join("bin/snmpsim-command-responder"));
+    cmd.arg(format!("--data-dir={}", work.join("data").display()))
+        .arg(format!("--cache-dir={}", work.join("cache").display()))
+        .arg(format!("--agent-udpv4-endpoint=127.0.0.1:{port}"))
+        // One loopback address per device: hostnames are unique in the store.
+        .args((1..=CASES.len()).map(|i| format!("--agent-udpv4-endpoint=127.0.51.{i}:{port}")))
+        .arg("--logging-method=stdout")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    // As root snmpsim drops privileges unless told not to (and then cannot read the venv).
+    let uid = Command::new("id").arg("-u").output().unwrap().stdout;
+    if String::from_utf8_lossy(&uid).trim() == "0" {
+        cmd.args(["--process-user=root", "--process-group=root"]);
+    }
+    let child = cmd.spawn().expect("start snmpsim-command-responder");
+    let sim = Snmpsim { child, port };
+    // The first start indexes every file (minutes for all of them); later starts reuse
+    // the cache and answer in about a second.
+    common::wait_snmp_for(
+        port,
+        &format!("first/{}", CASES[0].recording.replace('/', "_")),
+        std::time::Duration::from_secs(600),
+    );
+    sim
+}
+
+#[tokio::test]
+async fn recordings_of_real_devices() {
+    if std::env::var("LOOKOUT_TEST_SNMPSIM").as_deref() == Ok("0") {
+        eprintln!(
+            "\n!!! LOOKOUT_TEST_SNMPSIM=0: SKIPPING the poller's recording tests (snmpsim) !!!\n"
+        );
+        return;
+    }
+    let (venv, work) = setup();
+    let sim = start_snmpsim(&venv, &work);
+    let rig = Rig::new("").await;
+    let mut devices = Vec::new();
+    for (i, c) in CASES.iter().enumerate() {
+        let flat = c.recording.replace('/', "_");
+        let mut d = rig
+            .add(
+                &format!("127.0.51.{}", i + 1),
+                sim.port,
+                &format!("first/{flat}"),
+            )
+            .await;
+        // snmpsim is slow Python: give it time.
+        d.snmp.timeout_ms = 5000;
+        devices.push((c, flat, d));
+    }
+    // Poll 1: as recorded.
+    let mut firsts = Vec::new();
+    let mut failures = Vec::new();
+    for (c, _, d) in &devices {
+        let r = rig.poller.poll(d).await.unwrap();
+        let names: Vec<String> = r.ports.iter().take(2).map(|p| p.label()).collect();
+        println!(
+            "{:<45} os={:<10} hw={:?} ver={:?} serial={:?} ports={} first={:?} proc={} mem={} storage={} reason={:?} {:.2}s",
+            c.recording, r.system.as_ref().map(|s| s.os.as_str()).unwrap_or("-"),
+            r.system.as_ref().and_then(|s| s.hardware.clone()),
+            r.system.as_ref().and_then(|s| s.version.clone()),
+            r.system.as_ref().and_then(|s| s.serial.clone()),
+            r.ports.len(), names, r.processors.len(), r.mempools.len(), r.storage.len(), r.status_reason, r.seconds
+        );
+        let got = (
+            r.system.as_ref().map(|s| s.os.clone()).unwrap_or_default(),
+            r.ports.len(),
+            r.processors.len(),
+            r.mempools.len(),
+            r.storage.len(),
+        );
+        let want = (
+            c.os.to_string(),
+            c.ports,
+            c.processors,
+            c.mempools,
+            c.storage,
+        );
+        if got != want || names != c.first_ports {
+            failures.push(format!(
+                "{}: got {got:?} {names:?}, want {want:?} {:?}",
+                c.recording, c.first_ports
+            ));
+        }
+        if !r.status.is_up() || !r.status_reason.is_empty() {
+            failures.push(format!(
+                "{}: status {:?} {:?}",
+                c.recording, r.status, r.status_reason
+            ));
+        }
+        firsts.push(r);
+    }
+    // Poll 2: counters moved by known amounts.
+    for ((c, flat, d), first) in devices.iter().zip(&firsts) {
+        let mut d = rig.device(d.device_id).await;
+        d.snmp.community = format!("second/{flat}");
+        d.snmp.timeout_ms = 5000;
+        let r = rig.poller.poll(&d).await.unwrap();
+        let mut checked = 0;
+        for p in &r.ports {
+            let Some(before) = first.ports.iter().find(|x| x.port_id == p.port_id) else {
+                failures.push(format!(
+                    "{}: port {} is new in poll 2",
+                    c.recording,
+                    p.label()
+                ));
+                continue;
+            };
+            let (Some(_), Some(_)) = (before.counters.in_octets, p.counters.in_octets) else {
+                continue;
+            };
+            let period = p.poll_period.unwrap();
+            let want_in = 1000.0 * p.if_index as f64;
+            match p.in_octets_rate {
+                Some(rate) if (rate * period - want_in).abs() < 0.5 => checked += 1,
+                other => failures.push(format!(
+                    "{}: {} in rate {other:?} over {period}s, want {want_in} octets",
+                    c.recording,
+                    p.label()
+                )),
+            }
+        }
+        if c.ports > 0 && checked == 0 {
+            failures.push(format!("{}: no port rate could be checked", c.recording));
+        }
+        let events = rig.store.events(Some(d.device_id), 100).await.unwrap();
+        if events
+            .iter()
+            .any(|e| e.message.starts_with("Device rebooted"))
+        {
+            failures.push(format!(
+                "{}: uptime went up but a reboot was logged",
+                c.recording
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
