@@ -1,5 +1,5 @@
 //! Updates/s benchmark, one command:
-//! `cargo run --release -p lookout-timeseries --example bench -- [FILES] [ROUNDS]`.
+//! `cargo run --release -p lookout-timeseries --example rrdbench -- [FILES] [ROUNDS]`.
 //!
 //! Same workload three ways, in one run, each on its own set of LibreNMS port files (15 DERIVE
 //! DS, LibreNMS RRAs): `rrdtool update` once per file and poll (how a naive poller does it),

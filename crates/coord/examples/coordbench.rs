@@ -2,7 +2,7 @@
 //! against the memory backend and a redis-server this program starts on a free loopback
 //! port (killed on exit).
 //!
-//! `cargo run -p lookout-coord --release --example bench -- [devices] [workers]`
+//! `cargo run -p lookout-coord --release --example coordbench -- [devices] [workers]`
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
