@@ -213,8 +213,14 @@ async fn walks_of_real_device_recordings_match_snmpbulkwalk() {
         for (i, (vb, (o, v))) in ours.iter().zip(&theirs).enumerate() {
             assert_eq!(&vb.oid.to_string(), o, "{r}: OID #{i}");
             if dynamic.contains(o) {
-                let their_type = v.split(':').next().unwrap_or("");
-                assert_eq!(vb.value.type_name(), their_type, "{r}: type of {o}");
+                // Computed values change between walks, and with them whether net-snmp shows
+                // a string as text, hex or "" (empty): compare the kind of value only.
+                let kind = |t: &str| match t {
+                    "STRING" | "Hex-STRING" | "\"\"" => "string".to_string(),
+                    t => t.to_string(),
+                };
+                let their_type = kind(v.split(':').next().unwrap_or(""));
+                assert_eq!(kind(vb.value.type_name()), their_type, "{r}: type of {o}");
             } else {
                 assert_eq!(&vb.value.to_string(), v, "{r}: value of {o}");
             }
