@@ -38,6 +38,19 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Check configuration and connectivity to every configured backend.
     Validate,
+    /// The distributed poller: nodes, master, queues.
+    #[command(subcommand)]
+    Poller(PollerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PollerCommand {
+    /// Nodes of the cluster (alive or dead), the master and the queue depths, read from
+    /// the coordination backend (REDIS_* settings; memory = this process only).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -45,6 +58,15 @@ pub struct ServeArgs {
     /// Web listener (env LOOKOUT_LISTEN), default 127.0.0.1:8000.
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<String>,
+    /// Roles of this node: any of web,dispatcher,poller (env LOOKOUT_ROLES; default all).
+    #[arg(long, value_name = "ROLES")]
+    pub roles: Option<String>,
+    /// Stable name of this node (env NODE_ID; default the hostname).
+    #[arg(long, value_name = "ID")]
+    pub node_id: Option<String>,
+    /// Poller groups this node's workers serve, e.g. 0,2 (env POLLER_GROUP; default 0).
+    #[arg(long, value_name = "GROUPS")]
+    pub poller_groups: Option<String>,
 }
 
 /// SNMP settings of a device, shared by `device add` and `snmp get/walk`.

@@ -11,7 +11,9 @@ use lookout_store::{Store, StoreError};
 use lookout_timeseries::TimeSeries;
 use serde_json::json;
 
-use crate::cli::{Cli, Command, DeviceCommand, SnmpArgs, SnmpCommand, TokenCommand, UserCommand};
+use crate::cli::{
+    Cli, Command, DeviceCommand, PollerCommand, SnmpArgs, SnmpCommand, TokenCommand, UserCommand,
+};
 use crate::config::{self, Config, Overrides};
 use crate::serve;
 
@@ -23,12 +25,19 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 data_dir,
                 &Overrides {
                     listen: args.listen,
+                    roles: args.roles,
+                    node_id: args.node_id,
+                    poller_groups: args.poller_groups,
                 },
             )?;
             serve::serve(cfg).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate => crate::serve::validate(data_dir).await,
+        Command::Poller(PollerCommand::Status { json }) => {
+            let cfg = Config::load(data_dir, &Overrides::default())?;
+            crate::poller_status::status(&cfg, json).await
+        }
         Command::Migrate(args) => {
             let cfg = Config::load(data_dir, &Overrides::default())?;
             let store = open_store(&cfg).await?;

@@ -11,7 +11,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use anyhow::{bail, Context, Result};
+use lookout_coord::CoordConfig;
+use lookout_dispatcher::{parse_groups, Roles};
 use lookout_store::StoreConfig;
 use lookout_timeseries::{TimeSeriesConfig, TimeSeriesOptions};
 
@@ -38,12 +42,26 @@ pub struct Config {
     pub node_id: String,
     /// `LOOKOUT_ADMIN_PASSWORD`: password of the `admin` user created on first start.
     pub admin_password: Option<String>,
+    /// `LOOKOUT_ROLES` / `--roles`: what `serve` runs on this node.
+    pub roles: Roles,
+    /// `POLLER_GROUP` / `--poller-groups`: poller groups this node's workers serve.
+    pub poller_groups: Vec<i32>,
+    /// Coordination backend (`REDIS_SENTINEL`, `REDIS_URL`, `REDIS_HOST`, ...; memory when
+    /// none is set).
+    pub coord: CoordConfig,
+    /// `DISPATCHER_LEASE_SECS`: master lease TTL (renewed every third of it).
+    pub master_lease: Duration,
+    /// `POLLER_CLAIM_SECS`: claim lease TTL of a device being polled.
+    pub claim_lease: Duration,
 }
 
 /// Values the command line may override.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
     pub listen: Option<String>,
+    pub roles: Option<String>,
+    pub node_id: Option<String>,
+    pub poller_groups: Option<String>,
 }
 
 /// Looks a variable up in the process environment, then the `.env` files.
@@ -193,7 +211,34 @@ impl Config {
         if poller_workers == 0 {
             bail!("POLLER_WORKERS must be at least 1");
         }
-        let node_id = vars.get("NODE_ID").unwrap_or_else(default_node_id);
+        let node_id = overrides
+            .node_id
+            .clone()
+            .or_else(|| vars.get("NODE_ID"))
+            .unwrap_or_else(default_node_id);
+        let roles = match overrides
+            .roles
+            .clone()
+            .or_else(|| vars.get("LOOKOUT_ROLES"))
+        {
+            Some(text) => Roles::parse(&text).map_err(|e| anyhow::anyhow!("roles: {e}"))?,
+            None => Roles::default(),
+        };
+        let poller_groups = match overrides
+            .poller_groups
+            .clone()
+            .or_else(|| vars.get("POLLER_GROUP"))
+        {
+            Some(text) => parse_groups(&text).map_err(|e| anyhow::anyhow!("POLLER_GROUP: {e}"))?,
+            None => vec![0],
+        };
+        let coord = CoordConfig::from_lookup(|k| vars.get(k))
+            .map_err(|e| anyhow::anyhow!("{e} (REDIS_* settings)"))?;
+        let master_lease: f64 = vars.parse("DISPATCHER_LEASE_SECS", 3.0)?;
+        let claim_lease: f64 = vars.parse("POLLER_CLAIM_SECS", 6.0)?;
+        if !(1.0..=300.0).contains(&master_lease) || !(1.0..=3600.0).contains(&claim_lease) {
+            bail!("DISPATCHER_LEASE_SECS must be 1..=300 and POLLER_CLAIM_SECS 1..=3600 seconds");
+        }
 
         Ok(Config {
             data_dir,
@@ -206,6 +251,11 @@ impl Config {
             poller_workers,
             node_id,
             admin_password: vars.get("LOOKOUT_ADMIN_PASSWORD"),
+            roles,
+            poller_groups,
+            coord,
+            master_lease: Duration::from_secs_f64(master_lease),
+            claim_lease: Duration::from_secs_f64(claim_lease),
         })
     }
 }
@@ -233,6 +283,11 @@ fn split_host_port(text: &str, default_port: u16) -> Result<(String, u16)> {
 }
 
 fn default_node_id() -> String {
+    hostname()
+}
+
+/// This machine's host name (`/etc/hostname`), `lookout` if unknown.
+pub fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|s| s.trim().to_string())
@@ -291,6 +346,39 @@ mod tests {
             }
         );
         assert_eq!(c.poll_interval_secs, 300);
+        assert_eq!(c.roles, Roles::default());
+        assert_eq!(c.poller_groups, vec![0]);
+        assert_eq!(c.coord, CoordConfig::Memory);
+    }
+
+    #[test]
+    fn cluster_settings() {
+        let c = Config::from_vars(
+            "d".into(),
+            &vars(&[
+                ("LOOKOUT_ROLES", "web"),
+                ("POLLER_GROUP", "1,2"),
+                ("NODE_ID", "env-node"),
+                ("REDIS_SENTINEL", "127.0.0.1:26379,127.0.0.1:26380"),
+            ]),
+            &Overrides {
+                roles: Some("poller,dispatcher".into()),
+                node_id: Some("flag-node".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert!(c.roles.poller && c.roles.dispatcher && !c.roles.web);
+        assert_eq!(c.poller_groups, vec![1, 2]);
+        assert_eq!(c.node_id, "flag-node");
+        assert!(matches!(c.coord, CoordConfig::Redis(_)));
+        let err = Config::from_vars(
+            "d".into(),
+            &vars(&[("LOOKOUT_ROLES", "cook")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("cook"), "{err}");
     }
 
     #[test]
@@ -339,6 +427,7 @@ mod tests {
             &vars(&[]),
             &Overrides {
                 listen: Some("nowhere".into()),
+                ..Overrides::default()
             },
         )
         .unwrap_err();

@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod config;
+mod poller_status;
 mod serve;
 
 use std::process::ExitCode;

@@ -1,4 +1,4 @@
-//! `lookout serve` (web + dispatcher + poller in one process on the embedded default) and
+//! `lookout serve` (the roles this node runs: web, dispatcher, poller; all three by default) and
 //! `lookout validate` (each backend checked, with what is wrong and how to fix it).
 
 use std::path::PathBuf;
@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use lookout_dispatcher::DispatcherConfig;
+use lookout_coord::Coord;
+use lookout_dispatcher::ClusterConfig;
 use lookout_poller::{Poller, PollerConfig};
 use lookout_store::Store;
 use lookout_timeseries::TimeSeries;
@@ -48,7 +49,12 @@ async fn ensure_admin(cfg: &Config, store: &Store) -> Result<()> {
     };
     let hash = lookout_web::auth::hash_password(&password)
         .map_err(|e| anyhow::anyhow!("cannot hash the admin password: {e}"))?;
-    store.add_user("admin", &hash, 10).await?;
+    match store.add_user("admin", &hash, 10).await {
+        Ok(_) => {}
+        // Several nodes of a cluster starting at once: another one created it first.
+        Err(lookout_store::StoreError::Duplicate { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
     if generated {
         // Printed on stdout once, not logged: logs are often shipped elsewhere.
         println!("Created user 'admin' with password: {password}");
@@ -66,58 +72,86 @@ pub async fn serve(mut cfg: Config) -> Result<()> {
     let store = open_migrated(&cfg).await?;
     ensure_admin(&cfg, &store).await?;
     let timeseries = crate::commands::open_timeseries(&cfg).await?;
-    let poller = Poller::new(
-        store.clone(),
-        timeseries.clone(),
-        PollerConfig {
-            step_secs: cfg.poll_interval_secs,
-            ..PollerConfig::default()
-        },
-    )
-    .await
-    .context("cannot start the poller")?;
-
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (in use? set --listen or LOOKOUT_LISTEN)",
-                cfg.listen
+    let poller = if cfg.roles.poller {
+        Some(
+            Poller::new(
+                store.clone(),
+                timeseries.clone(),
+                PollerConfig {
+                    step_secs: cfg.poll_interval_secs,
+                    ..PollerConfig::default()
+                },
             )
-        })?;
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-
-    let state = WebState {
-        store: store.clone(),
-        timeseries: timeseries.clone(),
-        app_key,
-        poll_interval_secs: cfg.poll_interval_secs,
-        node_name: cfg.node_id.clone(),
-    };
-    let app = router(state);
-    let mut web_shutdown = shutdown_rx.clone();
-    let web = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = web_shutdown.wait_for(|s| *s).await;
-            })
             .await
-    });
-    let dispatcher = tokio::spawn(lookout_dispatcher::run(
-        store,
-        poller,
-        DispatcherConfig {
-            interval_secs: cfg.poll_interval_secs,
-            workers: cfg.poller_workers,
-            reload_secs: 10,
-        },
-        shutdown_rx,
-    ));
+            .context("cannot start the poller")?,
+        )
+    } else {
+        None
+    };
+    let coord = Coord::connect(&cfg.coord).await.context(
+        "cannot reach the coordination backend (check REDIS_SENTINEL / REDIS_HOST / REDIS_URL)",
+    )?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let web = if cfg.roles.web {
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (in use? set --listen or LOOKOUT_LISTEN)",
+                    cfg.listen
+                )
+            })?;
+        let state = WebState {
+            store: store.clone(),
+            timeseries: timeseries.clone(),
+            app_key,
+            poll_interval_secs: cfg.poll_interval_secs,
+            node_name: cfg.node_id.clone(),
+        };
+        let app = router(state);
+        let mut web_shutdown = shutdown_rx.clone();
+        Some(tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = web_shutdown.wait_for(|s| *s).await;
+                })
+                .await
+        }))
+    } else {
+        None
+    };
+    let dispatcher = if cfg.roles.dispatcher || cfg.roles.poller {
+        let mut cc = ClusterConfig::new(
+            cfg.node_id.clone(),
+            cfg.poll_interval_secs,
+            cfg.poller_workers,
+        );
+        cc.hostname = crate::config::hostname();
+        cc.version = env!("CARGO_PKG_VERSION").to_string();
+        cc.roles = cfg.roles;
+        cc.groups = cfg.poller_groups.clone();
+        cc.master_ttl = cfg.master_lease;
+        cc.claim_ttl = cfg.claim_lease;
+        Some(tokio::spawn(lookout_dispatcher::run_cluster(
+            store,
+            poller,
+            coord.clone(),
+            cc,
+            shutdown_rx,
+        )))
+    } else {
+        None
+    };
     info!(
         listen = %cfg.listen,
         data_dir = %cfg.data_dir.display(),
         node = %cfg.node_id,
-        "lookout serving: web, dispatcher, poller (http://{})",
+        roles = ?cfg.roles.names(),
+        groups = ?cfg.poller_groups,
+        coordination = coord.backend_name(),
+        "lookout serving: {} (http://{})",
+        cfg.roles.names().join(", "),
         cfg.listen
     );
 
@@ -125,8 +159,13 @@ pub async fn serve(mut cfg: Config) -> Result<()> {
     info!("shutting down");
     let _ = shutdown_tx.send(true);
     match tokio::time::timeout(Duration::from_secs(30), async {
-        let w = web.await;
-        let _ = dispatcher.await;
+        let w = match web {
+            Some(w) => w.await,
+            None => Ok(Ok(())),
+        };
+        if let Some(d) = dispatcher {
+            let _ = d.await;
+        }
         // Queued rrdcached updates go out (or to the spill journal) before we exit.
         if let Err(e) = timeseries.flush(Duration::from_secs(10)).await {
             warn!(error = %e, "time-series updates not flushed; they stay in the spill journal");

@@ -1,0 +1,101 @@
+//! `lookout poller status`: the cluster as the coordination backend sees it (nodes with
+//! their last check-in and liveness, the master, per-group queue depths), as text or JSON.
+//! The JSON shape is what scripts and the web UI's poller page rely on; see
+//! docs/high-availability.md.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use lookout_coord::{Coord, CoordConfig, MasterInfo, NodeStatus, QueueDepth};
+use serde_json::{json, Value};
+
+use crate::config::Config;
+
+/// The `--json` document: `{"master", "backend", "nodes": [...], "queues": [...]}`.
+pub fn status_json(
+    backend: &str,
+    master: Option<&MasterInfo>,
+    nodes: &[NodeStatus],
+    queues: &[QueueDepth],
+) -> Value {
+    let master_id = master.map(|m| m.node_id.clone());
+    json!({
+        "backend": backend,
+        "master": master_id,
+        "master_token": master.map(|m| m.token),
+        "nodes": nodes.iter().map(|n| json!({
+            "node_id": n.info.node_id,
+            "hostname": n.info.hostname,
+            "version": n.info.version,
+            "roles": n.info.roles,
+            "groups": n.info.groups,
+            "workers": n.info.workers,
+            "master": master_id.as_deref() == Some(n.info.node_id.as_str()),
+            "last_checkin": n.last_checkin.to_rfc3339(),
+            "alive": n.alive,
+            "started_at": n.info.started_at.map(|t| t.to_rfc3339()),
+            "stats": n.info.stats,
+        })).collect::<Vec<_>>(),
+        "queues": queues,
+    })
+}
+
+pub async fn status(cfg: &Config, json: bool) -> Result<ExitCode> {
+    if cfg.coord == CoordConfig::Memory {
+        eprintln!(
+            "note: no REDIS_* setting: the coordination backend is in-process, so only a \
+             `serve` process itself knows its status (set REDIS_SENTINEL or REDIS_HOST)"
+        );
+    }
+    let coord = Coord::connect(&cfg.coord)
+        .await
+        .context("cannot reach the coordination backend (check REDIS_* settings)")?;
+    let master = coord.current_master().await?;
+    let nodes = coord.nodes().await?;
+    let queues = coord.queue_depths().await?;
+    if json {
+        let doc = status_json(coord.backend_name(), master.as_ref(), &nodes, &queues);
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    match &master {
+        Some(m) => println!("master: {} (token {})", m.node_id, m.token),
+        None => println!("master: none"),
+    }
+    println!(
+        "{:<20} {:<20} {:<24} {:<8} {:>7} {:<6} last check-in",
+        "node", "hostname", "roles", "groups", "workers", "state"
+    );
+    for n in &nodes {
+        let groups: Vec<String> = n.info.groups.iter().map(|g| g.to_string()).collect();
+        println!(
+            "{:<20} {:<20} {:<24} {:<8} {:>7} {:<6} {}{}",
+            n.info.node_id,
+            n.info.hostname,
+            n.info.roles.join(","),
+            groups.join(","),
+            n.info.workers,
+            if n.alive { "alive" } else { "DEAD" },
+            n.last_checkin.format("%Y-%m-%d %H:%M:%S"),
+            if master.as_ref().is_some_and(|m| m.node_id == n.info.node_id) {
+                "  (master)"
+            } else {
+                ""
+            }
+        );
+        if n.info.stats.get("behind").copied().unwrap_or(0.0) > 0.0 {
+            println!("  poller is behind: devices due again before their last poll ran");
+        }
+    }
+    println!(
+        "{:<6} {:>7} {:>5} {:>8} {:>8}",
+        "group", "queued", "due", "claimed", "done"
+    );
+    for q in &queues {
+        println!(
+            "{:<6} {:>7} {:>5} {:>8} {:>8}",
+            q.group, q.queued, q.due, q.claimed, q.done
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
