@@ -11,8 +11,9 @@
 //!   buffers and cache, as LibreNMS) when the agent has `memTotalReal`, else hrStorage RAM
 //!   (`hrstorage`, class `system`, or `buffers`/`cached` by description) and virtual memory
 //!   (class `virtual`, only rows described as virtual/swap/paging memory).
-//! - storage: hrStorage fixed disks (`hrstorage`), except pseudo file systems (/dev, /proc,
-//!   /sys and size 0), as LibreNMS's default `ignore_mount` list.
+//! - storage: hrStorage fixed disks (`hrstorage`), except pseudo file systems and package
+//!   images (/dev, /proc, /sys, /packages, devfs, procfs) and size 0, as LibreNMS's default
+//!   `ignore_mount` lists.
 
 use std::collections::BTreeMap;
 
@@ -360,11 +361,20 @@ fn hr_type_name(kind: Option<u32>) -> String {
     .to_string()
 }
 
-/// Mount points LibreNMS ignores by default (pseudo file systems).
+/// Pseudo file systems and read-only package images, which LibreNMS ignores by default
+/// (`ignore_mount`, `ignore_mount_regexp`). Agents such as JunOS's describe an entry as
+/// `<device>: <text>, mounted on: <path>`: the mount point is what is checked.
 fn ignored_mount(descr: &str) -> bool {
-    ["/dev", "/proc", "/sys"]
+    let mount = descr
+        .rsplit_once("mounted on: ")
+        .map_or(descr, |(_, m)| m)
+        .trim();
+    let under = |p: &str| mount == p || mount.starts_with(&format!("{p}/"));
+    ["/dev", "/proc", "/sys", "/packages"]
         .iter()
-        .any(|p| descr == *p || descr.starts_with(&format!("{p}/")))
+        .any(|p| under(p))
+        || descr.starts_with("devfs")
+        || descr.starts_with("procfs")
 }
 
 /// Storage entries: hrStorage fixed disks with a size.
@@ -594,6 +604,22 @@ mod tests {
         assert_eq!(root.storage_perc, 25.0);
         assert_eq!(root.storage_type, "hrStorageFixedDisk");
         assert_eq!(root.rrd_file(), "storage-hrstorage-_.rrd");
+    }
+
+    #[test]
+    fn junos_mounts() {
+        for (descr, ignored) in [
+            ("/dev/ad0s1a: root file system, mounted on: /", false),
+            ("/dev/ad1s1f: var file system, mounted on: /var", false),
+            ("/dev/md0, mounted on: /packages/mnt/jbase", true),
+            ("devfs: dev file system, mounted on: /dev", true),
+            ("procfs: process file system, mounted on: /proc", true),
+            ("/dev/shm", true),
+            ("/", false),
+            ("/devices", false),
+        ] {
+            assert_eq!(ignored_mount(descr), ignored, "{descr}");
+        }
     }
 
     #[test]

@@ -56,6 +56,9 @@ for name in sys.argv[2:]:
 /// One recording and what the poller must find in it.
 struct Case {
     recording: &'static str,
+    /// From ENTITY-MIB's chassis entry or the OS rules' sysDescr regexes.
+    hardware: Option<&'static str>,
+    version: Option<&'static str>,
     os: &'static str,
     ports: usize,
     /// ifName (else ifDescr) of the first two ports in ifIndex order.
@@ -68,6 +71,8 @@ struct Case {
 const CASES: &[Case] = &[
     Case {
         recording: "network/switch/cisco-c3560",
+        hardware: Some("WS-C3560G-48TS-E"),
+        version: Some("12.2(55)SE3"),
         os: "ios",
         ports: 57,
         first_ports: ["Vl1", "Vl2"],
@@ -77,6 +82,8 @@ const CASES: &[Case] = &[
     },
     Case {
         recording: "network/switch/cisco-n5000",
+        hardware: Some("N5K-C5548UP"),
+        version: Some("6.0(2)N2(3)"),
         os: "nxos",
         ports: 61,
         first_ports: ["mgmt0", "Vlan1"],
@@ -86,15 +93,19 @@ const CASES: &[Case] = &[
     },
     Case {
         recording: "network/router/juniper-mx960-13-3r9-13",
+        hardware: Some("mx960"),
+        version: Some("13.3R9.13"),
         os: "junos",
         ports: 61,
         first_ports: ["fxp0", "lsi"],
         processors: 0,
-        mempools: 1,
-        storage: 1,
+        mempools: 0,
+        storage: 4,
     },
     Case {
         recording: "cloud/arista-dcs-7150s-52-cl",
+        hardware: Some("DCS-7150S-52-CL"),
+        version: Some("4.20.5F"),
         os: "arista_eos",
         ports: 59,
         first_ports: ["Ethernet1", "Ethernet2"],
@@ -104,6 +115,8 @@ const CASES: &[Case] = &[
     },
     Case {
         recording: "network/switch/hpe-procurve-516733-b21",
+        hardware: Some("516733-B21"),
+        version: Some("Z.14.31"),
         os: "procurve",
         ports: 42,
         first_ports: ["1", "2"],
@@ -113,6 +126,8 @@ const CASES: &[Case] = &[
     },
     Case {
         recording: "network/firewall/paloalto-pa-5000",
+        hardware: Some("PA-5050"),
+        version: Some("8.0.1"),
         os: "panos",
         ports: 46,
         first_ports: ["dedicated-ha1", "dedicated-ha2"],
@@ -122,6 +137,8 @@ const CASES: &[Case] = &[
     },
     Case {
         recording: "storage/netapp-fas3270",
+        hardware: None,
+        version: Some("8.2.3"),
         os: "netapp",
         ports: 15,
         first_ports: ["e0a", "e0b"],
@@ -131,6 +148,8 @@ const CASES: &[Case] = &[
     },
     Case {
         recording: "UPS/apc-8641",
+        hardware: Some("AP8641"),
+        version: Some("v6.7.2"),
         os: "apc",
         ports: 2,
         first_ports: ["LOOPBACK", "vmac0"],
@@ -140,6 +159,8 @@ const CASES: &[Case] = &[
     },
     Case {
         recording: "os/linux/unknown-006",
+        hardware: Some("x86_64"),
+        version: Some("3.10.0-514.el7.x86_64"),
         os: "linux",
         ports: 11,
         first_ports: ["lo", "ens32"],
@@ -149,6 +170,8 @@ const CASES: &[Case] = &[
     },
     Case {
         recording: "os/windows/server-2003-5-2",
+        hardware: Some("x86 Family 6 Model 63 Stepping 2 AT/AT COMPATIBLE"),
+        version: Some("5.2"),
         os: "windows",
         ports: 2,
         first_ports: [
@@ -161,6 +184,8 @@ const CASES: &[Case] = &[
     },
     Case {
         recording: "network/wifi/aruba-7210",
+        hardware: Some("Aruba7210"),
+        version: Some("6.5.1.6"),
         os: "arubaos",
         ports: 22,
         first_ports: ["GE0/0/0", "GE0/0/1"],
@@ -170,6 +195,8 @@ const CASES: &[Case] = &[
     },
     Case {
         recording: "network/router/huawei-s5720",
+        hardware: Some("S5720-36C-EI-AC"),
+        version: Some("V200R007C00SPC500"),
         os: "vrp",
         ports: 39,
         first_ports: ["InLoopBack0", "NULL0"],
@@ -179,6 +206,8 @@ const CASES: &[Case] = &[
     },
     Case {
         recording: "network/switch/h3c-e528-1",
+        hardware: Some("H3C Switch E528"),
+        version: Some("5.20, Release 1513P62"),
         os: "comware",
         ports: 31,
         first_ports: ["GigabitEthernet1/0/1", "GigabitEthernet1/0/2"],
@@ -188,6 +217,8 @@ const CASES: &[Case] = &[
     },
     Case {
         recording: "network/switch/dlink-des3200",
+        hardware: Some("DES-3200-18"),
+        version: None,
         os: "dlink",
         ports: 23,
         first_ports: ["1", "2"],
@@ -343,6 +374,13 @@ async fn recordings_of_real_devices() {
                 "{}: got {got:?} {names:?}, want {want:?} {:?}",
                 c.recording, c.first_ports
             ));
+        }
+        let hv = (
+            r.system.as_ref().and_then(|s| s.hardware.clone()),
+            r.system.as_ref().and_then(|s| s.version.clone()),
+        );
+        if hv != (c.hardware.map(String::from), c.version.map(String::from)) {
+            failures.push(format!("{}: hardware/version {hv:?}", c.recording));
         }
         if !r.status.is_up() || !r.status_reason.is_empty() {
             failures.push(format!(
