@@ -59,6 +59,8 @@ pub struct PollReport {
     pub hostname: String,
     pub status: DeviceStatus,
     pub status_reason: String,
+    /// Discovery-only work ran in this poll (first poll, interval passed, or reboot).
+    pub discovered: bool,
     pub system: Option<SystemInfo>,
     pub ping: Option<PingResult>,
     pub ports: Vec<Port>,
@@ -80,6 +82,8 @@ pub struct PollerConfig {
     pub ping: PingConfig,
     /// Modules that run unless a device overrides them.
     pub modules: ModuleSet,
+    /// Seconds between discoveries (ENTITY-MIB model/serial), LibreNMS's 6 hours.
+    pub discovery_interval_secs: u64,
 }
 
 impl Default for PollerConfig {
@@ -88,6 +92,7 @@ impl Default for PollerConfig {
             step_secs: 300,
             ping: PingConfig::default(),
             modules: ModuleSet::all(),
+            discovery_interval_secs: 6 * 3600,
         }
     }
 }
@@ -180,6 +185,11 @@ impl Poller {
         let step = self.inner.config.step_secs;
         let host = device.hostname.clone();
         let mods = self.modules_for(device).await;
+        // Discovery-only work (the ENTITY-MIB chassis walk) runs on the first poll, every
+        // `discovery_interval_secs`, and after a reboot.
+        let discovery_due = device.last_discovered.is_none_or(|t| {
+            (polled_at - t).num_seconds() >= self.inner.config.discovery_interval_secs as i64
+        });
         let mut timings = Vec::new();
         let mut ts_errors = Vec::new();
 
@@ -198,11 +208,27 @@ impl Poller {
             let r = match self.session(&host, &device.snmp).await {
                 Ok(s) => match system::poll_system(&s).await {
                     Ok(mut sys) => {
-                        // ENTITY-MIB is optional: its absence or failure costs only the model/serial.
-                        match system::poll_chassis(&s).await {
-                            Ok(Some(c)) => sys.merge_chassis(&c),
-                            Ok(None) => {}
-                            Err(e) => debug!(device = %host, error = %e, "no ENTITY-MIB chassis"),
+                        // sysUpTime going down (a reboot) may mean new hardware or software.
+                        let rebooted = matches!((sys.uptime_secs, device.uptime), (Some(up), Some(prev)) if up < prev);
+                        if discovery_due || rebooted {
+                            // ENTITY-MIB is optional: its absence or failure costs only the
+                            // model/serial.
+                            match system::poll_chassis(&s).await {
+                                Ok(Some(c)) => sys.merge_chassis(&c),
+                                Ok(None) => {}
+                                Err(e) => {
+                                    debug!(device = %host, error = %e, "no ENTITY-MIB chassis")
+                                }
+                            }
+                        } else {
+                            // Between discoveries the stored model/serial (which ENTITY-MIB
+                            // may have given) stand.
+                            if device.hardware.is_some() {
+                                sys.hardware = device.hardware.clone();
+                            }
+                            if device.serial.is_some() {
+                                sys.serial = device.serial.clone();
+                            }
                         }
                         Ok((s, sys))
                     }
@@ -382,6 +408,13 @@ impl Poller {
                     .await?
             }
         }
+        let discovered = system.is_some() && discovery_due;
+        if discovered {
+            self.inner
+                .store
+                .mark_discovered(device.device_id, polled_at)
+                .await?;
+        }
         self.store_timings(device, polled_at, seconds, &timings, &mut ts_errors)
             .await;
         if status != device.status {
@@ -400,6 +433,7 @@ impl Poller {
             hostname: host,
             status,
             status_reason: reason,
+            discovered,
             system,
             ping,
             ports: found.ports,

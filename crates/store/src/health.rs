@@ -202,6 +202,17 @@ impl Store {
         run!(self, read, "module_perf", module_perf(device_id))
     }
 
+    /// Sets `devices.last_discovered` (the poller's discovery-only work ran).
+    pub async fn mark_discovered(&self, device_id: DeviceId, at: Timestamp) -> Result<()> {
+        let at = crate::micros(at);
+        run!(
+            self,
+            write,
+            "mark_discovered",
+            mark_discovered(device_id, at)
+        )
+    }
+
     /// Forgets the device's port counters, so that the next `sync_ports` computes no rates:
     /// after an agent restart the old readings are no base for a difference (a 32-bit
     /// counter that restarted would otherwise look like a wrap).

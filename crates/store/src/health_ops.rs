@@ -503,6 +503,16 @@ macro_rules! health_ops_body {
                 .map_err(|e| query_err("module_perf", e))
         }
 
+        pub(crate) async fn mark_discovered(c: &mut Conn, id: DeviceId, at: Timestamp) -> Result<()> {
+            sqlx::query("UPDATE devices SET last_discovered = ? WHERE device_id = ?")
+                .bind(enc_ts(at))
+                .bind(id)
+                .execute(&mut *c)
+                .await
+                .map_err(|e| query_err("mark_discovered", e))?;
+            Ok(())
+        }
+
         // ------------------------------------------------------ ports: reset, renumbering
 
         pub(crate) async fn reset_port_counters(c: &mut Conn, id: DeviceId) -> Result<()> {

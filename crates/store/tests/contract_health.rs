@@ -18,7 +18,21 @@ contract_tests!(
     module_perf,
     reset_port_counters_gives_no_rate,
     renumber_ports_keeps_port_ids,
+    mark_discovered,
 );
+
+async fn mark_discovered(store: Store) {
+    let id = device(&store, "r1").await;
+    assert_eq!(
+        store.device(id).await.unwrap().unwrap().last_discovered,
+        None
+    );
+    store.mark_discovered(id, t(5)).await.unwrap();
+    assert_eq!(
+        store.device(id).await.unwrap().unwrap().last_discovered,
+        Some(t(5))
+    );
+}
 
 async fn device(store: &Store, host: &str) -> i64 {
     store
