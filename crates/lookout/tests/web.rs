@@ -137,6 +137,58 @@ fn serve_polls_api_answers_browser_sees_graph() {
         (body["devices"][0]["last_polled"] != first).then_some(())
     });
 
+    // Graphs through the API: LibreNMS's port_bits PNG and the JSON series.
+    let png_url = format!(
+        "{base}/api/v0/devices/127.0.0.1/ports/lo/port_bits?period=day&width=400&height=150"
+    );
+    let mut resp = http
+        .get(&png_url)
+        .header("X-Auth-Token", &token)
+        .call()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        "image/png"
+    );
+    let png = resp.body_mut().read_to_vec().unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n"), "not a PNG");
+    assert!(
+        png.len() > 1000,
+        "suspiciously small PNG: {} bytes",
+        png.len()
+    );
+    let (st, _) = get_json(&http, &png_url, None);
+    assert_eq!(st, 401);
+    let (st, body) = get_json(
+        &http,
+        &format!("{base}/api/v0/devices/127.0.0.1/ports/nosuch0/port_bits"),
+        Some(&token),
+    );
+    assert_eq!(st, 404, "{body}");
+    let (st, series) = get_json(
+        &http,
+        &format!("{base}/api/v0/devices/127.0.0.1/ports/lo/series?period=day"),
+        Some(&token),
+    );
+    assert_eq!(st, 200, "{series}");
+    let ts = series["timestamps"].as_array().unwrap();
+    assert!(ts.len() > 100, "a day of 10 s steps: {}", ts.len());
+    assert_eq!(
+        ts.len(),
+        series["series"]["in_bps"].as_array().unwrap().len()
+    );
+    let (st, _) = get_json(
+        &http,
+        &format!("{base}/api/v0/devices/127.0.0.1/ports/lo/series?period=decade"),
+        Some(&token),
+    );
+    assert_eq!(st, 400);
+
     browser_logs_in_and_sees_graph(&base, device["device_id"].as_i64().unwrap(), ports.len());
 
     // SIGTERM stops the server cleanly.

@@ -120,18 +120,25 @@ pub(crate) async fn port(
     State(ctx): State<Shared>,
     ApiPath((hostname, ifname)): ApiPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let d = find_device(&ctx, &hostname).await?;
+    let (_, p) = find_port(&ctx, &hostname, &ifname).await?;
+    Ok(Json(json!({"status": "ok", "port": port_json(&p)})))
+}
+
+/// A device's port by ifName, else ifDescr (LibreNMS matches either); 404 JSON otherwise.
+pub(crate) async fn find_port(
+    ctx: &Shared,
+    hostname: &str,
+    ifname: &str,
+) -> Result<(Device, Port), ApiError> {
+    let d = find_device(ctx, hostname).await?;
     let ports = ctx.state.store.ports(d.device_id).await?;
     let found = ports
         .iter()
-        .find(|p| p.if_name.as_deref() == Some(ifname.as_str()))
-        .or_else(|| {
-            ports
-                .iter()
-                .find(|p| p.if_descr.as_deref() == Some(ifname.as_str()))
-        });
+        .find(|p| p.if_name.as_deref() == Some(ifname))
+        .or_else(|| ports.iter().find(|p| p.if_descr.as_deref() == Some(ifname)))
+        .cloned();
     match found {
-        Some(p) => Ok(Json(json!({"status": "ok", "port": port_json(p)}))),
+        Some(p) => Ok((d, p)),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("device {hostname} has no port {ifname}"),

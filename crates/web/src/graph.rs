@@ -44,7 +44,7 @@ impl Period {
         }
     }
 
-    fn span_secs(self) -> i64 {
+    pub(crate) fn span_secs(self) -> i64 {
         match self {
             Period::Day => 86_400,
             Period::Week => 7 * 86_400,
@@ -225,4 +225,107 @@ mod tests {
         assert_eq!(Period::Month.resolution_secs(300), 7200);
         assert_eq!(Period::Day.resolution_secs(0), 1);
     }
+}
+
+/// Query of the PNG graph: LibreNMS's `from`/`to` (unix seconds) or a `period`, and the size.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PngQuery {
+    period: Option<String>,
+    from: Option<i64>,
+    to: Option<i64>,
+    width: Option<u32>,
+    height: Option<u32>,
+}
+
+/// `GET /api/v0/devices/{hostname}/ports/{ifname}/port_bits` — LibreNMS's call of the same
+/// name: a PNG of the port's traffic in bits/s (in above the axis, out mirrored below),
+/// rendered by `rrdtool graph` from local files or through rrdcached.
+pub(crate) async fn port_bits_png(
+    _reader: GraphReader,
+    State(ctx): State<Shared>,
+    ApiPath((hostname, ifname)): ApiPath<(String, String)>,
+    query: Result<Query<PngQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let (device, port) = crate::api::find_port(&ctx, &hostname, &ifname).await?;
+    let now = chrono::Utc::now().timestamp();
+    let span = match q.period.as_deref() {
+        None => Period::Day.span_secs(),
+        Some(p) => Period::parse(p)
+            .ok_or_else(|| {
+                ApiError::new(StatusCode::BAD_REQUEST, "period must be day, week or month")
+            })?
+            .span_secs(),
+    };
+    let end = q.to.unwrap_or(now);
+    let start = q.from.unwrap_or(end - span);
+    if start >= end {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "from must be before to",
+        ));
+    }
+    let (width, height) = (q.width.unwrap_or(800), q.height.unwrap_or(250));
+    if !(10..=4000).contains(&width) || !(10..=4000).contains(&height) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "width and height must be 10..=4000 pixels",
+        ));
+    }
+    let path = format!("{}/port-id{}.rrd", device.hostname, port.port_id);
+    if !ctx
+        .state
+        .timeseries
+        .exists(&path)
+        .await
+        .map_err(WebError::from)?
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("port {ifname} of {hostname} has no data yet"),
+        ));
+    }
+    let line = |ds: &str, scale: f64, color: &str, legend: &str, area: bool| {
+        lookout_timeseries::GraphLine {
+            path: path.clone(),
+            ds: ds.to_string(),
+            cf: Cf::Average,
+            scale,
+            color: color.to_string(),
+            legend: legend.to_string(),
+            area,
+        }
+    };
+    let request = lookout_timeseries::GraphRequest {
+        start,
+        end,
+        width,
+        height,
+        title: format!("{} {}", device.hostname, port.label()),
+        vertical_label: "bits/s".to_string(),
+        lines: vec![
+            line("INOCTETS", 8.0, "2E7D32", "In", true),
+            line("OUTOCTETS", -8.0, "1565C0", "Out", false),
+        ],
+    };
+    let png = ctx
+        .state
+        .timeseries
+        .graph_png(&request)
+        .await
+        .map_err(WebError::from)?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "image/png")], png).into_response())
+}
+
+/// `GET /api/v0/devices/{hostname}/ports/{ifname}/series?period=day|week|month` — the JSON
+/// series the UI draws, for scripts: the same document as `/graph-data/port/{port_id}`.
+pub(crate) async fn port_series(
+    reader: GraphReader,
+    State(ctx): State<Shared>,
+    ApiPath((hostname, ifname)): ApiPath<(String, String)>,
+    query: Result<Query<GraphQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, port) = crate::api::find_port(&ctx, &hostname, &ifname).await?;
+    self::port(reader, State(ctx), ApiPath(port.port_id.to_string()), query).await
 }

@@ -72,6 +72,14 @@ pub fn router(state: WebState) -> Router {
         .route("/devices/{hostname}", get(api::device))
         .route("/devices/{hostname}/ports", get(api::ports))
         .route("/devices/{hostname}/ports/{ifname}", get(api::port))
+        .route(
+            "/devices/{hostname}/ports/{ifname}/port_bits",
+            get(graph::port_bits_png),
+        )
+        .route(
+            "/devices/{hostname}/ports/{ifname}/series",
+            get(graph::port_series),
+        )
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed);
     Router::new()

@@ -1,0 +1,689 @@
+//! Distributed polling end to end: three `lookout serve --roles dispatcher,poller`
+//! processes sharing one MariaDB database (a fresh `lookout_test_<random>` on
+//! 127.0.0.1:3306) and one Redis primary with two replicas behind three Sentinels (ports
+//! of the test's own), polling ~26 loopback "devices" answered by one real snmpd, at
+//! `POLL_INTERVAL=10`. One cluster is shared by the scenarios, run in sequence:
+//!
+//! 1. kill -9 the master: a new master within 5 s;
+//! 2. kill -9 a worker node while it polls: the devices it was polling are polled by
+//!    another node within the claim lease + a few seconds (the same interval);
+//! 3. kill -9 the Redis primary: after Sentinel promotes a replica, every node checks in
+//!    again and polls land within 10 s;
+//! 4. SIGSTOP the master while it polls, past its leases, then SIGCONT: another node is
+//!    master meanwhile, the paused node steps down, and its stale polls are discarded
+//!    (logged `stale`, never `ok`).
+//!
+//! Over the whole run, from `device_poll_log`: group-2 devices were polled only by nodes
+//! serving group 2; no device was polled twice within half an interval; no device went
+//! more than two intervals (+ slack) without a poll, i.e. missed at most one interval.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+#[path = "../../coord/tests/support/servers.rs"]
+mod servers;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{free_udp_port, mariadb};
+
+const INTERVAL: f64 = 10.0;
+const CLAIM_SECS: f64 = 4.0;
+const GROUP0_DEVICES: u8 = 20;
+const GROUP2_DEVICES: u8 = 6;
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// One snmpd answering on 127.0.0.2 .. 127.0.0.(1+n), same port.
+struct MultiSnmpd {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl MultiSnmpd {
+    fn start(n: u8) -> MultiSnmpd {
+        let bin = "/usr/sbin/snmpd";
+        assert!(
+            std::path::Path::new(bin).exists(),
+            "snmpd missing: apt-get install snmpd"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_udp_port();
+        let conf = dir.path().join("snmpd.conf");
+        std::fs::write(
+            &conf,
+            "rocommunity public 127.0.0.0/8\nsysName cluster-agent\n",
+        )
+        .unwrap();
+        // The address list goes on the command line: the config file chokes on long lists.
+        let addrs: Vec<String> = (0..n)
+            .map(|i| format!("udp:127.0.0.{}:{port}", i + 2))
+            .collect();
+        let child = Command::new(bin)
+            .args(["-f", "-Lf"])
+            .arg(dir.path().join("snmpd.log"))
+            .args(["-C", "-c"])
+            .arg(&conf)
+            .arg("-p")
+            .arg(dir.path().join("snmpd.pid"))
+            .arg(format!(
+                "--persistentDir={}",
+                dir.path().join("persist").display()
+            ))
+            .arg(addrs.join(","))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start snmpd");
+        let s = MultiSnmpd {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ok = Command::new("/usr/bin/snmpget")
+                .args(["-v2c", "-c", "public", "-t", "0.3", "-r", "0", "-On"])
+                .arg(format!("127.0.0.{}:{port}", n + 1))
+                .arg("1.3.6.1.2.1.1.5.0")
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if ok {
+                break;
+            }
+            assert!(Instant::now() < deadline, "snmpd did not answer");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s
+    }
+}
+
+impl Drop for MultiSnmpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh MariaDB database, dropped on drop.
+struct Db {
+    name: String,
+}
+
+impl Db {
+    fn new() -> Db {
+        let name = format!(
+            "lookout_test_cluster_{}_{}",
+            std::process::id(),
+            now_secs() as u64 % 1_000_000
+        );
+        mariadb(&format!("CREATE DATABASE `{name}`"));
+        Db { name }
+    }
+
+    /// Rows of a query, tab-separated columns (UTC session).
+    fn rows(&self, sql: &str) -> Vec<Vec<String>> {
+        let out = Command::new("mariadb")
+            .args(["-h", "127.0.0.1", "-P", "3306", "-u", "root", "-N", "-B"])
+            .arg(&self.name)
+            .arg("-e")
+            .arg(format!("SET time_zone = '+00:00'; {sql}"))
+            .output()
+            .expect("mariadb client missing: apt-get install mariadb-client");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split('\t').map(str::to_owned).collect())
+            .collect()
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let _ = Command::new("mariadb")
+            .args(["-h", "127.0.0.1", "-u", "root", "-e"])
+            .arg(format!("DROP DATABASE IF EXISTS `{}`", self.name))
+            .output();
+    }
+}
+
+/// One row of `device_poll_log`.
+#[derive(Debug, Clone)]
+struct PollRow {
+    device: i64,
+    node: String,
+    token: u64,
+    started: f64,
+    finished: f64,
+    status: String,
+}
+
+struct Cluster {
+    base: tempfile::TempDir,
+    db: Db,
+    sentinels: String,
+    nodes: BTreeMap<String, Node>,
+}
+
+struct Node {
+    groups: &'static str,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Cluster {
+    fn lookout(&self, data: &str) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_lookout"));
+        c.arg("--data-dir")
+            .arg(self.base.path().join(data))
+            .current_dir(self.base.path())
+            .env("POLL_INTERVAL", "10")
+            .env("POLLER_WORKERS", "4")
+            .env("POLLER_CLAIM_SECS", CLAIM_SECS.to_string())
+            .env("DB_CONNECTION", "mysql")
+            .env("DB_HOST", "127.0.0.1")
+            .env("DB_PORT", "3306")
+            .env("DB_DATABASE", &self.db.name)
+            .env("DB_USERNAME", "root")
+            .env("DB_PASSWORD", "")
+            .env("REDIS_SENTINEL", &self.sentinels)
+            .env("REDIS_SENTINEL_SERVICE", "mymaster")
+            .env("LOOKOUT_ADMIN_PASSWORD", "admin-test-pw")
+            .env("LOOKOUT_LOG", "info")
+            .env_remove("LOOKOUT_DATA_DIR")
+            .env_remove("LOOKOUT_ROLES")
+            .env_remove("NODE_ID")
+            .env_remove("POLLER_GROUP")
+            .env_remove("RRDCACHED");
+        c
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.lookout("admin").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "lookout {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn start(&mut self, id: &str) {
+        let node = self.nodes.get(id).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .unwrap();
+        let child = self
+            .lookout(id)
+            .args([
+                "serve",
+                "--roles",
+                "dispatcher,poller",
+                "--node-id",
+                id,
+                "--poller-groups",
+                node.groups,
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.nodes.get_mut(id).unwrap().child = Some(child);
+    }
+
+    fn pid(&self, id: &str) -> i32 {
+        self.nodes[id].child.as_ref().unwrap().id() as i32
+    }
+
+    fn kill(&mut self, id: &str) {
+        if let Some(mut c) = self.nodes.get_mut(id).unwrap().child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn signal(&self, id: &str, sig: &str) {
+        let st = Command::new("kill")
+            .args([sig, &self.pid(id).to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let out = self.ok(&["poller", "status", "--json"]);
+        serde_json::from_str(&out).unwrap()
+    }
+
+    /// The status, or None while the coordination backend does not answer.
+    fn try_status(&self) -> Option<serde_json::Value> {
+        let out = self
+            .lookout("admin")
+            .args(["poller", "status", "--json"])
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    fn master(&self) -> Option<String> {
+        self.status()["master"].as_str().map(str::to_owned)
+    }
+
+    /// Busy workers of `id` as its last heartbeat reported.
+    fn busy(&self, id: &str) -> f64 {
+        let s = self.status();
+        s["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node_id"] == id)
+            .and_then(|n| n["stats"]["busy"].as_f64())
+            .unwrap_or(0.0)
+    }
+
+    fn wait_busy(&self, id: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.busy(id) < 1.0 {
+            assert!(Instant::now() < deadline, "{id} never busy");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn poll_log(&self) -> Vec<PollRow> {
+        self.db
+            .rows(
+                "SELECT device_id, node_id, token, UNIX_TIMESTAMP(started), \
+                 UNIX_TIMESTAMP(finished), status FROM device_poll_log ORDER BY started",
+            )
+            .into_iter()
+            .map(|r| PollRow {
+                device: r[0].parse().unwrap(),
+                node: r[1].clone(),
+                token: r[2].parse().unwrap(),
+                started: r[3].parse().unwrap(),
+                finished: r[4].parse().unwrap(),
+                status: r[5].clone(),
+            })
+            .collect()
+    }
+
+    fn tokens(&self) -> BTreeMap<i64, u64> {
+        self.db
+            .rows("SELECT device_id, poll_token FROM devices WHERE poll_token IS NOT NULL")
+            .into_iter()
+            .map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap()))
+            .collect()
+    }
+
+    fn node_log(&self, id: &str) -> String {
+        std::fs::read_to_string(&self.nodes[id].log).unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let ids: Vec<String> = self.nodes.keys().cloned().collect();
+        for id in ids {
+            // A stopped process must be continued to die cleanly on some kernels.
+            if let Some(c) = &self.nodes[&id].child {
+                let _ = Command::new("kill")
+                    .args(["-CONT", &c.id().to_string()])
+                    .status();
+            }
+            self.kill(&id);
+        }
+    }
+}
+
+/// Devices polled by the killed node at kill time (registered token, no log row) get an
+/// `ok` poll by another node within the claim lease plus `slack` seconds.
+fn assert_orphans_repolled(c: &Cluster, before: &BTreeMap<i64, u64>, killed_at: f64, slack: f64) {
+    let log = c.poll_log();
+    let logged: BTreeSet<u64> = log.iter().map(|r| r.token).collect();
+    let orphans: Vec<i64> = before
+        .iter()
+        .filter(|(_, t)| !logged.contains(t))
+        .map(|(d, _)| *d)
+        .collect();
+    assert!(
+        !orphans.is_empty(),
+        "the kill hit no poll in flight (tokens {before:?})"
+    );
+    for d in &orphans {
+        let again = log
+            .iter()
+            .find(|r| r.device == *d && r.status == "ok" && r.started > killed_at);
+        let again = again.unwrap_or_else(|| panic!("device {d} never polled after the kill"));
+        let after = again.started - killed_at;
+        assert!(
+            after <= CLAIM_SECS + slack,
+            "device {d} re-polled {after:.1} s after the kill (claim lease {CLAIM_SECS} s)"
+        );
+    }
+    eprintln!("orphaned polls {orphans:?} re-polled by other nodes");
+}
+
+#[test]
+fn three_pollers_survive_faults() {
+    let t_begin = now_secs();
+    // --- servers
+    let lab = servers::Lab::new();
+    let primary = lab.redis(None);
+    let mut redis: Vec<servers::Proc> = vec![primary];
+    let pport = redis[0].port;
+    redis.push(lab.redis(Some(pport)));
+    redis.push(lab.redis(Some(pport)));
+    let sentinels: Vec<servers::Proc> = (0..3).map(|_| lab.sentinel(pport, "mymaster")).collect();
+    let sentinel_list = sentinels
+        .iter()
+        .map(|s| format!("127.0.0.1:{}", s.port))
+        .collect::<Vec<_>>()
+        .join(",");
+    let snmpd = MultiSnmpd::start(GROUP0_DEVICES + GROUP2_DEVICES);
+
+    let base = tempfile::tempdir().unwrap();
+    let mut nodes = BTreeMap::new();
+    for (id, groups) in [("n1", "0"), ("n2", "0,2"), ("n3", "0,2")] {
+        nodes.insert(
+            id.to_string(),
+            Node {
+                groups,
+                child: None,
+                log: base.path().join(format!("{id}.log")),
+            },
+        );
+    }
+    let mut c = Cluster {
+        base,
+        db: Db::new(),
+        sentinels: sentinel_list,
+        nodes,
+    };
+
+    // --- inventory
+    c.ok(&["migrate"]);
+    c.ok(&["user", "add", "admin", "--password", "admin-test-pw"]);
+    let port = snmpd.port.to_string();
+    for i in 0..GROUP0_DEVICES + GROUP2_DEVICES {
+        let host = format!("127.0.0.{}", i + 2);
+        let group = if i < GROUP0_DEVICES { "0" } else { "2" };
+        c.ok(&[
+            "device",
+            "add",
+            &host,
+            "--port",
+            &port,
+            "--poller-group",
+            group,
+        ]);
+    }
+    let group2: BTreeSet<i64> =
+        c.db.rows("SELECT device_id FROM devices WHERE poller_group = 2")
+            .into_iter()
+            .map(|r| r[0].parse().unwrap())
+            .collect();
+    assert_eq!(group2.len(), usize::from(GROUP2_DEVICES));
+
+    for id in ["n1", "n2", "n3"] {
+        c.start(id);
+    }
+    // Every device polled once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let polled: BTreeSet<i64> = c
+            .poll_log()
+            .iter()
+            .filter(|r| r.status == "ok")
+            .map(|r| r.device)
+            .collect();
+        if polled.len() == usize::from(GROUP0_DEVICES + GROUP2_DEVICES) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} devices polled after 30 s; n1 log:\n{}",
+            polled.len(),
+            c.node_log("n1")
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let status = c.status();
+    let alive: Vec<_> = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["alive"] == true)
+        .collect();
+    assert_eq!(alive.len(), 3, "{status}");
+    eprintln!("cluster up after {:.1} s", now_secs() - t_begin);
+    std::thread::sleep(Duration::from_secs(8));
+
+    // --- 1. kill -9 the master
+    let old = c.master().expect("a master");
+    let killed_at = Instant::now();
+    c.kill(&old);
+    let new = loop {
+        if let Some(m) = c.master().filter(|m| *m != old) {
+            break m;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(5),
+            "no new master within 5 s of killing {old}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let failover = killed_at.elapsed();
+    eprintln!("master {old} killed; {new} master after {failover:?}");
+    // Dead within seconds in the status.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = c.status();
+        let dead = s["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["node_id"] == old.as_str() && n["alive"] == false);
+        if dead {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{old} not shown dead: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    c.start(&old);
+    std::thread::sleep(Duration::from_secs(6));
+
+    // --- 2. kill -9 a worker node in the middle of a poll
+    let master = c.master().expect("a master");
+    let victim = ["n1", "n2", "n3"]
+        .into_iter()
+        .find(|n| *n != master)
+        .unwrap()
+        .to_string();
+    c.wait_busy(&victim);
+    let before = c.tokens();
+    let killed = now_secs();
+    c.kill(&victim);
+    // Polls of the surviving nodes that were in flight finish meanwhile; the victim's
+    // never log anything.
+    std::thread::sleep(Duration::from_secs(2));
+    let in_flight_before: BTreeMap<i64, u64> = {
+        let after_log: BTreeSet<u64> = c.poll_log().iter().map(|r| r.token).collect();
+        before
+            .into_iter()
+            .filter(|(_, t)| !after_log.contains(t))
+            .collect()
+    };
+    std::thread::sleep(Duration::from_secs_f64(CLAIM_SECS + 3.0));
+    assert_orphans_repolled(&c, &in_flight_before, killed, 4.0);
+    c.start(&victim);
+    std::thread::sleep(Duration::from_secs(5));
+
+    // --- 3. kill -9 the Redis primary
+    let redis_killed = now_secs();
+    redis[0].kill();
+    let s_port = sentinels[0].port;
+    let promoted_at = loop {
+        let addr = servers::cli(s_port, &["SENTINEL", "get-master-addr-by-name", "mymaster"]);
+        if !addr.contains(&pport.to_string()) && !addr.is_empty() {
+            break now_secs();
+        }
+        assert!(
+            now_secs() - redis_killed < 30.0,
+            "sentinel did not promote a replica"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!(
+        "redis primary killed; promoted after {:.1} s",
+        promoted_at - redis_killed
+    );
+    let followed = loop {
+        let ok = c.try_status();
+        if let Some(s) = ok {
+            let fresh = s["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|n| {
+                    n["alive"] == true
+                        && chrono::DateTime::parse_from_rfc3339(n["last_checkin"].as_str().unwrap())
+                            .map(|t| t.timestamp_millis() as f64 / 1000.0 > promoted_at)
+                            .unwrap_or(false)
+                })
+                .count();
+            let polls = c
+                .poll_log()
+                .iter()
+                .any(|r| r.status == "ok" && r.started > promoted_at);
+            if fresh == 3 && s["master"].is_string() && polls {
+                break now_secs();
+            }
+        }
+        assert!(
+            now_secs() - promoted_at < 10.0,
+            "nodes did not follow the promoted replica within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    eprintln!(
+        "nodes checked in and polled on the new primary {:.1} s after promotion",
+        followed - promoted_at
+    );
+    std::thread::sleep(Duration::from_secs(8));
+
+    // --- 4. SIGSTOP the master while it polls, past its leases; then SIGCONT
+    let paused = c.master().expect("a master");
+    c.wait_busy(&paused);
+    let stopped_at = now_secs();
+    c.signal(&paused, "-STOP");
+    let mut other_master = None;
+    while now_secs() - stopped_at < 9.0 {
+        if let Some(m) = c.master().filter(|m| *m != paused) {
+            other_master.get_or_insert(m);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let resumed_at = now_secs();
+    c.signal(&paused, "-CONT");
+    let other_master = other_master.expect("no other master while the master was paused");
+    eprintln!("{paused} paused 9 s; {other_master} took over");
+    std::thread::sleep(Duration::from_secs(6));
+    let log = c.poll_log();
+    let stale_window: Vec<&PollRow> = log
+        .iter()
+        .filter(|r| r.node == paused && r.started < stopped_at && r.finished > resumed_at)
+        .collect();
+    assert!(
+        !stale_window.is_empty(),
+        "the pause hit no poll of {paused} in flight"
+    );
+    assert!(
+        stale_window.iter().all(|r| r.status == "stale"),
+        "a poll that outlived its claim wrote results: {stale_window:?}"
+    );
+    let master_now = c.master();
+    assert_ne!(
+        master_now.as_deref(),
+        Some(paused.as_str()),
+        "the paused node took the master role back"
+    );
+    let plog = c.node_log(&paused);
+    assert!(
+        plog.contains("stepping down"),
+        "{paused} did not step down after its pause:\n{plog}"
+    );
+    eprintln!(
+        "{} stale polls of {paused} discarded after SIGCONT",
+        stale_window.len()
+    );
+
+    // --- over the whole run
+    let end = now_secs();
+    let log = c.poll_log();
+    let ok: Vec<&PollRow> = log.iter().filter(|r| r.status == "ok").collect();
+    for r in &ok {
+        if group2.contains(&r.device) {
+            assert_ne!(
+                r.node, "n1",
+                "group-2 device polled by n1 (groups 0): {r:?}"
+            );
+        }
+    }
+    let mut by_device: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+    for r in &ok {
+        by_device.entry(r.device).or_default().push(r.started);
+    }
+    let mut max_gap: f64 = 0.0;
+    let mut min_gap = f64::MAX;
+    for (d, starts) in &by_device {
+        for w in starts.windows(2) {
+            let gap = w[1] - w[0];
+            assert!(
+                gap >= 0.4 * INTERVAL,
+                "device {d} polled twice within {gap:.1} s: {starts:?}"
+            );
+            assert!(
+                gap <= 2.0 * INTERVAL + 3.0,
+                "device {d} went {gap:.1} s without a poll: {starts:?}"
+            );
+            max_gap = max_gap.max(gap);
+            min_gap = min_gap.min(gap);
+        }
+        let last = starts.last().unwrap();
+        assert!(
+            end - last <= 2.0 * INTERVAL + 3.0,
+            "device {d} not polled for {:.1} s at the end",
+            end - last
+        );
+    }
+    let stale = log.iter().filter(|r| r.status == "stale").count();
+    eprintln!(
+        "{} ok polls of {} devices in {:.0} s; gaps {min_gap:.1}..{max_gap:.1} s; {stale} stale",
+        ok.len(),
+        by_device.len(),
+        end - t_begin
+    );
+    drop(sentinels);
+    drop(redis);
+}
