@@ -229,3 +229,118 @@ fn read_only_database_is_a_clear_error() {
     assert!(err.contains("read-only"), "{err}");
     assert!(lo.devices_json().is_empty(), "nothing half-written");
 }
+
+/// A real rrdcached on a free loopback port, killed on drop.
+struct Rrdcached {
+    child: std::process::Child,
+    addr: String,
+    base: tempfile::TempDir,
+}
+
+impl Rrdcached {
+    fn start() -> Rrdcached {
+        let bin = std::path::Path::new("/usr/bin/rrdcached");
+        assert!(bin.exists(), "rrdcached missing: apt-get install rrdcached");
+        let base = tempfile::tempdir().unwrap();
+        let port = common::free_tcp_port();
+        let addr = format!("127.0.0.1:{port}");
+        let journal = base.path().join("journal");
+        std::fs::create_dir_all(&journal).unwrap();
+        let data = base.path().join("rrd");
+        std::fs::create_dir_all(&data).unwrap();
+        let child = std::process::Command::new(bin)
+            .args(["-g", "-R", "-B", "-F", "-w", "60", "-z", "10"])
+            .arg("-l")
+            .arg(&addr)
+            .arg("-b")
+            .arg(&data)
+            .arg("-j")
+            .arg(&journal)
+            .arg("-p")
+            .arg(base.path().join("pid"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "rrdcached did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Rrdcached { child, addr, base }
+    }
+}
+
+impl Drop for Rrdcached {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn polls_write_through_rrdcached_without_local_files() {
+    let agent = Snmpd::start();
+    let cached = Rrdcached::start();
+    let lo = Install::new();
+    let port = agent.port.to_string();
+    let run = |args: &[&str]| {
+        let out = lo
+            .cmd(args)
+            .env("RRDCACHED", &cached.addr)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&["device", "add", "127.0.0.1", "--port", &port]);
+    let mut last = String::new();
+    for i in 0..3 {
+        if i > 0 {
+            std::thread::sleep(Duration::from_secs(7));
+        }
+        last = run(&["device", "poll", "127.0.0.1", "--json"]);
+    }
+    let poll: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert!(
+        poll["timeseries_errors"].as_array().unwrap().is_empty(),
+        "{poll}"
+    );
+    let lo_port = poll["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["if_descr"] == "lo")
+        .unwrap()
+        .clone();
+    let rel = format!("127.0.0.1/port-id{}.rrd", lo_port["port_id"]);
+    // The files live under rrdcached's base dir, none under the install's RRD_DIR.
+    assert!(cached.base.path().join("rrd").join(&rel).exists());
+    assert!(!lo.rrd(&rel).exists());
+    let fetch = rrdtool(&[
+        "fetch",
+        "--daemon",
+        &cached.addr,
+        &rel,
+        "AVERAGE",
+        "-s",
+        "-120",
+    ]);
+    let known: Vec<f64> = fetch
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter_map(|(_, v)| v.split_whitespace().next()?.parse::<f64>().ok())
+        .filter(|v| !v.is_nan())
+        .collect();
+    assert!(
+        known.iter().any(|&v| v > 0.0),
+        "no INOCTETS rate via rrdcached:\n{fetch}"
+    );
+}
