@@ -1,8 +1,8 @@
 //! Distributed polling end to end: three `lookout serve --roles dispatcher,poller`
 //! processes sharing one MariaDB database (a fresh `lookout_test_<random>` on
 //! 127.0.0.1:3306) and one Redis primary with two replicas behind three Sentinels (ports
-//! of the test's own), polling ~26 loopback "devices" answered by one real snmpd, at
-//! `POLL_INTERVAL=10`. One cluster is shared by the scenarios, run in sequence:
+//! of the test's own), polling 20 loopback "devices" answered by one real snmpd, at
+//! `POLL_INTERVAL=10` (8 workers per node). One cluster is shared by the scenarios, run in sequence:
 //!
 //! 1. kill -9 the master: a new master within 5 s;
 //! 2. kill -9 a worker node while it polls: the devices it was polling are polled by
@@ -32,8 +32,8 @@ use common::{free_udp_port, mariadb};
 
 const INTERVAL: f64 = 10.0;
 const CLAIM_SECS: f64 = 4.0;
-const GROUP0_DEVICES: u8 = 20;
-const GROUP2_DEVICES: u8 = 6;
+const GROUP0_DEVICES: u8 = 16;
+const GROUP2_DEVICES: u8 = 4;
 
 fn now_secs() -> f64 {
     SystemTime::now()
@@ -192,7 +192,7 @@ impl Cluster {
             .arg(self.base.path().join(data))
             .current_dir(self.base.path())
             .env("POLL_INTERVAL", "10")
-            .env("POLLER_WORKERS", "4")
+            .env("POLLER_WORKERS", "8")
             .env("POLLER_CLAIM_SECS", CLAIM_SECS.to_string())
             .env("DB_CONNECTION", "mysql")
             .env("DB_HOST", "127.0.0.1")
@@ -343,6 +343,16 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // Keep the nodes' logs of a failed run for the post-mortem.
+            let keep = std::env::temp_dir().join(format!("lookout-cluster-{}", std::process::id()));
+            let _ = std::fs::create_dir_all(&keep);
+            for (id, n) in &self.nodes {
+                let _ = std::fs::copy(&n.log, keep.join(format!("{id}.log")));
+            }
+            let _ = std::fs::write(keep.join("poll_log.txt"), format!("{:#?}", self.poll_log()));
+            eprintln!("node logs kept in {}", keep.display());
+        }
         let ids: Vec<String> = self.nodes.keys().cloned().collect();
         for id in ids {
             // A stopped process must be continued to die cleanly on some kernels.

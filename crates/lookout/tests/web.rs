@@ -189,6 +189,17 @@ fn serve_polls_api_answers_browser_sees_graph() {
     );
     assert_eq!(st, 400);
 
+    // The status API counts the time-series writes the polls made; nothing dropped.
+    let (st, status) = get_json(&http, &format!("{base}/api/v0/status"), Some(&token));
+    assert_eq!(st, 200, "{status}");
+    assert!(
+        status["timeseries"]["written"].as_u64().unwrap() >= 2,
+        "{status}"
+    );
+    assert_eq!(status["timeseries"]["dropped"], 0);
+    assert!(status["store"]["dialect"].as_str().is_some());
+    assert!(status["store"]["error"].is_null(), "{status}");
+
     browser_logs_in_and_sees_graph(&base, device["device_id"].as_i64().unwrap(), ports.len());
 
     // SIGTERM stops the server cleanly.
@@ -368,6 +379,20 @@ fn browser_logs_in_and_sees_graph(base: &str, device_id: i64, interfaces: usize)
         (n.as_u64().unwrap_or(0) as usize >= interfaces).then_some(())
     });
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("device-page.png");
+    wd.screenshot(&shot);
+    eprintln!("screenshot: {}", shot.display());
+
+    wd.goto(&format!("{base}/status"));
+    let html = wd.source();
+    assert!(
+        html.contains("id=\"status-timeseries\""),
+        "status page without time-series table"
+    );
+    assert!(
+        html.contains("Dropped"),
+        "status page misses the dropped counter"
+    );
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
     wd.screenshot(&shot);
     eprintln!("screenshot: {}", shot.display());
 }

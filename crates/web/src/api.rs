@@ -235,3 +235,45 @@ pub(crate) fn port_json(p: &Port) -> Value {
         "deleted": i32::from(p.deleted),
     })
 }
+
+/// What `/status` and `/api/v0/status` show.
+pub(crate) struct StatusSnapshot {
+    pub(crate) store_dialect: &'static str,
+    pub(crate) store_node: Option<String>,
+    pub(crate) store_error: Option<String>,
+    pub(crate) timeseries: lookout_timeseries::TimeSeriesStats,
+}
+
+pub(crate) async fn status_snapshot(ctx: &Shared) -> StatusSnapshot {
+    let store = &ctx.state.store;
+    let store_error =
+        match tokio::time::timeout(std::time::Duration::from_secs(2), store.ping()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some("no answer within 2 s".to_string()),
+        };
+    StatusSnapshot {
+        store_dialect: store.dialect(),
+        store_node: store.database_node(),
+        store_error,
+        timeseries: ctx.state.timeseries.stats(),
+    }
+}
+
+/// `GET /api/v0/status`: the status page as JSON, for monitoring the monitor.
+pub(crate) async fn status(_user: ApiUser, State(ctx): State<Shared>) -> Json<Value> {
+    let s = status_snapshot(&ctx).await;
+    let t = &s.timeseries;
+    Json(json!({
+        "status": "ok",
+        "node": ctx.state.node_name,
+        "store": {"dialect": s.store_dialect, "node": s.store_node, "error": s.store_error},
+        "timeseries": {
+            "written": t.written, "queued": t.queued, "replayed": t.replayed,
+            "already_written": t.already_written, "rejected": t.rejected, "dropped": t.dropped,
+            "pending": t.pending, "unflushed": t.unflushed, "round_trips": t.round_trips,
+            "round_trip_micros_total": t.round_trip_micros_total,
+            "round_trip_micros_max": t.round_trip_micros_max,
+        },
+    }))
+}

@@ -69,6 +69,7 @@ pub fn router(state: WebState) -> Router {
     });
     let api = Router::new()
         .route("/devices", get(api::devices))
+        .route("/status", get(api::status))
         .route("/devices/{hostname}", get(api::device))
         .route("/devices/{hostname}/ports", get(api::ports))
         .route("/devices/{hostname}/ports/{ifname}", get(api::port))
@@ -88,6 +89,7 @@ pub fn router(state: WebState) -> Router {
         .route("/logout", post(pages::logout))
         .route("/devices", get(pages::devices))
         .route("/device/{device_id}", get(pages::device))
+        .route("/status", get(pages::status))
         .route("/graph-data/port/{port_id}", get(graph::port))
         .route("/assets/{fingerprint}/{name}", get(assets::serve))
         .route("/health", get(health))
