@@ -84,6 +84,9 @@ pub struct PollerConfig {
     pub modules: ModuleSet,
     /// Seconds between discoveries (ENTITY-MIB model/serial), LibreNMS's 6 hours.
     pub discovery_interval_secs: u64,
+    /// How long one device's poll may take before its remaining SNMP modules give up
+    /// (`None`: the poll interval, `step_secs`).
+    pub poll_budget: Option<std::time::Duration>,
 }
 
 impl Default for PollerConfig {
@@ -93,6 +96,7 @@ impl Default for PollerConfig {
             ping: PingConfig::default(),
             modules: ModuleSet::all(),
             discovery_interval_secs: 6 * 3600,
+            poll_budget: None,
         }
     }
 }
@@ -185,6 +189,15 @@ impl Poller {
         let step = self.inner.config.step_secs;
         let host = device.hostname.clone();
         let mods = self.modules_for(device).await;
+        let budget_secs = self
+            .inner
+            .config
+            .poll_budget
+            .map_or(step as f64, |d| d.as_secs_f64());
+        let budget = Budget {
+            deadline: tokio::time::Instant::now() + std::time::Duration::from_secs_f64(budget_secs),
+            secs: budget_secs,
+        };
         // Discovery-only work (the ENTITY-MIB chassis walk) runs on the first poll, every
         // `discovery_interval_secs`, and after a reboot.
         let discovery_due = device.last_discovered.is_none_or(|t| {
@@ -320,7 +333,14 @@ impl Poller {
                 if mods.is_enabled(Module::Ports) {
                     let t = Instant::now();
                     let outcome = match self
-                        .poll_ports(device, &session, polled_at, rebooted, &mut ts_errors)
+                        .poll_ports(
+                            device,
+                            &session,
+                            polled_at,
+                            rebooted,
+                            &budget,
+                            &mut ts_errors,
+                        )
                         .await?
                     {
                         Ok(p) => {
@@ -345,6 +365,7 @@ impl Poller {
                     &session,
                     &mods,
                     at,
+                    &budget,
                     &mut found,
                     &mut timings,
                     &mut problems,
@@ -538,6 +559,7 @@ impl Poller {
         session: &Session,
         mods: &ModuleSet,
         at: i64,
+        budget: &Budget,
         found: &mut Found,
         timings: &mut Vec<ModuleTiming>,
         problems: &mut Vec<String>,
@@ -548,7 +570,11 @@ impl Poller {
 
         if mods.is_enabled(Module::Processors) {
             let t = Instant::now();
-            let outcome = match health::poll_processors(session).await {
+            let outcome = match budget
+                .run(health::poll_processors(session))
+                .await
+                .and_then(|r| r.map_err(|e| e.to_string()))
+            {
                 Ok(p) => {
                     for x in &p {
                         rrd_rows.push((
@@ -580,14 +606,17 @@ impl Poller {
         let mut hr_secs = 0.0;
         if want_mem || want_storage {
             let t = Instant::now();
-            let (rows, err) = health::walk_hr_storage(session).await;
-            hr = match err {
-                // A walk that broke off would make disks look removed: use none of it.
-                Some(e) => Err(format!(
-                    "hrStorage walk stopped after {} rows: {e}",
-                    rows.len()
-                )),
-                None => Ok(rows),
+            let walked = budget.run(health::walk_hr_storage(session)).await;
+            hr = match walked {
+                Err(msg) => Err(msg),
+                Ok((rows, err)) => match err {
+                    // A walk that broke off would make disks look removed: use none of it.
+                    Some(e) => Err(format!(
+                        "hrStorage walk stopped after {} rows: {e}",
+                        rows.len()
+                    )),
+                    None => Ok(rows),
+                },
             };
             hr_secs = t.elapsed().as_secs_f64();
         }
@@ -599,7 +628,11 @@ impl Poller {
                     problems.push(format!("mempools: {msg}"));
                     ModuleOutcome::Failed(msg.clone())
                 }
-                Ok(rows) => match health::poll_mempools(session, rows).await {
+                Ok(rows) => match budget
+                    .run(health::poll_mempools(session, rows))
+                    .await
+                    .and_then(|r| r.map_err(|e| e.to_string()))
+                {
                     Ok(m) => {
                         for x in &m {
                             rrd_rows.push((
@@ -741,30 +774,13 @@ impl Poller {
         session: &Session,
         polled_at: chrono::DateTime<Utc>,
         rebooted: bool,
+        budget: &Budget,
         ts_errors: &mut Vec<String>,
     ) -> Result<Result<Vec<Port>, String>, PollError> {
-        let (if_table, err) = session.walk_partial(&ports::if_table()).await;
-        if let Some(e) = err {
-            return Ok(Err(format!(
-                "ifTable walk stopped after {} varbinds: {e}",
-                if_table.len()
-            )));
-        }
-        // ifXTable is optional (v1-only or very old agents lack it), but an agent that
-        // stops answering in the middle of it is a broken poll, not a missing table.
-        let (if_x_table, err) = session.walk_partial(&ports::if_x_table()).await;
-        let if_x_table = match err {
-            None => if_x_table,
-            Some(e) if if_x_table.is_empty() && !e.is_timeout() => {
-                debug!(device = %device.hostname, error = %e, "no ifXTable");
-                Vec::new()
-            }
-            Some(e) => {
-                return Ok(Err(format!(
-                    "ifXTable walk stopped after {} varbinds: {e}",
-                    if_x_table.len()
-                )))
-            }
+        let walks = budget.run(walk_ports(&device.hostname, session)).await;
+        let (if_table, if_x_table) = match walks {
+            Ok(Ok(w)) => w,
+            Ok(Err(msg)) | Err(msg) => return Ok(Err(msg)),
         };
         let polled = ports::ports_from_walks(&if_table, &if_x_table);
         if rebooted {
@@ -920,6 +936,52 @@ impl Poller {
         {
             warn!(device = %device.hostname, error = %e, "cannot write event log");
         }
+    }
+}
+
+/// ifTable and ifXTable. `Err` is a walk that broke off.
+async fn walk_ports(
+    host: &str,
+    session: &Session,
+) -> Result<(Vec<lookout_snmp::VarBind>, Vec<lookout_snmp::VarBind>), String> {
+    let (if_table, err) = session.walk_partial(&ports::if_table()).await;
+    if let Some(e) = err {
+        return Err(format!(
+            "ifTable walk stopped after {} varbinds: {e}",
+            if_table.len()
+        ));
+    }
+    // ifXTable is optional (v1-only or very old agents lack it), but an agent that
+    // stops answering in the middle of it is a broken poll, not a missing table.
+    let (if_x_table, err) = session.walk_partial(&ports::if_x_table()).await;
+    let if_x_table = match err {
+        None => if_x_table,
+        Some(e) if if_x_table.is_empty() && !e.is_timeout() => {
+            debug!(device = %host, error = %e, "no ifXTable");
+            Vec::new()
+        }
+        Some(e) => {
+            return Err(format!(
+                "ifXTable walk stopped after {} varbinds: {e}",
+                if_x_table.len()
+            ))
+        }
+    };
+    Ok((if_table, if_x_table))
+}
+
+/// The time a poll's SNMP modules may take together: a slow agent fails the modules that
+/// do not fit (with a clear message) instead of holding the worker past the next poll.
+struct Budget {
+    deadline: tokio::time::Instant,
+    secs: f64,
+}
+
+impl Budget {
+    async fn run<T>(&self, f: impl std::future::Future<Output = T>) -> Result<T, String> {
+        tokio::time::timeout_at(self.deadline, f)
+            .await
+            .map_err(|_| format!("poll took longer than its {} s budget", self.secs))
     }
 }
 

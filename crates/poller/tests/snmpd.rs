@@ -576,3 +576,36 @@ async fn modules_switch_off_per_device() {
     let r = poll(&rig, dev.device_id).await;
     assert!(!r.ports.is_empty());
 }
+
+#[tokio::test]
+async fn slow_agent_is_cut_at_the_poll_budget() {
+    let agent = Snmpd::start();
+    let proxy = Proxy::start(agent.port).await;
+    let rig = Rig::with_budget("", Some(Duration::from_millis(1500))).await;
+    let dev = rig.add("127.0.0.1", proxy.port, "public").await;
+    let r1 = poll(&rig, dev.device_id).await;
+    assert_eq!(r1.status_reason, "");
+    // 150 ms per response (under the 1 s SNMP timeout): each request succeeds, but the
+    // walks do not fit in 1.5 s.
+    proxy.set_delay(Duration::from_millis(150));
+    let t = std::time::Instant::now();
+    let r2 = poll(&rig, dev.device_id).await;
+    let took = t.elapsed();
+    assert!(r2.status.is_up(), "{r2:?}");
+    assert!(
+        r2.status_reason
+            .contains("storage: poll took longer than its 1.5 s budget"),
+        "{}",
+        r2.status_reason
+    );
+    assert!(took < Duration::from_secs(4), "poll took {took:?}");
+    // Modules that did not fit kept their last values.
+    assert_eq!(
+        rig.store.ports(dev.device_id).await.unwrap().len(),
+        r1.ports.len()
+    );
+    assert_eq!(
+        rig.device(dev.device_id).await.status_reason,
+        r2.status_reason
+    );
+}

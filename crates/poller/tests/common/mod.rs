@@ -112,6 +112,7 @@ pub type Rewrite = Box<dyn FnMut(&Pdu, &mut Pdu) -> bool + Send>;
 pub struct Proxy {
     pub port: u16,
     rewrite: Arc<Mutex<Option<Rewrite>>>,
+    delay: Arc<Mutex<Duration>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -123,6 +124,8 @@ impl Proxy {
         back.connect(("127.0.0.1", upstream_port)).await.unwrap();
         let rewrite: Arc<Mutex<Option<Rewrite>>> = Arc::new(Mutex::new(None));
         let rw = rewrite.clone();
+        let delay = Arc::new(Mutex::new(Duration::ZERO));
+        let dl = delay.clone();
         let task = tokio::spawn(async move {
             let mut buf = vec![0u8; 65_536];
             let mut client: Option<SocketAddr> = None;
@@ -157,6 +160,10 @@ impl Proxy {
                                 }
                             }
                         }
+                        let wait = *dl.lock().unwrap();
+                        if !wait.is_zero() {
+                            tokio::time::sleep(wait).await;
+                        }
                         let _ = front.send_to(&out, to).await;
                     }
                 }
@@ -165,8 +172,14 @@ impl Proxy {
         Proxy {
             port,
             rewrite,
+            delay,
             task,
         }
+    }
+
+    /// Holds every response this long (a slow agent).
+    pub fn set_delay(&self, d: Duration) {
+        *self.delay.lock().unwrap() = d;
     }
 
     pub fn set(&self, f: Option<Rewrite>) {
@@ -192,6 +205,11 @@ impl Rig {
     /// `modules` applied to the default set (availability is off unless asked: fping
     /// takes seconds and is tested elsewhere).
     pub async fn new(modules: &str) -> Rig {
+        Rig::with_budget(modules, None).await
+    }
+
+    /// [`Rig::new`] with a poll time budget.
+    pub async fn with_budget(modules: &str, poll_budget: Option<Duration>) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&StoreConfig::Sqlite {
             path: dir.path().join("lookout.sqlite"),
@@ -215,6 +233,7 @@ impl Rig {
             PollerConfig {
                 step_secs: 300,
                 modules: mods,
+                poll_budget,
                 ..PollerConfig::default()
             },
         )
