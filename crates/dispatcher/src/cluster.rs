@@ -15,8 +15,10 @@
 //!   polling and write the results only while that token is still the device's
 //!   (`Store::update_device_poll_fenced`), then acknowledge.
 //!
-//! Back-pressure: a device still queued or claimed when it is due again is counted as
-//! "behind" (logged as "poller is behind" and published in the heartbeat).
+//! Back-pressure: a device that cannot be queued because its previous poll is still
+//! queued or running is retried every quarter interval; still refused a whole interval
+//! after it was due, it counts as "behind" (logged as "poller is behind" and published
+//! in the heartbeat).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -323,6 +325,9 @@ struct MasterState {
     last_requeue: Option<Instant>,
     last_prune: Option<Instant>,
     behind_logged: Option<Instant>,
+    /// Devices whose enqueue was refused (previous poll still queued or running), since
+    /// when (unix seconds): refused for a whole interval = the pollers are behind.
+    refused_since: HashMap<DeviceId, i64>,
 }
 
 enum Step {
@@ -340,6 +345,7 @@ async fn act_as_master(ctx: &Ctx, mut lease: Lease, shutdown: &mut watch::Receiv
         last_requeue: None,
         last_prune: None,
         behind_logged: None,
+        refused_since: HashMap::new(),
     };
     let tick = Duration::from_millis(250);
     loop {
@@ -415,6 +421,8 @@ async fn master_step(ctx: &Ctx, lease: &Lease, st: &mut MasterState) -> Step {
     }
 
     let now = Utc::now().timestamp();
+    let interval = i64::try_from(ctx.cfg.interval_secs).unwrap_or(i64::MAX);
+    let retry = (interval / 4).clamp(1, 15);
     let due = st.schedule.take_due(now, usize::MAX);
     let mut behind = 0u64;
     let mut enqueued = 0u64;
@@ -427,6 +435,7 @@ async fn master_step(ctx: &Ctx, lease: &Lease, st: &mut MasterState) -> Step {
             .await
         {
             Ok(true) => {
+                st.refused_since.remove(&id);
                 enqueued += 1;
                 if late > 2 {
                     debug!(device_id = id, late_secs = late, "enqueued late");
@@ -434,11 +443,18 @@ async fn master_step(ctx: &Ctx, lease: &Lease, st: &mut MasterState) -> Step {
                 st.schedule.complete(id, now);
             }
             Ok(false) => {
-                // Still queued or claimed from its last due time: not polled within one
-                // interval.
-                behind += 1;
-                ctx.stats.add(&format!("group.{group}.behind"), 1.0);
-                st.schedule.complete(id, now);
+                // Its previous poll is still queued or running (a slow poll, or a new
+                // master that read `last_polled` before that poll landed): try again
+                // shortly rather than a whole interval later, so the device is polled as
+                // soon as it is free (the workers skip it if it was polled less than half
+                // an interval ago). Refused for a whole interval = the pollers are behind.
+                let since = *st.refused_since.entry(id).or_insert(now);
+                if now - since >= interval {
+                    behind += 1;
+                    ctx.stats.add(&format!("group.{group}.behind"), 1.0);
+                    st.refused_since.insert(id, now);
+                }
+                st.schedule.defer(id, now + retry);
             }
             Err(e) if e.is_lost() => return Step::Lost,
             Err(e) => {
@@ -465,7 +481,7 @@ async fn master_step(ctx: &Ctx, lease: &Lease, st: &mut MasterState) -> Step {
         warn!(
             devices = behind,
             interval_secs = ctx.cfg.interval_secs,
-            "poller is behind: devices are due again while their last poll is still queued or running (add workers or nodes for their groups)"
+            "poller is behind: devices still queued or being polled a whole interval after they were due (add workers or nodes for their groups)"
         );
         st.behind_logged = Some(Instant::now());
     }
@@ -483,6 +499,7 @@ async fn reload_inventory(ctx: &Ctx, st: &mut MasterState) {
                 .map(|d| d.device_id)
                 .collect();
             st.schedule.retain(&keep);
+            st.refused_since.retain(|id, _| keep.contains(id));
             st.groups.clear();
             for d in devices.iter().filter(|d| !d.disabled) {
                 st.groups.insert(d.device_id, d.poller_group);

@@ -105,6 +105,14 @@ impl Schedule {
         self.insert(id, next);
     }
 
+    /// A device handed out could not be dispatched (its previous poll is still queued or
+    /// running): try it again at `at` instead of one interval later.
+    pub fn defer(&mut self, id: DeviceId, at: i64) {
+        if self.in_flight.remove(&id).is_some() {
+            self.insert(id, at);
+        }
+    }
+
     /// Seconds until the next device is due (0 when one is due now), None when empty.
     pub fn next_due_in(&self, now: i64) -> Option<i64> {
         self.queue.first().map(|&(due, _)| (due - now).max(0))
@@ -165,6 +173,19 @@ mod tests {
         assert!(got.iter().all(|&(_, late)| late == 5));
         assert_eq!(s.overdue(15), 2);
         assert_eq!(s.len(), 5);
+    }
+
+    #[test]
+    fn deferred_device_comes_back_at_the_given_time() {
+        let mut s = Schedule::new(60);
+        s.upsert(3, None, 0);
+        assert_eq!(s.take_due(0, 10), vec![(3, 0)]);
+        s.defer(3, 15);
+        assert_eq!(s.take_due(14, 10), vec![]);
+        assert_eq!(s.take_due(15, 10), vec![(3, 0)]);
+        // Unknown or not in flight: nothing happens.
+        s.defer(9, 20);
+        assert_eq!(s.len(), 1);
     }
 
     #[test]
