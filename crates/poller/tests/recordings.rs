@@ -337,8 +337,8 @@ async fn recordings_of_real_devices() {
                 &format!("first/{flat}"),
             )
             .await;
-        // snmpsim is slow Python: give it time.
-        d.snmp.timeout_ms = 5000;
+        // snmpsim is slow Python, slower still on a loaded 2-core machine: give it time.
+        d.snmp.timeout_ms = 10_000;
         devices.push((c, flat, d));
     }
     // Poll 1: as recorded.
@@ -394,7 +394,7 @@ async fn recordings_of_real_devices() {
     for ((c, flat, d), first) in devices.iter().zip(&firsts) {
         let mut d = rig.device(d.device_id).await;
         d.snmp.community = format!("second/{flat}");
-        d.snmp.timeout_ms = 5000;
+        d.snmp.timeout_ms = 10_000;
         let r = rig.poller.poll(&d).await.unwrap();
         let mut checked = 0;
         for p in &r.ports {
