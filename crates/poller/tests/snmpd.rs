@@ -609,3 +609,32 @@ async fn slow_agent_is_cut_at_the_poll_budget() {
         r2.status_reason
     );
 }
+
+#[tokio::test]
+async fn garbage_from_the_agent_fails_the_module_not_the_poller() {
+    let agent = Snmpd::start();
+    let proxy = Proxy::start(agent.port).await;
+    let rig = Rig::new("-processors,-mempools").await;
+    let dev = rig.add("127.0.0.1", proxy.port, "public").await;
+    let r1 = poll(&rig, dev.device_id).await;
+    // Every answer about hrStorage is noise: storage fails, ports and core are fine.
+    proxy.set_garbage(Some(vec![1, 3, 6, 1, 2, 1, 25, 2]));
+    let r2 = poll(&rig, dev.device_id).await;
+    assert!(r2.status.is_up());
+    assert!(
+        r2.status_reason
+            .starts_with("storage: hrStorage walk stopped after 0 rows"),
+        "{}",
+        r2.status_reason
+    );
+    assert_eq!(r2.ports.len(), r1.ports.len());
+    assert_eq!(
+        rig.store.storage(dev.device_id).await.unwrap().len(),
+        r1.storage.len()
+    );
+    // All of it garbage: the device is down for SNMP, with the reason.
+    proxy.set_garbage(Some(vec![1]));
+    let r3 = poll(&rig, dev.device_id).await;
+    assert!(!r3.status.is_up());
+    assert_eq!(r3.status_reason, "snmp");
+}

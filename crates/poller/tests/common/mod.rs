@@ -113,6 +113,7 @@ pub struct Proxy {
     pub port: u16,
     rewrite: Arc<Mutex<Option<Rewrite>>>,
     delay: Arc<Mutex<Duration>>,
+    garbage: Arc<Mutex<Option<Vec<u32>>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -126,6 +127,8 @@ impl Proxy {
         let rw = rewrite.clone();
         let delay = Arc::new(Mutex::new(Duration::ZERO));
         let dl = delay.clone();
+        let garbage: Arc<Mutex<Option<Vec<u32>>>> = Arc::new(Mutex::new(None));
+        let gb = garbage.clone();
         let task = tokio::spawn(async move {
             let mut buf = vec![0u8; 65_536];
             let mut client: Option<SocketAddr> = None;
@@ -151,6 +154,17 @@ impl Proxy {
                         if let Ok(m) = decode_community_message(&bbuf[..n]) {
                             if let AnyPdu::Pdu(mut p) = m.pdu {
                                 let req = pending.remove(&p.request_id);
+                                let junk = gb.lock().unwrap().clone().is_some_and(|prefix| {
+                                    req.as_ref()
+                                        .and_then(|r| r.varbinds.first())
+                                        .is_some_and(|vb| vb.oid.as_slice().starts_with(&prefix))
+                                });
+                                if junk {
+                                    // Same length, not BER: the agent "returns garbage".
+                                    out = vec![0xa5; n];
+                                    let _ = front.send_to(&out, to).await;
+                                    continue;
+                                }
                                 let mut f = rw.lock().unwrap();
                                 if let (Some(f), Some(req)) = (f.as_mut(), req) {
                                     if !f(&req, &mut p) {
@@ -173,8 +187,14 @@ impl Proxy {
             port,
             rewrite,
             delay,
+            garbage,
             task,
         }
+    }
+
+    /// Replaces responses to requests under `prefix` with bytes that are not SNMP.
+    pub fn set_garbage(&self, prefix: Option<Vec<u32>>) {
+        *self.garbage.lock().unwrap() = prefix;
     }
 
     /// Holds every response this long (a slow agent).
