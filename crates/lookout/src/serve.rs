@@ -281,6 +281,29 @@ pub async fn validate(data_dir: PathBuf) -> Result<ExitCode> {
                 fix: "check RRD_DIR / RRDCACHED".into(),
             },
         });
+        checks.push(match Coord::connect(&cfg.coord).await {
+            Ok(coord) => match coord.current_master().await {
+                Ok(m) => Check {
+                    ok: true,
+                    what: format!(
+                        "coordination backend reachable ({}; master: {})",
+                        coord.backend_name(),
+                        m.map(|m| m.node_id).unwrap_or_else(|| "none".into())
+                    ),
+                    fix: String::new(),
+                },
+                Err(e) => Check {
+                    ok: false,
+                    what: format!("coordination backend: {e}"),
+                    fix: "check REDIS_SENTINEL / REDIS_HOST / REDIS_URL and that Redis answers".into(),
+                },
+            },
+            Err(e) => Check {
+                ok: false,
+                what: format!("coordination backend: {e}"),
+                fix: "check REDIS_SENTINEL / REDIS_SENTINEL_SERVICE / REDIS_HOST / REDIS_URL / REDIS_PASSWORD".into(),
+            },
+        });
         let fping = lookout_icmp::PingConfig::default().fping;
         checks.push(Check {
             ok: fping.exists(),
