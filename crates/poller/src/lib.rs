@@ -859,6 +859,25 @@ impl Poller {
                 }
             }
         }
+        // IPv4 addresses of the interfaces (IP-MIB ipAddrTable), after the ports they
+        // attach to. Optional: an agent without the table, or a walk that broke off, keeps
+        // the stored addresses.
+        match budget
+            .run(session.walk_partial(&lookout_snmp::Oid::new(&ports::IP_ADDR_ENTRY)))
+            .await
+        {
+            Ok((walk, None)) => {
+                let addrs = ports::ipv4_addresses_from(&walk);
+                self.inner
+                    .store
+                    .sync_ipv4_addresses(device.device_id, &addrs)
+                    .await?;
+            }
+            Ok((_, Some(e))) => {
+                debug!(device = %device.hostname, error = %e, "ipAddrTable walk failed")
+            }
+            Err(msg) => debug!(device = %device.hostname, "ipAddrTable: {msg}"),
+        }
         let def = defs::port(self.inner.config.step_secs);
         let at = polled_at.timestamp();
         let v = |x: Option<u64>| x.map_or(Value::Unknown, Value::Counter);

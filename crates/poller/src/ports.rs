@@ -87,6 +87,34 @@ fn if_type(v: &Value) -> Option<String> {
     Some(name.to_string())
 }
 
+/// `IP-MIB::ipAddrEntry` (ipAdEntIfIndex `.2`, ipAdEntNetMask `.3`; index = the address).
+pub const IP_ADDR_ENTRY: [u32; 9] = [1, 3, 6, 1, 2, 1, 4, 20, 1];
+
+/// IPv4 addresses with their ifIndex and prefix length from a walk of ipAddrEntry.
+pub fn ipv4_addresses_from(walk: &[VarBind]) -> Vec<lookout_store::Ipv4AddressPoll> {
+    let mut rows: BTreeMap<[u32; 4], (Option<i64>, Option<i32>)> = BTreeMap::new();
+    for vb in walk {
+        let Some([col, a, b, c, d]) = vb.oid.as_slice().strip_prefix(&IP_ADDR_ENTRY[..]) else {
+            continue;
+        };
+        let row = rows.entry([*a, *b, *c, *d]).or_default();
+        match (col, &vb.value) {
+            (2, v) => row.0 = v.as_i64(),
+            (3, Value::IpAddress(m)) => row.1 = Some(u32::from_be_bytes(*m).count_ones() as i32),
+            _ => {}
+        }
+    }
+    rows.into_iter()
+        .filter_map(|(ip, (if_index, len))| {
+            Some(lookout_store::Ipv4AddressPoll {
+                if_index: if_index?,
+                ipv4_address: format!("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3]),
+                ipv4_prefixlen: len.unwrap_or(32),
+            })
+        })
+        .collect()
+}
+
 /// Interfaces the agent renumbered: `(port_id, new ifIndex)` for each stored port whose
 /// ifIndex is gone from the poll while a polled interface with a new ifIndex has its name
 /// (ifName, else ifDescr). Only unambiguous pairs move: the name must be unique among the
@@ -244,4 +272,41 @@ pub fn ports_from_walks(if_table: &[VarBind], if_x_table: &[VarBind]) -> Vec<Por
         };
     }
     ports.into_values().collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_addresses_from_ip_addr_table() {
+        let vb = |oid: &str, v: Value| VarBind::new(Oid::parse(oid).unwrap(), v);
+        let walk = vec![
+            vb(
+                "1.3.6.1.2.1.4.20.1.1.10.0.0.5",
+                Value::IpAddress([10, 0, 0, 5]),
+            ),
+            vb(
+                "1.3.6.1.2.1.4.20.1.1.127.0.0.1",
+                Value::IpAddress([127, 0, 0, 1]),
+            ),
+            vb("1.3.6.1.2.1.4.20.1.2.10.0.0.5", Value::Integer(2)),
+            vb("1.3.6.1.2.1.4.20.1.2.127.0.0.1", Value::Integer(1)),
+            vb(
+                "1.3.6.1.2.1.4.20.1.3.10.0.0.5",
+                Value::IpAddress([255, 255, 255, 252]),
+            ),
+            vb(
+                "1.3.6.1.2.1.4.20.1.3.127.0.0.1",
+                Value::IpAddress([255, 0, 0, 0]),
+            ),
+        ];
+        let a = ipv4_addresses_from(&walk);
+        let got: Vec<(i64, &str, i32)> = a
+            .iter()
+            .map(|x| (x.if_index, x.ipv4_address.as_str(), x.ipv4_prefixlen))
+            .collect();
+        assert_eq!(got, [(2, "10.0.0.5", 30), (1, "127.0.0.1", 8)]);
+    }
 }

@@ -230,6 +230,13 @@ async fn live_snmpd_values_match_the_host() {
 
     // Current values in the store, and where poll time went.
     let id = dev.device_id;
+    let addrs = rig.store.ipv4_addresses(id).await.unwrap();
+    assert!(
+        addrs.iter().any(|a| a.port_id == lo2.port_id
+            && a.ipv4_address == "127.0.0.1"
+            && a.ipv4_prefixlen == 8),
+        "{addrs:?}"
+    );
     assert_eq!(
         rig.store.processors(id).await.unwrap().len(),
         r2.processors.len()

@@ -1,7 +1,7 @@
 //! Public API of the poller's health modules and per-module settings: `processors`,
 //! `mempools`, `storage` (LibreNMS tables, current values), per-device module overrides in
 //! `devices_attribs` (`poll_<module>`, as LibreNMS), per-module poll timing in
-//! `device_module_perf`, and the port helpers the poller needs around a reboot or an ifIndex
+//! `device_module_perf`, IPv4 addresses of ports (`ipv4_addresses`), and the port helpers the poller needs around a reboot or an ifIndex
 //! renumbering. Operations are in `health_ops.rs`.
 
 use lookout_core::{DeviceId, PortId, Timestamp};
@@ -93,6 +93,24 @@ pub struct Storage {
     pub storage_used: u64,
     pub storage_free: u64,
     pub storage_perc: f64,
+}
+
+/// An IPv4 address the poller found on an interface (IP-MIB ipAddrTable).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ipv4AddressPoll {
+    pub if_index: i64,
+    pub ipv4_address: String,
+    pub ipv4_prefixlen: i32,
+}
+
+/// A row of `ipv4_addresses`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ipv4Address {
+    pub ipv4_address_id: i64,
+    pub device_id: DeviceId,
+    pub port_id: PortId,
+    pub ipv4_address: String,
+    pub ipv4_prefixlen: i32,
 }
 
 /// What one poller module did in a device's last poll (`device_module_perf`).
@@ -200,6 +218,25 @@ impl Store {
     /// Per-module timing of the device's latest poll, by module name.
     pub async fn module_perf(&self, device_id: DeviceId) -> Result<Vec<ModulePerf>> {
         run!(self, read, "module_perf", module_perf(device_id))
+    }
+
+    /// Replaces a device's IPv4 addresses; each is attached to the (non-deleted) port with
+    /// its ifIndex, addresses on unknown interfaces are skipped. Sync ports first.
+    pub async fn sync_ipv4_addresses(
+        &self,
+        device_id: DeviceId,
+        polled: &[Ipv4AddressPoll],
+    ) -> Result<Vec<Ipv4Address>> {
+        run!(
+            self,
+            write,
+            "sync_ipv4_addresses",
+            sync_ipv4_addresses(device_id, polled)
+        )
+    }
+
+    pub async fn ipv4_addresses(&self, device_id: DeviceId) -> Result<Vec<Ipv4Address>> {
+        run!(self, read, "ipv4_addresses", ipv4_addresses(device_id))
     }
 
     /// Sets `devices.last_discovered` (the poller's discovery-only work ran).

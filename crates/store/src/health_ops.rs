@@ -513,6 +513,73 @@ macro_rules! health_ops_body {
             Ok(())
         }
 
+        // ------------------------------------------------------ IPv4 addresses
+
+        pub(crate) async fn sync_ipv4_addresses(
+            c: &mut Conn,
+            id: DeviceId,
+            polled: &[crate::Ipv4AddressPoll],
+        ) -> Result<Vec<crate::Ipv4Address>> {
+            const OP: &str = "sync_ipv4_addresses";
+            device_exists(&mut *c, OP, id).await?;
+            // Few rows per device: replace them all (ids are not referenced elsewhere).
+            sqlx::query("DELETE FROM ipv4_addresses WHERE device_id = ?")
+                .bind(id)
+                .execute(&mut *c)
+                .await
+                .map_err(|e| query_err(OP, e))?;
+            for a in polled {
+                let port: Option<i64> = sqlx::query_scalar(
+                    "SELECT port_id FROM ports WHERE device_id = ? AND ifIndex = ? AND deleted = 0",
+                )
+                .bind(id)
+                .bind(a.if_index)
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(|e| query_err(OP, e))?;
+                // An address on an interface the ports module does not know is skipped.
+                let Some(port_id) = port else { continue };
+                sqlx::query(
+                    "INSERT INTO ipv4_addresses (device_id, port_id, ipv4_address, ipv4_prefixlen) \
+                     VALUES (?, ?, ?, ?)",
+                )
+                .bind(id)
+                .bind(port_id)
+                .bind(&a.ipv4_address)
+                .bind(a.ipv4_prefixlen)
+                .execute(&mut *c)
+                .await
+                .map_err(|e| query_err(OP, e))?;
+            }
+            ipv4_addresses(&mut *c, id).await
+        }
+
+        pub(crate) async fn ipv4_addresses(
+            c: &mut Conn,
+            id: DeviceId,
+        ) -> Result<Vec<crate::Ipv4Address>> {
+            let rows = sqlx::query(
+                "SELECT ipv4_address_id, device_id, port_id, ipv4_address, ipv4_prefixlen \
+                 FROM ipv4_addresses WHERE device_id = ? ORDER BY port_id, ipv4_address",
+            )
+            .bind(id)
+            .fetch_all(&mut *c)
+            .await
+            .map_err(|e| query_err("ipv4_addresses", e))?;
+            rows.iter()
+                .map(|r| {
+                    Ok(crate::Ipv4Address {
+                        ipv4_address_id: r.try_get("ipv4_address_id")?,
+                        device_id: r.try_get("device_id")?,
+                        port_id: r.try_get("port_id")?,
+                        ipv4_address: r.try_get("ipv4_address")?,
+                        ipv4_prefixlen: r.try_get("ipv4_prefixlen")?,
+                    })
+                })
+                .collect::<std::result::Result<Vec<_>, sqlx::Error>>()
+                .map_err(|e| query_err("ipv4_addresses", e))
+        }
+
         // ------------------------------------------------------ ports: reset, renumbering
 
         pub(crate) async fn reset_port_counters(c: &mut Conn, id: DeviceId) -> Result<()> {

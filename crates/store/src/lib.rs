@@ -779,5 +779,6 @@ impl Store {
 // After `run!`, which it uses (macro_rules scoping is textual).
 mod health;
 pub use health::{
-    Mempool, MempoolPoll, ModulePerf, Processor, ProcessorPoll, Storage, StoragePoll,
+    Ipv4Address, Ipv4AddressPoll, Mempool, MempoolPoll, ModulePerf, Processor, ProcessorPoll,
+    Storage, StoragePoll,
 };

@@ -46,6 +46,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "0003_poll_fencing",
         sql: include_str!("../migrations/sqlite/0003_poll_fencing.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_ipv4_addresses",
+        sql: include_str!("../migrations/sqlite/0004_ipv4_addresses.sql"),
+    },
 ];
 
 pub(crate) const MYSQL: &[Migration] = &[
@@ -63,6 +68,11 @@ pub(crate) const MYSQL: &[Migration] = &[
         version: 3,
         name: "0003_poll_fencing",
         sql: include_str!("../migrations/mysql/0003_poll_fencing.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "0004_ipv4_addresses",
+        sql: include_str!("../migrations/mysql/0004_ipv4_addresses.sql"),
     },
 ];
 

@@ -7,7 +7,9 @@ mod common;
 
 use chrono::{TimeZone, Utc};
 use lookout_core::{NewDevice, PortCounters, PortPoll, SnmpConfig, Timestamp};
-use lookout_store::{MempoolPoll, ModulePerf, ProcessorPoll, StoragePoll, Store, StoreError};
+use lookout_store::{
+    Ipv4AddressPoll, MempoolPoll, ModulePerf, ProcessorPoll, StoragePoll, Store, StoreError,
+};
 
 contract_tests!(
     processors_sync,
@@ -19,7 +21,45 @@ contract_tests!(
     reset_port_counters_gives_no_rate,
     renumber_ports_keeps_port_ids,
     mark_discovered,
+    ipv4_addresses_follow_ports,
 );
+
+async fn ipv4_addresses_follow_ports(store: Store) {
+    let id = device(&store, "r1").await;
+    let s = store
+        .sync_ports(id, &[port(1, "lo", 0), port(2, "eth0", 0)], t(0))
+        .await
+        .unwrap();
+    let a = |idx: i64, ip: &str, len: i32| Ipv4AddressPoll {
+        if_index: idx,
+        ipv4_address: ip.into(),
+        ipv4_prefixlen: len,
+    };
+    let rows = store
+        .sync_ipv4_addresses(
+            id,
+            &[
+                a(1, "127.0.0.1", 8),
+                a(2, "192.0.2.10", 24),
+                a(9, "198.51.100.1", 30),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2, "the address on unknown ifIndex 9 is skipped");
+    let eth0 = s.ports.iter().find(|p| p.if_index == 2).unwrap();
+    assert!(rows.iter().any(|r| r.port_id == eth0.port_id
+        && r.ipv4_address == "192.0.2.10"
+        && r.ipv4_prefixlen == 24));
+    let rows = store
+        .sync_ipv4_addresses(id, &[a(2, "192.0.2.11", 24)])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(store.ipv4_addresses(id).await.unwrap(), rows);
+    assert!(store.remove_device(id).await.unwrap());
+    assert!(store.ipv4_addresses(id).await.unwrap().is_empty());
+}
 
 async fn mark_discovered(store: Store) {
     let id = device(&store, "r1").await;
