@@ -7,6 +7,7 @@ PACKAGES=(
   rrdtool rrdcached librrd-dev   # RRD files, the rrdcached daemon, librrd for the local backend
   libclang-dev pkg-config        # bindgen for librrd
   fping                 # ICMP availability (has cap_net_raw)
+  python3-venv          # snmpsim (real-device recordings) in a venv for the poller tests
   sqlite3               # inspecting the embedded database
   chromium chromium-driver       # browser tests (headless)
   redis-sentinel galera-4 haproxy mariadb-server # HA tests (Sentinel, Galera, HAProxy)

@@ -51,6 +51,8 @@ pub enum PollerCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Remove a decommissioned node's record from the status (it reappears if it runs).
+    Forget { node_id: String },
 }
 
 #[derive(Debug, Args)]

@@ -38,6 +38,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let cfg = Config::load(data_dir, &Overrides::default())?;
             crate::poller_status::status(&cfg, json).await
         }
+        Command::Poller(PollerCommand::Forget { node_id }) => {
+            let cfg = Config::load(data_dir, &Overrides::default())?;
+            crate::poller_status::forget(&cfg, &node_id).await
+        }
         Command::Migrate(args) => {
             let cfg = Config::load(data_dir, &Overrides::default())?;
             let store = open_store(&cfg).await?;

@@ -1,4 +1,4 @@
-//! `lookout poller status`: the cluster as the coordination backend sees it (nodes with
+//! `lookout poller status` / `forget`: the cluster as the coordination backend sees it (nodes with
 //! their last check-in and liveness, the master, per-group queue depths), as text or JSON.
 //! The JSON shape is what scripts and the web UI's poller page rely on; see
 //! docs/high-availability.md.
@@ -98,4 +98,18 @@ pub async fn status(cfg: &Config, json: bool) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `lookout poller forget NODE_ID`.
+pub async fn forget(cfg: &Config, node_id: &str) -> Result<ExitCode> {
+    let coord = Coord::connect(&cfg.coord)
+        .await
+        .context("cannot reach the coordination backend (check REDIS_* settings)")?;
+    if coord.forget_node(node_id).await? {
+        println!("node {node_id} forgotten");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("no node {node_id:?} in the cluster");
+        Ok(ExitCode::FAILURE)
+    }
 }

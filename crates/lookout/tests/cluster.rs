@@ -531,6 +531,13 @@ fn three_pollers_survive_faults() {
         assert!(Instant::now() < deadline, "{old} not shown dead: {s}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    // A dead node can be forgotten; running again, it checks in again.
+    assert!(c.ok(&["poller", "forget", &old]).contains("forgotten"));
+    assert!(!c.status()["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["node_id"] == old.as_str()));
     c.start(&old);
     std::thread::sleep(Duration::from_secs(6));
 

@@ -189,6 +189,27 @@ fn serve_polls_api_answers_browser_sees_graph() {
     );
     assert_eq!(st, 400);
 
+    // Health: what the processors/mempools/storage modules found on this host's snmpd.
+    let (st, health) = get_json(
+        &http,
+        &format!("{base}/api/v0/devices/127.0.0.1/health"),
+        Some(&token),
+    );
+    assert_eq!(st, 200, "{health}");
+    assert!(
+        !health["mempools"].as_array().unwrap().is_empty(),
+        "{health}"
+    );
+    let storage = health["storage"].as_array().unwrap();
+    assert!(
+        storage.iter().any(|s| s["storage_descr"] == "/"),
+        "no / in storage: {health}"
+    );
+    assert!(
+        !health["module_perf"].as_array().unwrap().is_empty(),
+        "{health}"
+    );
+
     // The status API counts the time-series writes the polls made; nothing dropped.
     let (st, status) = get_json(&http, &format!("{base}/api/v0/status"), Some(&token));
     assert_eq!(st, 200, "{status}");
@@ -374,10 +395,24 @@ fn browser_logs_in_and_sees_graph(base: &str, device_id: i64, interfaces: usize)
         "lo interface missing"
     );
     // uPlot draws into a canvas once each interface's JSON series has loaded.
-    wait_for("every interface graph", 20, || {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
         let n = wd.script("return document.querySelectorAll('.uplot canvas').length");
-        (n.as_u64().unwrap_or(0) as usize >= interfaces).then_some(())
-    });
+        if n.as_u64().unwrap_or(0) as usize >= interfaces {
+            break;
+        }
+        // Graphs load when scrolled into view (long interface lists): scroll as a user would.
+        wd.script(
+            "document.querySelectorAll('.graph[data-state=loading]').forEach(g => g.scrollIntoView())",
+        );
+        if Instant::now() > deadline {
+            let states = wd.script(
+                "return Array.from(document.querySelectorAll('.graph')).map(g => g.dataset.state + ':' + g.textContent.slice(0, 80))",
+            );
+            panic!("not every interface graph drew ({interfaces} interfaces): {states}");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("device-page.png");
     wd.screenshot(&shot);
     eprintln!("screenshot: {}", shot.display());

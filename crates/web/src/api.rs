@@ -277,3 +277,22 @@ pub(crate) async fn status(_user: ApiUser, State(ctx): State<Shared>) -> Json<Va
         },
     }))
 }
+
+/// `GET /api/v0/devices/{hostname}/health`: processors, memory pools and storage with their
+/// current values (LibreNMS column names), and where the last poll's time went.
+pub(crate) async fn health(
+    _user: ApiUser,
+    State(ctx): State<Shared>,
+    ApiPath(hostname): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let d = find_device(&ctx, &hostname).await?;
+    let store = &ctx.state.store;
+    Ok(Json(json!({
+        "status": "ok",
+        "device_id": d.device_id,
+        "processors": store.processors(d.device_id).await?,
+        "mempools": store.mempools(d.device_id).await?,
+        "storage": store.storage(d.device_id).await?,
+        "module_perf": store.module_perf(d.device_id).await?,
+    })))
+}

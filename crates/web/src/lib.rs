@@ -72,6 +72,7 @@ pub fn router(state: WebState) -> Router {
         .route("/status", get(api::status))
         .route("/devices/{hostname}", get(api::device))
         .route("/devices/{hostname}/ports", get(api::ports))
+        .route("/devices/{hostname}/health", get(api::health))
         .route("/devices/{hostname}/ports/{ifname}", get(api::port))
         .route(
             "/devices/{hostname}/ports/{ifname}/port_bits",

@@ -415,6 +415,8 @@ struct EventRow {
 struct DevicePage {
     layout: Layout,
     d: DeviceInfo,
+    health: Vec<HealthRow>,
+    modules: Vec<ModuleRow>,
     ports: Vec<PortRow>,
     events: Vec<EventRow>,
     period: &'static str,
@@ -453,8 +455,27 @@ pub(crate) async fn device(
         .and_then(|p| Period::parse(&p))
         .unwrap_or(Period::Day);
     let now = now_secs();
+    let store = &ctx.state.store;
+    let health = health_rows(
+        &store.processors(d.device_id).await?,
+        &store.mempools(d.device_id).await?,
+        &store.storage(d.device_id).await?,
+    );
+    let modules = store
+        .module_perf(d.device_id)
+        .await?
+        .into_iter()
+        .map(|m| ModuleRow {
+            module: m.module,
+            seconds: format!("{:.3} s", m.seconds),
+            status: m.status,
+            message: m.message.unwrap_or_default(),
+        })
+        .collect();
     let page = DevicePage {
         layout: Layout::new(&ctx, &u),
+        health,
+        modules,
         d: device_info(&d, now, stale_after_secs(ctx.state.poll_interval_secs)),
         ports: ports.iter().map(port_row).collect(),
         events: events.iter().map(event_row).collect(),
@@ -615,4 +636,78 @@ pub(crate) async fn status(u: PageUser, State(ctx): State<Shared>) -> Result<Res
         ts: s.timeseries,
     };
     Ok(render(&page)?.into_response())
+}
+
+// --- health rows of the device page
+
+struct HealthRow {
+    kind: &'static str,
+    descr: String,
+    used: String,
+    size: String,
+    usage: String,
+    /// Over 90 %: shown in the "down" colour, the way an engineer scans for trouble.
+    high: bool,
+}
+
+struct ModuleRow {
+    module: String,
+    seconds: String,
+    status: String,
+    message: String,
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+fn health_rows(
+    processors: &[lookout_store::Processor],
+    mempools: &[lookout_store::Mempool],
+    storage: &[lookout_store::Storage],
+) -> Vec<HealthRow> {
+    let pct = |p: f64| format!("{p:.0} %");
+    let mut rows = Vec::new();
+    for p in processors {
+        rows.push(HealthRow {
+            kind: "processor",
+            descr: p.processor_descr.clone(),
+            used: String::new(),
+            size: String::new(),
+            usage: p.processor_usage.map(pct).unwrap_or_else(|| "-".into()),
+            high: p.processor_usage.is_some_and(|u| u > 90.0),
+        });
+    }
+    for m in mempools {
+        rows.push(HealthRow {
+            kind: "memory",
+            descr: m.mempool_descr.clone(),
+            used: bytes(m.mempool_used),
+            size: bytes(m.mempool_total),
+            usage: pct(m.mempool_perc),
+            high: m.mempool_perc > 90.0,
+        });
+    }
+    for s in storage {
+        rows.push(HealthRow {
+            kind: "storage",
+            descr: s.storage_descr.clone(),
+            used: bytes(s.storage_used),
+            size: bytes(s.storage_size),
+            usage: pct(s.storage_perc),
+            high: s.storage_perc > 90.0,
+        });
+    }
+    rows
 }
