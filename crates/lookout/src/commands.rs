@@ -300,7 +300,11 @@ async fn device(cfg: Config, cmd: DeviceCommand) -> Result<ExitCode> {
                         "loss": p.loss_percent(), "min": p.min_ms, "avg": p.avg_ms, "max": p.max_ms,
                     })),
                     "ports": r.ports,
-                    "timings": r.timings.iter().map(|t| json!({"module": t.module, "seconds": t.seconds})).collect::<Vec<_>>(),
+                    "processors": r.processors,
+                    "mempools": r.mempools,
+                    "storage": r.storage,
+                    "discovered": r.discovered,
+                    "timings": r.timings.iter().map(|t| json!({"module": t.module, "seconds": t.seconds, "outcome": t.outcome})).collect::<Vec<_>>(),
                     "timeseries_errors": r.timeseries_errors,
                 });
                 println!("{}", serde_json::to_string_pretty(&out)?);
@@ -396,8 +400,38 @@ fn print_poll(r: &lookout_poller::PollReport) {
             );
         }
     }
+    for p in &r.processors {
+        println!(
+            "  processor {:<40} {}",
+            p.processor_descr,
+            p.processor_usage
+                .map(|u| format!("{u:.0} %"))
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+    for m in &r.mempools {
+        println!(
+            "  memory    {:<40} {:.0} % of {} MiB",
+            m.mempool_descr,
+            m.mempool_perc,
+            m.mempool_total / 1_048_576
+        );
+    }
+    for s in &r.storage {
+        println!(
+            "  storage   {:<40} {:.0} % of {} MiB",
+            s.storage_descr,
+            s.storage_perc,
+            s.storage_size / 1_048_576
+        );
+    }
     for t in &r.timings {
-        println!("  module {:<12} {:.3}s", t.module, t.seconds);
+        let outcome = match &t.outcome {
+            lookout_poller::ModuleOutcome::Ok => String::new(),
+            lookout_poller::ModuleOutcome::Disabled => " (disabled)".to_string(),
+            lookout_poller::ModuleOutcome::Failed(m) => format!(" FAILED: {m}"),
+        };
+        println!("  module {:<12} {:.3}s{outcome}", t.module, t.seconds);
     }
     for e in &r.timeseries_errors {
         println!("  rrd error: {e}");
