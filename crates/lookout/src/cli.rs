@@ -36,6 +36,9 @@ pub enum Command {
     Token(TokenCommand),
     /// Apply database migrations.
     Migrate(MigrateArgs),
+    /// Copy the whole database out to / in from a JSON file (e.g. SQLite → MariaDB).
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Check configuration and connectivity to every configured backend.
     Validate,
     /// The distributed poller: nodes, master, queues.
@@ -189,4 +192,13 @@ pub struct MigrateArgs {
     /// Only show which migrations are applied.
     #[arg(long)]
     pub status: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Write every table of the configured database to FILE (`-` for stdout).
+    Export { file: PathBuf },
+    /// Load FILE (from `db export`) into the configured database, which must be empty.
+    /// Ids are kept, so RRD files (`port-id<N>.rrd`) stay valid.
+    Import { file: PathBuf },
 }

@@ -34,6 +34,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate => crate::serve::validate(data_dir).await,
+        Command::Db(cmd) => {
+            let cfg = Config::load(data_dir, &Overrides::default())?;
+            let store = open_migrated(&cfg).await?;
+            db(&store, cmd).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Poller(PollerCommand::Status { json }) => {
             let cfg = Config::load(data_dir, &Overrides::default())?;
             crate::poller_status::status(&cfg, json).await
@@ -106,6 +112,52 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `db export` / `db import`: moving an embedded SQLite install to MariaDB is
+/// `db export dump.json` with the SQLite config, then `db import dump.json` with DB_* set.
+async fn db(store: &Store, cmd: crate::cli::DbCommand) -> Result<()> {
+    use crate::cli::DbCommand;
+    match cmd {
+        DbCommand::Export { file } => {
+            let dump = store.export().await.context("cannot read the database")?;
+            let json = serde_json::to_vec(&dump)?;
+            if file.as_os_str() == "-" {
+                use std::io::Write;
+                std::io::stdout().write_all(&json)?;
+            } else {
+                std::fs::write(&file, &json)
+                    .with_context(|| format!("cannot write {}", file.display()))?;
+                eprintln!(
+                    "exported {} devices, {} ports, {} events, {} users, {} API tokens to {}",
+                    dump.devices.len(),
+                    dump.ports.len(),
+                    dump.events.len(),
+                    dump.users.len(),
+                    dump.api_tokens.len(),
+                    file.display()
+                );
+            }
+        }
+        DbCommand::Import { file } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let dump: lookout_store::Dump = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not a `lookout db export` file", file.display()))?;
+            store
+                .import(&dump)
+                .await
+                .context("import failed (the target database must be empty)")?;
+            eprintln!(
+                "imported {} devices, {} ports, {} events, {} users",
+                dump.devices.len(),
+                dump.ports.len(),
+                dump.events.len(),
+                dump.users.len()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Opens the configured store with a message that names the file/servers.

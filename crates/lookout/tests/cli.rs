@@ -344,3 +344,56 @@ fn polls_write_through_rrdcached_without_local_files() {
         "no INOCTETS rate via rrdcached:\n{fetch}"
     );
 }
+
+#[test]
+fn db_export_from_sqlite_imports_into_mariadb() {
+    let agent = Snmpd::start();
+    let lo = Install::new();
+    if lo.mysql_db.is_some() {
+        eprintln!("export/import test runs in the SQLite leg only");
+        return;
+    }
+    let port = agent.port.to_string();
+    lo.ok(&["device", "add", "127.0.0.1", "--port", &port]);
+    lo.ok(&["device", "poll", "127.0.0.1"]);
+    let dump = lo.dir.path().join("dump.json");
+    lo.ok(&["db", "export", dump.to_str().unwrap()]);
+
+    // A fresh MariaDB database as the target.
+    let db = format!(
+        "lookout_test_import_{}",
+        std::process::id() ^ (agent.port as u32)
+    );
+    common::mariadb(&format!("CREATE DATABASE `{db}`"));
+    let to_mysql = |args: &[&str]| {
+        lo.cmd(args)
+            .env("DB_CONNECTION", "mysql")
+            .env("DB_HOST", "127.0.0.1")
+            .env("DB_DATABASE", &db)
+            .env("DB_USERNAME", "root")
+            .output()
+            .unwrap()
+    };
+    let out = to_mysql(&["db", "import", dump.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    let listed = to_mysql(&["device", "list", "--json"]);
+    let again = to_mysql(&["db", "import", dump.to_str().unwrap()]);
+    common::mariadb(&format!("DROP DATABASE `{db}`"));
+    assert!(out.status.success(), "{err}");
+    let mysql_devices: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let sqlite_devices = serde_json::Value::Array(lo.devices_json());
+    assert_eq!(
+        mysql_devices, sqlite_devices,
+        "devices differ after the move"
+    );
+    assert!(
+        !again.status.success(),
+        "a second import into a non-empty database succeeded"
+    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("must be empty"));
+
+    // Garbage is refused with a clear message.
+    std::fs::write(&dump, b"{not json").unwrap();
+    let err = lo.fails(&["db", "import", dump.to_str().unwrap()]);
+    assert!(err.contains("is not a `lookout db export` file"), "{err}");
+}
