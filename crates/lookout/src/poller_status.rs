@@ -6,39 +6,11 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use lookout_coord::{Coord, CoordConfig, MasterInfo, NodeStatus, QueueDepth};
-use serde_json::{json, Value};
+use lookout_coord::{Coord, CoordConfig};
 
 use crate::config::Config;
 
-/// The `--json` document: `{"master", "backend", "nodes": [...], "queues": [...]}`.
-pub fn status_json(
-    backend: &str,
-    master: Option<&MasterInfo>,
-    nodes: &[NodeStatus],
-    queues: &[QueueDepth],
-) -> Value {
-    let master_id = master.map(|m| m.node_id.clone());
-    json!({
-        "backend": backend,
-        "master": master_id,
-        "master_token": master.map(|m| m.token),
-        "nodes": nodes.iter().map(|n| json!({
-            "node_id": n.info.node_id,
-            "hostname": n.info.hostname,
-            "version": n.info.version,
-            "roles": n.info.roles,
-            "groups": n.info.groups,
-            "workers": n.info.workers,
-            "master": master_id.as_deref() == Some(n.info.node_id.as_str()),
-            "last_checkin": n.last_checkin.to_rfc3339(),
-            "alive": n.alive,
-            "started_at": n.info.started_at.map(|t| t.to_rfc3339()),
-            "stats": n.info.stats,
-        })).collect::<Vec<_>>(),
-        "queues": queues,
-    })
-}
+pub use lookout_web::poller::status_json;
 
 pub async fn status(cfg: &Config, json: bool) -> Result<ExitCode> {
     if cfg.coord == CoordConfig::Memory {

@@ -105,6 +105,7 @@ pub async fn serve(mut cfg: Config) -> Result<()> {
         let state = WebState {
             store: store.clone(),
             timeseries: timeseries.clone(),
+            coord: coord.clone(),
             app_key,
             poll_interval_secs: cfg.poll_interval_secs,
             node_name: cfg.node_id.clone(),

@@ -126,16 +126,20 @@ fn serve_polls_api_answers_browser_sees_graph() {
     let ports = ports["ports"].as_array().unwrap().clone();
     assert!(ports.iter().any(|p| p["ifDescr"] == "lo"), "{ports:?}");
 
-    // Wait for a second poll so the graph has a rate to draw.
-    let first = device["last_polled"].clone();
-    wait_for("a second poll", 40, || {
-        let (_, body) = get_json(
-            &http,
-            &format!("{base}/api/v0/devices/127.0.0.1"),
-            Some(&token),
-        );
-        (body["devices"][0]["last_polled"] != first).then_some(())
-    });
+    // Wait for two more polls: DERIVE needs two readings for a rate, and a whole RRD step
+    // (10 s) between known readings before a consolidated value exists to draw.
+    let mut seen = device["last_polled"].clone();
+    for n in ["a second poll", "a third poll"] {
+        seen = wait_for(n, 40, || {
+            let (_, body) = get_json(
+                &http,
+                &format!("{base}/api/v0/devices/127.0.0.1"),
+                Some(&token),
+            );
+            let t = body["devices"][0]["last_polled"].clone();
+            (t != seen).then_some(t)
+        });
+    }
 
     // Graphs through the API: LibreNMS's port_bits PNG and the JSON series.
     let png_url = format!(
@@ -209,6 +213,15 @@ fn serve_polls_api_answers_browser_sees_graph() {
         !health["module_perf"].as_array().unwrap().is_empty(),
         "{health}"
     );
+
+    // The poller cluster as the web sees it: this one node, alive and master.
+    let (st, cluster) = get_json(&http, &format!("{base}/api/v0/poller"), Some(&token));
+    assert_eq!(st, 200, "{cluster}");
+    let nodes = cluster["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1, "{cluster}");
+    assert_eq!(nodes[0]["alive"], true);
+    assert_eq!(nodes[0]["master"], true, "{cluster}");
+    assert_eq!(cluster["master"], nodes[0]["node_id"]);
 
     // The status API counts the time-series writes the polls made; nothing dropped.
     let (st, status) = get_json(&http, &format!("{base}/api/v0/status"), Some(&token));
@@ -416,6 +429,17 @@ fn browser_logs_in_and_sees_graph(base: &str, device_id: i64, interfaces: usize)
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("device-page.png");
     wd.screenshot(&shot);
     eprintln!("screenshot: {}", shot.display());
+
+    wd.goto(&format!("{base}/poller"));
+    let html = wd.source();
+    assert!(
+        html.contains("id=\"pollers\""),
+        "poller page without the node table"
+    );
+    assert!(
+        html.contains("(master)") && html.contains(">alive<"),
+        "poller page: no live master"
+    );
 
     wd.goto(&format!("{base}/status"));
     let html = wd.source();

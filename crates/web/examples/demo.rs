@@ -128,6 +128,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         listener.local_addr()?
     );
     let app = router(WebState {
+        coord: lookout_coord::Coord::memory(),
         store,
         timeseries: ts,
         app_key: AppKey::generate(),

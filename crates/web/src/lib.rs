@@ -18,6 +18,7 @@ mod assets;
 mod error;
 mod graph;
 mod pages;
+pub mod poller;
 mod view;
 
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub use error::WebError;
 pub struct WebState {
     pub store: Store,
     pub timeseries: TimeSeries,
+    /// Coordination backend: the poller page shows nodes, master and queues from it.
+    pub coord: lookout_coord::Coord,
     /// Seals session cookies; instances sharing it share sessions.
     pub app_key: AppKey,
     /// Poll interval, used to pick graph resolutions and to flag stale devices.
@@ -70,6 +73,7 @@ pub fn router(state: WebState) -> Router {
     let api = Router::new()
         .route("/devices", get(api::devices))
         .route("/status", get(api::status))
+        .route("/poller", get(poller::api))
         .route("/devices/{hostname}", get(api::device))
         .route("/devices/{hostname}/ports", get(api::ports))
         .route("/devices/{hostname}/health", get(api::health))
@@ -91,6 +95,7 @@ pub fn router(state: WebState) -> Router {
         .route("/devices", get(pages::devices))
         .route("/device/{device_id}", get(pages::device))
         .route("/status", get(pages::status))
+        .route("/poller", get(poller::page))
         .route("/graph-data/port/{port_id}", get(graph::port))
         .route("/assets/{fingerprint}/{name}", get(assets::serve))
         .route("/health", get(health))

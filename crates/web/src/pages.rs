@@ -31,15 +31,15 @@ use crate::Shared;
 
 /// What every authenticated page shows around its content.
 pub(crate) struct Layout {
-    user: String,
-    csrf: String,
-    node: String,
-    assets: String,
-    now: String,
+    pub(crate) user: String,
+    pub(crate) csrf: String,
+    pub(crate) node: String,
+    pub(crate) assets: String,
+    pub(crate) now: String,
 }
 
 impl Layout {
-    fn new(ctx: &Shared, u: &PageUser) -> Layout {
+    pub(crate) fn new(ctx: &Shared, u: &PageUser) -> Layout {
         Layout {
             user: u.user.username.clone(),
             csrf: u.session.csrf.clone(),

@@ -118,6 +118,7 @@ async fn database_outage_gives_503_and_recovers() {
     .await
     .unwrap();
     let app = router(WebState {
+        coord: lookout_coord::Coord::memory(),
         store: store.clone(),
         timeseries: ts,
         app_key: AppKey::generate(),

@@ -95,6 +95,7 @@ impl App {
 
 fn state(store: &Store, ts: &TimeSeries, key: &AppKey) -> WebState {
     WebState {
+        coord: lookout_coord::Coord::memory(),
         store: store.clone(),
         timeseries: ts.clone(),
         app_key: key.clone(),
