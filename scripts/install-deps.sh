@@ -11,6 +11,7 @@ PACKAGES=(
   sqlite3               # inspecting the embedded database
   chromium chromium-driver       # browser tests (headless)
   redis-sentinel galera-4 haproxy mariadb-server # HA tests (Sentinel, Galera, HAProxy)
+  prometheus-snmp-exporter  # SNMP benchmark (scripts/bench-snmp.sh): the snmp_exporter comparison
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
