@@ -19,6 +19,7 @@ use lookout_core::{
 };
 use serde::{Deserialize, Serialize};
 
+mod discovery_ops;
 mod dump;
 mod health_ops;
 mod migrate;
@@ -776,8 +777,13 @@ impl Store {
     }
 }
 
-// After `run!`, which it uses (macro_rules scoping is textual).
+// After `run!`, which they use (macro_rules scoping is textual).
+mod discovery;
 mod health;
+pub use discovery::{
+    Ipv6Address, Ipv6AddressPoll, Link, LinkPoll, NewEvent, PollCommit, PollCommitted,
+    PortEventsFn, PortsStage,
+};
 pub use health::{
     Ipv4Address, Ipv4AddressPoll, Mempool, MempoolPoll, ModulePerf, Processor, ProcessorPoll,
     Storage, StoragePoll,

@@ -51,6 +51,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "0004_ipv4_addresses",
         sql: include_str!("../migrations/sqlite/0004_ipv4_addresses.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_links_ipv6",
+        sql: include_str!("../migrations/sqlite/0005_links_ipv6.sql"),
+    },
 ];
 
 pub(crate) const MYSQL: &[Migration] = &[
@@ -73,6 +78,11 @@ pub(crate) const MYSQL: &[Migration] = &[
         version: 4,
         name: "0004_ipv4_addresses",
         sql: include_str!("../migrations/mysql/0004_ipv4_addresses.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "0005_links_ipv6",
+        sql: include_str!("../migrations/mysql/0005_links_ipv6.sql"),
     },
 ];
 

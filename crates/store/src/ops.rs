@@ -33,6 +33,8 @@ macro_rules! define_ops {
 
             // The health modules' operations (processors, mempools, storage, ...).
             crate::health_ops::health_ops_body!();
+            // Neighbours, IPv6 addresses and the one-transaction poll commit.
+            crate::discovery_ops::discovery_ops_body!();
 
             fn is_unique(e: &sqlx::Error) -> bool {
                 e.as_database_error()
@@ -215,6 +217,12 @@ macro_rules! define_ops {
                 // on foreign keys being enforced (SQLite needs a pragma for that).
                 for sql in [
                     "DELETE FROM eventlog WHERE device_id = ?",
+                    "DELETE FROM links WHERE local_device_id = ?",
+                    // Other devices' neighbour rows keep the name, lose the reference.
+                    "UPDATE links SET remote_device_id = NULL, remote_port_id = NULL \
+                     WHERE remote_device_id = ?",
+                    "DELETE FROM ipv4_addresses WHERE device_id = ?",
+                    "DELETE FROM ipv6_addresses WHERE device_id = ?",
                     "DELETE FROM ports WHERE device_id = ?",
                 ] {
                     sqlx::query(sql)
@@ -372,6 +380,29 @@ macro_rules! define_ops {
                 fence: &crate::PollFence,
                 finished: Timestamp,
             ) -> Result<()> {
+                check_fence(&mut *c, id, fence).await?;
+                update_device_poll(&mut *c, id, u).await?;
+                insert_poll_log(
+                    &mut *c,
+                    &crate::PollLogEntry {
+                        device_id: id,
+                        node_id: fence.node_id.clone(),
+                        token: fence.token,
+                        started: fence.started,
+                        finished,
+                        status: crate::PollOutcome::Ok,
+                        duration: u.last_polled_timetaken,
+                    },
+                )
+                .await
+            }
+
+            /// `StoreError::Fenced` unless `fence.token` is the device's poll token.
+            pub(crate) async fn check_fence(
+                c: &mut Conn,
+                id: DeviceId,
+                fence: &crate::PollFence,
+            ) -> Result<()> {
                 // A no-op update that matches only while the token is ours: it takes the
                 // row lock (MySQL) for the rest of the transaction, so the token cannot
                 // change between this check and the writes below. Matched rows are counted
@@ -405,20 +436,7 @@ macro_rules! define_ops {
                         current: current.and_then(|t| u64::try_from(t).ok()),
                     });
                 }
-                update_device_poll(&mut *c, id, u).await?;
-                insert_poll_log(
-                    &mut *c,
-                    &crate::PollLogEntry {
-                        device_id: id,
-                        node_id: fence.node_id.clone(),
-                        token: fence.token,
-                        started: fence.started,
-                        finished,
-                        status: crate::PollOutcome::Ok,
-                        duration: u.last_polled_timetaken,
-                    },
-                )
-                .await
+                Ok(())
             }
 
             pub(crate) async fn prune_poll_log(c: &mut Conn, before: Timestamp) -> Result<u64> {
