@@ -11,332 +11,21 @@
 //! - a node isolated from the cluster (non-primary, `wsrep_ready=OFF`) is left for a
 //!   healthy one, and skipped when opening.
 //!
-//! One test, because a cluster takes ~10 s to start on this 2-core machine.
+//! One test, because a cluster takes ~10 s to start on this 2-core machine. The cluster and
+//! HAProxy launchers are `lookout-testkit`'s (shared with the process-level test in
+//! crates/lookout/tests/galera_processes.rs).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use common::mysql_config;
 use lookout_core::{DevicePollUpdate, DeviceStatus, NewDevice, PortCounters, PortPoll, SnmpConfig};
 use lookout_store::{Severity, Store};
-use rand::Rng as _;
+use lookout_testkit::galera::{GaleraCluster, GaleraNode, Haproxy};
 use sqlx::Connection as _;
-
-const MARIADBD: &str = "/usr/sbin/mariadbd";
-const INSTALL_DB: &str = "/usr/bin/mariadb-install-db";
-const GALERA: &str = "/usr/lib/galera/libgalera_smm.so";
-const RSYNC: &str = "/usr/bin/rsync";
-const HAPROXY: &str = "/usr/sbin/haproxy";
-
-struct Node {
-    name: String,
-    dir: PathBuf,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Node {
-    fn cnf(&self) -> PathBuf {
-        self.dir.join("my.cnf")
-    }
-    fn socket(&self) -> PathBuf {
-        self.dir.join("mysqld.sock")
-    }
-    fn start(&mut self, new_cluster: bool) {
-        let mut cmd = Command::new(MARIADBD);
-        // --defaults-file must be the first option.
-        cmd.arg(format!("--defaults-file={}", self.cnf().display()));
-        if new_cluster {
-            cmd.arg("--wsrep-new-cluster");
-        }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mariadbd");
-        self.child = Some(child);
-    }
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill(); // SIGKILL
-            let _ = c.wait();
-        }
-    }
-    async fn admin(&self) -> sqlx::MySqlConnection {
-        let opts = sqlx::mysql::MySqlConnectOptions::new()
-            .socket(self.socket())
-            .username("root");
-        sqlx::MySqlConnection::connect_with(&opts).await.unwrap()
-    }
-    async fn status(&self, var: &str) -> Option<String> {
-        let opts = sqlx::mysql::MySqlConnectOptions::new()
-            .socket(self.socket())
-            .username("root");
-        let mut c = sqlx::MySqlConnection::connect_with(&opts).await.ok()?;
-        let row: Option<(String, String)> =
-            sqlx::query_as("SHOW GLOBAL STATUS WHERE Variable_name = ?")
-                .bind(var)
-                .fetch_optional(&mut c)
-                .await
-                .ok()?;
-        let _ = c.close().await;
-        row.map(|(_, v)| v)
-    }
-    async fn wait_status(&mut self, var: &str, want: &str, timeout: Duration) {
-        let start = Instant::now();
-        loop {
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(st)) = c.try_wait() {
-                    panic!(
-                        "{} exited ({st}) while waiting for {var}={want}; log:\n{}",
-                        self.name,
-                        self.log_tail()
-                    );
-                }
-            }
-            let got = self.status(var).await;
-            if got.as_deref() == Some(want) {
-                return;
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "{}: {var} is {got:?}, waited {timeout:?} for {want}; log:\n{}",
-                self.name,
-                self.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-    /// The log's ERROR/Warning lines and its last lines, for failure messages.
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default();
-        let lines: Vec<_> = log.lines().collect();
-        let errors: Vec<_> = lines
-            .iter()
-            .filter(|l| l.contains("[ERROR]") || l.contains("[Warning] WSREP"))
-            .copied()
-            .collect();
-        format!(
-            "errors:\n{}\ntail:\n{}",
-            errors[errors.len().saturating_sub(20)..].join("\n"),
-            lines[lines.len().saturating_sub(30)..].join("\n")
-        )
-    }
-}
-
-struct Cluster {
-    nodes: Vec<Node>,
-    /// Free port for HAProxy in front of the nodes.
-    haproxy_port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for n in &mut self.nodes {
-            if std::thread::panicking() {
-                eprintln!("--- {} error.log tail ---\n{}", n.name, n.log_tail());
-            }
-            n.kill9();
-        }
-    }
-}
-
-/// HAProxy in TCP mode in front of the nodes (the LibreNMS way), killed on drop.
-struct Haproxy(Child);
-
-impl Haproxy {
-    async fn start(cluster: &Cluster) -> Haproxy {
-        let servers: String = cluster
-            .nodes
-            .iter()
-            .map(|n| format!("  server {} 127.0.0.1:{} check\n", n.name, n.port))
-            .collect();
-        let cfg = format!(
-            "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
-             listen galera\n  bind 127.0.0.1:{}\n  balance roundrobin\n  option mysql-check user haproxy\n\
-             default-server inter 500ms fall 2 rise 2\n{servers}",
-            cluster.haproxy_port
-        );
-        let path = cluster._dir.path().join("haproxy.cfg");
-        std::fs::write(&path, cfg).unwrap();
-        let child = Command::new(HAPROXY)
-            .arg("-f")
-            .arg(&path)
-            .arg("-db")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start haproxy");
-        let start = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", cluster.haproxy_port))
-            .await
-            .is_err()
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "haproxy did not listen"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Haproxy(child)
-    }
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn port_free(port: u16) -> bool {
-    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
-}
-
-impl Cluster {
-    async fn start() -> Cluster {
-        for (bin, pkg) in [
-            (MARIADBD, "mariadb-server"),
-            (INSTALL_DB, "mariadb-server"),
-            (GALERA, "galera-4"),
-            (RSYNC, "rsync"),
-            (HAPROXY, "haproxy"),
-        ] {
-            assert!(
-                Path::new(bin).exists(),
-                "{bin} missing: install the Debian package {pkg}"
-            );
-        }
-        // 3 SQL ports + 3 x (gcomm, IST, SST) + HAProxy, from a random base so parallel
-        // runs differ.
-        let base = loop {
-            let base: u16 = rand::rng().random_range(20_000..60_000);
-            let all: Vec<u16> = (0..3)
-                .flat_map(|i| {
-                    [
-                        base + i,
-                        base + 10 + i * 10,
-                        base + 11 + i * 10,
-                        base + 12 + i * 10,
-                    ]
-                })
-                .chain([base + 5])
-                .collect();
-            if all.iter().all(|p| port_free(*p)) {
-                break base;
-            }
-        };
-        let dir = tempfile::tempdir().unwrap();
-        // mariadbd runs as user mysql: it must reach its data dirs.
-        let st = Command::new("chmod")
-            .arg("0755")
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let gcomm: Vec<String> = (0..3)
-            .map(|i| format!("127.0.0.1:{}", base + 10 + i * 10))
-            .collect();
-        let mut nodes = Vec::new();
-        for i in 0..3u16 {
-            let ndir = dir.path().join(format!("n{}", i + 1));
-            std::fs::create_dir_all(ndir.join("data")).unwrap();
-            let g = base + 10 + i * 10;
-            let cnf = format!(
-                "[mysqld]\nuser=mysql\ndatadir={d}/data\nsocket={d}/mysqld.sock\nlog-error={d}/error.log\n\
-                 pid-file={d}/mysqld.pid\nport={port}\nbind-address=127.0.0.1\nskip-name-resolve\n\
-                 binlog_format=ROW\ninnodb_autoinc_lock_mode=2\ninnodb_buffer_pool_size=64M\n\
-                 innodb_log_file_size=16M\nperformance_schema=OFF\nwsrep_on=ON\nwsrep_provider={GALERA}\n\
-                 wsrep_cluster_name=lookout-store-test\nwsrep_cluster_address=gcomm://{all}\n\
-                 wsrep_node_name=n{n}\nwsrep_node_address=127.0.0.1:{g}\n\
-                 wsrep_provider_options=\"gmcast.listen_addr=tcp://127.0.0.1:{g};ist.recv_addr=127.0.0.1:{ist};gcache.size=32M;evs.keepalive_period=PT0.5S;evs.suspect_timeout=PT2S;evs.inactive_timeout=PT3S;evs.install_timeout=PT3S\"\n\
-                 wsrep_sst_receive_address=127.0.0.1:{sst}\nwsrep_sst_method=rsync\n\
-                 [client]\nsocket={d}/mysqld.sock\n",
-                d = ndir.display(),
-                port = base + i,
-                all = gcomm.join(","),
-                n = i + 1,
-                ist = g + 1,
-                sst = g + 2,
-            );
-            std::fs::write(ndir.join("my.cnf"), cnf).unwrap();
-            nodes.push(Node {
-                name: format!("n{}", i + 1),
-                dir: ndir,
-                port: base + i,
-                child: None,
-            });
-        }
-        let st = Command::new("chown")
-            .args(["-R", "mysql:mysql"])
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let out = Command::new(INSTALL_DB)
-            .arg(format!("--defaults-file={}", nodes[0].cnf().display()))
-            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mariadb-install-db: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut cluster = Cluster {
-            nodes,
-            haproxy_port: base + 5,
-            _dir: dir,
-        };
-        cluster.nodes[0].start(true);
-        cluster.nodes[0]
-            .wait_status("wsrep_ready", "ON", Duration::from_secs(60))
-            .await;
-        // root over TCP from 127.0.0.1 (skip-name-resolve: 'localhost' only matches the
-        // socket). Created before the joiners, which receive it with the snapshot.
-        let mut c = cluster.nodes[0].admin().await;
-        sqlx::raw_sql(
-            "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; \
-             GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; \
-             CREATE USER IF NOT EXISTS 'haproxy'@'127.0.0.1';",
-        )
-        .execute(&mut c)
-        .await
-        .unwrap();
-        c.close().await.unwrap();
-        for i in 1..3 {
-            cluster.nodes[i].start(false);
-            cluster.nodes[i]
-                .wait_status(
-                    "wsrep_local_state_comment",
-                    "Synced",
-                    Duration::from_secs(90),
-                )
-                .await;
-        }
-        cluster.nodes[0]
-            .wait_status("wsrep_cluster_size", "3", Duration::from_secs(30))
-            .await;
-        cluster
-    }
-
-    fn hosts(&self, order: &[usize]) -> Vec<(String, u16)> {
-        order
-            .iter()
-            .map(|i| ("127.0.0.1".to_string(), self.nodes[*i].port))
-            .collect()
-    }
-
-    fn label(&self, i: usize) -> String {
-        format!("127.0.0.1:{}", self.nodes[i].port)
-    }
-}
 
 fn port_poll(if_index: i64, in_octets: u64) -> PortPoll {
     PortPoll {
@@ -374,11 +63,11 @@ fn poll_update(i: u64) -> DevicePollUpdate {
 }
 
 /// Rows of `db.table` as seen on `node`.
-async fn count(node: &Node, db: &str, table: &str) -> i64 {
+async fn count(node: &GaleraNode, db: &str, table: &str) -> i64 {
     scalar(node, &format!("SELECT COUNT(*) FROM `{db}`.{table}")).await
 }
 
-async fn scalar(node: &Node, sql: &str) -> i64 {
+async fn scalar(node: &GaleraNode, sql: &str) -> i64 {
     let mut c = node.admin().await;
     let v: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
         .fetch_one(&mut c)
@@ -388,7 +77,7 @@ async fn scalar(node: &Node, sql: &str) -> i64 {
     v
 }
 
-async fn cert_failures(node: &Node) -> i64 {
+async fn cert_failures(node: &GaleraNode) -> i64 {
     node.status("wsrep_local_cert_failures")
         .await
         .and_then(|v| v.parse().ok())
@@ -407,7 +96,7 @@ async fn galera_cluster_faults() {
         .with_test_writer()
         .try_init();
     let started = Instant::now();
-    let mut cluster = Cluster::start().await;
+    let mut cluster = GaleraCluster::start("lookout-store-test").await;
     eprintln!("cluster of 3 up in {:?}", started.elapsed());
     let db = "lookout_galera";
     let all = cluster.hosts(&[0, 1, 2]);
@@ -520,21 +209,9 @@ async fn galera_cluster_faults() {
     // event it already wrote and does not log it twice.
     assert_eq!(events, n_polls as i64, "one event per poll");
 
-    // The killed node restarts, rejoins and catches up (IST). Restarted once the survivors
-    // have evicted it: a node rejoining under the identity still in the view can abort.
-    cluster.nodes[1]
-        .wait_status("wsrep_cluster_size", "2", Duration::from_secs(30))
-        .await;
-    let t = Instant::now();
-    cluster.nodes[0].start(false);
-    cluster.nodes[0]
-        .wait_status(
-            "wsrep_local_state_comment",
-            "Synced",
-            Duration::from_secs(90),
-        )
-        .await;
-    eprintln!("n1 rejoined and synced in {:?}", t.elapsed());
+    // The killed node restarts, rejoins and catches up (IST).
+    let took = cluster.rejoin(0).await;
+    eprintln!("n1 rejoined and synced in {took:?}");
     assert_eq!(count(&cluster.nodes[0], db, "eventlog").await, events);
 
     // --- 3. the LibreNMS way: one address, HAProxy in TCP mode in front of the nodes
@@ -588,17 +265,7 @@ async fn galera_cluster_faults() {
     assert_eq!(events, n_polls, "one event per poll");
     via.close().await;
     drop(proxy);
-    cluster.nodes[0]
-        .wait_status("wsrep_cluster_size", "2", Duration::from_secs(30))
-        .await;
-    cluster.nodes[2].start(false);
-    cluster.nodes[2]
-        .wait_status(
-            "wsrep_local_state_comment",
-            "Synced",
-            Duration::from_secs(90),
-        )
-        .await;
+    cluster.rejoin(2).await;
 
     // --- 4. a desynced node (Donor/Desynced, as during a state transfer) is passed over
     // for a synced one when choosing a node

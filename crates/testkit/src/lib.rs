@@ -1,0 +1,11 @@
+//! Test support shared by Lookout's integration tests (a dev-dependency only, never
+//! published): launchers for real servers on 127.0.0.0/8, started and killed by the test.
+//!
+//! - [`galera`]: a 3-node MariaDB Galera cluster (Debian `mariadb-server` + `galera-4`) on
+//!   random loopback ports with its own data dirs, and HAProxy in TCP mode in front of it.
+//!
+//! Failures panic with the server's log tail: this crate only runs inside tests, where a
+//! panic is how a fixture reports that it could not be set up.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod galera;
