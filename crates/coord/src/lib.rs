@@ -175,6 +175,9 @@ pub struct Claim {
     pub ttl: Duration,
     /// Local monotonic deadline; a result finished after it must be discarded.
     pub valid_until: Instant,
+    /// When the device was due in its queue (the master's schedule, or the expiry of a
+    /// re-queued claim), on the backend's clock; `None` if the backend did not say.
+    pub due_at: Option<Timestamp>,
 }
 
 impl Claim {
@@ -561,6 +564,7 @@ impl Coord {
             expires: to_timestamp(g.expires),
             ttl: lease_ttl,
             valid_until: sent + lease_ttl,
+            due_at: (g.due > 0).then(|| to_timestamp(g.due)),
         }))
     }
 

@@ -20,6 +20,9 @@ pub struct Granted {
     pub group: i32,
     pub token: Token,
     pub expires: Millis,
+    /// When the device was due in its queue (0 when not known, e.g. on renewal): the
+    /// worker measures its poll lag from it.
+    pub due: Millis,
 }
 
 #[derive(Clone, Debug)]
@@ -93,6 +96,7 @@ impl WorkQueues {
             group,
             token,
             expires: now.saturating_add(ttl_ms),
+            due,
         })
     }
 
@@ -134,6 +138,7 @@ impl WorkQueues {
             group: c.group,
             token,
             expires: c.holder.expires,
+            due: 0,
         })
     }
 

@@ -148,7 +148,7 @@ local tok = next_token(P .. 'claim:token')
 local exp = now + tonumber(ARGV[3])
 redis.call('HSET', P .. 'claim:' .. best, 'group', bg, 'owner', ARGV[2], 'token', s(tok), 'expires', s(exp))
 redis.call('ZADD', P .. 'claims', s(exp), best)
-return {tonumber(best), tonumber(bg), tok, exp}
+return {tonumber(best), tonumber(bg), tok, exp, bs}
 "#;
 
 const RENEW_CLAIM: &str = r#"
@@ -581,6 +581,7 @@ impl Backend for RedisBackend {
             group: group_of(at(&v, 1)?)?,
             token: uint(at(&v, 2)?)?,
             expires: uint(at(&v, 3)?)?,
+            due: v.get(4).map(uint).transpose()?.unwrap_or(0),
         }))
     }
 
@@ -610,6 +611,7 @@ impl Backend for RedisBackend {
                 group: group_of(at(&v, 1)?)?,
                 token,
                 expires: uint(at(&v, 2)?)?,
+                due: 0,
             }),
         })
     }

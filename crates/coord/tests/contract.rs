@@ -152,6 +152,9 @@ async fn claim_ack_expiry_requeue(a: Coord, b: Coord) {
     // Most overdue first, only from served groups, nothing before it is due.
     let c2 = a.claim(&[0, 1], "na", MS(500)).await.unwrap().unwrap();
     assert_eq!((c2.device_id, c2.group), (2, 1));
+    // The claim carries when the device was due (to the millisecond), for lag figures.
+    let due2 = (now - chrono::Duration::seconds(10)).timestamp_millis();
+    assert_eq!(c2.due_at.map(|t| t.timestamp_millis()), Some(due2));
     let c1 = b
         .claim(&[0, 1], "nb", Duration::from_secs(5))
         .await
