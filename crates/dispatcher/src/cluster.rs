@@ -29,9 +29,10 @@ use lookout_coord::{Claim, Coord, Lease, NodeInfo};
 use lookout_core::DeviceId;
 use lookout_poller::{PollError, Poller};
 use lookout_store::{PollFence, PollLogEntry, PollOutcome, Store, StoreError};
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
 
+use crate::metrics::{PollMetrics, PollSample};
 use crate::schedule::Schedule;
 
 /// The roles a node runs.
@@ -107,6 +108,32 @@ pub fn parse_groups(text: &str) -> Result<Vec<i32>, String> {
     Ok(v.into_iter().collect())
 }
 
+/// Parses `POLLER_GROUP_WORKERS`, e.g. `0:8,2:4`: at most 8 of the node's workers poll
+/// group 0 at once and at most 4 group 2 (groups not named: no limit of their own).
+pub fn parse_group_workers(text: &str) -> Result<BTreeMap<i32, usize>, String> {
+    let mut m = BTreeMap::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (g, n) = part
+            .split_once(':')
+            .ok_or_else(|| format!("{part:?} is not GROUP:WORKERS (e.g. 0:8,2:4)"))?;
+        let g: i32 = g
+            .trim()
+            .parse()
+            .map_err(|_| format!("poller group {g:?} in {part:?} is not a number"))?;
+        let n: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("worker count {n:?} in {part:?} is not a number"))?;
+        if n == 0 {
+            return Err(format!("{part:?}: a group needs at least 1 worker"));
+        }
+        if m.insert(g, n).is_some() {
+            return Err(format!("poller group {g} is given twice"));
+        }
+    }
+    Ok(m)
+}
+
 /// Settings of one node's dispatcher and workers.
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {
@@ -116,8 +143,11 @@ pub struct ClusterConfig {
     pub roles: Roles,
     /// Poller groups this node's workers serve.
     pub groups: Vec<i32>,
-    /// Workers (polls at once) on this node.
+    /// Workers (polls at once) on this node, all groups together (`POLLER_WORKERS`).
     pub workers: usize,
+    /// Per poller group: at most this many of the node's workers poll the group at once
+    /// (`POLLER_GROUP_WORKERS=0:8,2:4`), so one busy group cannot starve the others.
+    pub group_workers: BTreeMap<i32, usize>,
     /// Seconds between polls of a device.
     pub interval_secs: u64,
     /// How often the master re-reads the inventory.
@@ -130,6 +160,12 @@ pub struct ClusterConfig {
     pub heartbeat_every: Duration,
     /// How long `device_poll_log` rows are kept (the master prunes hourly).
     pub poll_log_keep: Duration,
+    /// Dead nodes whose last check-in is older than this are removed from the cluster
+    /// status by the master (hourly job), as LibreNMS drops stale `poller_cluster` rows.
+    pub dead_node_keep: Duration,
+    /// Lag and duration of this node's polls (heartbeat figures; a benchmark may keep
+    /// every sample).
+    pub metrics: Arc<PollMetrics>,
 }
 
 impl ClusterConfig {
@@ -142,12 +178,15 @@ impl ClusterConfig {
             roles: Roles::default(),
             groups: vec![0],
             workers,
+            group_workers: BTreeMap::new(),
             interval_secs,
             reload_every: Duration::from_secs(10),
             master_ttl: Duration::from_secs(3),
             claim_ttl: Duration::from_secs(6),
             heartbeat_every: Duration::from_secs(1),
             poll_log_keep: Duration::from_secs(86_400),
+            dead_node_keep: Duration::from_secs(86_400),
+            metrics: Arc::new(PollMetrics::new(Duration::from_secs(interval_secs.max(1)))),
         }
     }
 }
@@ -179,6 +218,8 @@ struct Ctx {
     coord: Coord,
     cfg: ClusterConfig,
     stats: Stats,
+    /// Per capped group: one permit per worker allowed to poll it at once.
+    slots: HashMap<i32, Arc<Semaphore>>,
 }
 
 /// Runs this node's roles (dispatcher/poller; `poller` must be given for the poller
@@ -197,14 +238,22 @@ pub async fn run_cluster(
         roles = ?cfg.roles.names(),
         groups = ?cfg.groups,
         workers = cfg.workers,
+        group_workers = ?cfg.group_workers,
         interval_secs = cfg.interval_secs,
         "dispatcher node starting"
     );
+    let slots = cfg
+        .group_workers
+        .iter()
+        .filter(|(g, _)| cfg.groups.contains(g))
+        .map(|(g, n)| (*g, Arc::new(Semaphore::new(*n))))
+        .collect();
     let ctx = Arc::new(Ctx {
         store,
         coord,
         cfg,
         stats: Stats::default(),
+        slots,
     });
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(heartbeat_loop(ctx.clone(), shutdown.clone()));
@@ -237,6 +286,25 @@ async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
 }
 
 fn node_info(ctx: &Ctx, started: chrono::DateTime<Utc>) -> NodeInfo {
+    if ctx.cfg.roles.poller {
+        for g in &ctx.cfg.groups {
+            let n = ctx
+                .cfg
+                .group_workers
+                .get(g)
+                .copied()
+                .unwrap_or(ctx.cfg.workers);
+            ctx.stats
+                .set(&format!("group.{g}.workers"), n.min(ctx.cfg.workers) as f64);
+        }
+        for (g, p) in ctx.cfg.metrics.recent_lag() {
+            ctx.stats.set(&format!("group.{g}.lag_p50"), round3(p.p50));
+            ctx.stats.set(&format!("group.{g}.lag_p99"), round3(p.p99));
+            ctx.stats.set(&format!("group.{g}.lag_max"), round3(p.max));
+            ctx.stats
+                .set(&format!("group.{g}.polls_recent"), p.count as f64);
+        }
+    }
     NodeInfo {
         node_id: ctx.cfg.node_id.clone(),
         hostname: ctx.cfg.hostname.clone(),
@@ -255,6 +323,10 @@ fn node_info(ctx: &Ctx, started: chrono::DateTime<Utc>) -> NodeInfo {
         started_at: Some(started),
         stats: ctx.stats.snapshot(),
     }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 async fn heartbeat_loop(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
@@ -323,11 +395,51 @@ struct MasterState {
     groups: HashMap<DeviceId, i32>,
     last_reload: Option<Instant>,
     last_requeue: Option<Instant>,
-    last_prune: Option<Instant>,
+    jobs: Vec<Job>,
     behind_logged: Option<Instant>,
     /// Devices whose enqueue was refused (previous poll still queued or running), since
-    /// when (unix seconds): refused for a whole interval = the pollers are behind.
+    /// when they were due (unix seconds): refused for a whole interval = the pollers are
+    /// behind.
     refused_since: HashMap<DeviceId, i64>,
+}
+
+/// The master-only periodic jobs (LibreNMS runs these from its dispatcher's master too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobKind {
+    /// Delete `device_poll_log` rows older than [`ClusterConfig::poll_log_keep`].
+    PollLogCleanup,
+    /// Forget dead nodes whose last check-in is older than [`ClusterConfig::dead_node_keep`].
+    DeadNodes,
+}
+
+impl JobKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            JobKind::PollLogCleanup => "poll-log-cleanup",
+            JobKind::DeadNodes => "dead-nodes",
+        }
+    }
+}
+
+struct Job {
+    kind: JobKind,
+    every: Duration,
+    last: Option<Instant>,
+}
+
+fn job_table() -> Vec<Job> {
+    // Discovery (every 6 h per device) needs no job: the poller runs the discovery-only
+    // modules inside the poll when `last_discovered` is 6 h old (PollerConfig::
+    // discovery_interval_secs). Eventlog purge (EVENTLOG_PURGE_DAYS) is not here yet: the
+    // store has no `purge_events(before)`.
+    [JobKind::PollLogCleanup, JobKind::DeadNodes]
+        .into_iter()
+        .map(|kind| Job {
+            kind,
+            every: Duration::from_secs(3600),
+            last: None,
+        })
+        .collect()
 }
 
 enum Step {
@@ -343,7 +455,7 @@ async fn act_as_master(ctx: &Ctx, mut lease: Lease, shutdown: &mut watch::Receiv
         groups: HashMap::new(),
         last_reload: None,
         last_requeue: None,
-        last_prune: None,
+        jobs: job_table(),
         behind_logged: None,
         refused_since: HashMap::new(),
     };
@@ -369,7 +481,7 @@ async fn act_as_master(ctx: &Ctx, mut lease: Lease, shutdown: &mut watch::Receiv
                 }
             }
         }
-        if let Step::Lost = master_step(ctx, &lease, &mut st).await {
+        if let Step::Lost = master_step(ctx, &mut lease, &mut st).await {
             return false;
         }
         if pause(tick, shutdown).await {
@@ -384,7 +496,7 @@ async fn act_as_master(ctx: &Ctx, mut lease: Lease, shutdown: &mut watch::Receiv
     }
 }
 
-async fn master_step(ctx: &Ctx, lease: &Lease, st: &mut MasterState) -> Step {
+async fn master_step(ctx: &Ctx, lease: &mut Lease, st: &mut MasterState) -> Step {
     let reload = ctx.cfg.reload_every;
     if st.last_reload.is_none_or(|t| t.elapsed() >= reload) {
         reload_inventory(ctx, st).await;
@@ -407,33 +519,46 @@ async fn master_step(ctx: &Ctx, lease: &Lease, st: &mut MasterState) -> Step {
             }
         }
     }
-    if st
-        .last_prune
-        .is_none_or(|t| t.elapsed() >= Duration::from_secs(3600))
-    {
-        st.last_prune = Some(Instant::now());
-        let keep = chrono::Duration::from_std(ctx.cfg.poll_log_keep).unwrap_or_default();
-        match ctx.store.prune_poll_log(Utc::now() - keep).await {
-            Ok(n) if n > 0 => info!(rows = n, "pruned the poll log"),
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, "cannot prune the poll log"),
+    for i in 0..st.jobs.len() {
+        let job = &st.jobs[i];
+        if job.last.is_some_and(|t| t.elapsed() < job.every) {
+            continue;
         }
+        let kind = job.kind;
+        // Only the live master runs a job: the lease is confirmed by the backend right
+        // before (a master paused past its lease learns it lost here and runs nothing).
+        if !lease.is_valid_locally() {
+            return Step::Lost;
+        }
+        match ctx.coord.renew_master(lease).await {
+            Ok(l) => *lease = l,
+            Err(e) if e.is_lost() => {
+                warn!(job = kind.name(), error = %e, "master lease lost; job not run");
+                return Step::Lost;
+            }
+            Err(e) => {
+                debug!(job = kind.name(), error = %e, "cannot confirm the lease; job postponed");
+                break;
+            }
+        }
+        st.jobs[i].last = Some(Instant::now());
+        run_job(ctx, kind).await;
+        ctx.stats.add(&format!("job.{}.runs", kind.name()), 1.0);
     }
 
     let now = Utc::now().timestamp();
     let interval = i64::try_from(ctx.cfg.interval_secs).unwrap_or(i64::MAX);
     let retry = (interval / 4).clamp(1, 15);
     let due = st.schedule.take_due(now, usize::MAX);
-    let mut behind = 0u64;
     let mut enqueued = 0u64;
     let mut pending = due.into_iter();
     while let Some((id, late)) = pending.next() {
         let group = st.groups.get(&id).copied().unwrap_or(0);
-        match ctx
-            .coord
-            .enqueue_as_master(lease, group, id, Utc::now())
-            .await
-        {
+        // The due time travels with the claim so the worker measures the whole lag; a
+        // device retried after refusals keeps the time it was first due.
+        let due_secs = st.refused_since.get(&id).copied().unwrap_or(now - late);
+        let due_at = chrono::DateTime::<Utc>::from_timestamp(due_secs, 0).unwrap_or_else(Utc::now);
+        match ctx.coord.enqueue_as_master(lease, group, id, due_at).await {
             Ok(true) => {
                 st.refused_since.remove(&id);
                 enqueued += 1;
@@ -448,12 +573,7 @@ async fn master_step(ctx: &Ctx, lease: &Lease, st: &mut MasterState) -> Step {
                 // shortly rather than a whole interval later, so the device is polled as
                 // soon as it is free (the workers skip it if it was polled less than half
                 // an interval ago). Refused for a whole interval = the pollers are behind.
-                let since = *st.refused_since.entry(id).or_insert(now);
-                if now - since >= interval {
-                    behind += 1;
-                    ctx.stats.add(&format!("group.{group}.behind"), 1.0);
-                    st.refused_since.insert(id, now);
-                }
+                st.refused_since.entry(id).or_insert(now - late);
                 st.schedule.defer(id, now + retry);
             }
             Err(e) if e.is_lost() => return Step::Lost,
@@ -472,20 +592,76 @@ async fn master_step(ctx: &Ctx, lease: &Lease, st: &mut MasterState) -> Step {
     if enqueued > 0 {
         debug!(enqueued, "devices queued");
     }
-    ctx.stats.set("behind", behind as f64);
-    if behind > 0
-        && st
-            .behind_logged
-            .is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
-    {
+    // Back-pressure: per group, the devices whose previous poll has been queued or
+    // running for a whole interval past their due time (LibreNMS's "poller is behind").
+    let mut behind: BTreeMap<i32, (u64, i64)> = st.groups.values().map(|g| (*g, (0, 0))).collect();
+    for (id, since) in &st.refused_since {
+        let over = now - since;
+        if over >= interval {
+            let e = behind
+                .entry(st.groups.get(id).copied().unwrap_or(0))
+                .or_default();
+            e.0 += 1;
+            e.1 = e.1.max(over);
+        }
+    }
+    let total: u64 = behind.values().map(|(n, _)| n).sum();
+    for (g, (n, worst)) in &behind {
+        ctx.stats.set(&format!("group.{g}.behind"), *n as f64);
+        ctx.stats
+            .set(&format!("group.{g}.behind_max_secs"), *worst as f64);
+    }
+    ctx.stats.set("behind", total as f64);
+    let every = Duration::from_secs(ctx.cfg.interval_secs.max(1));
+    if total > 0 && st.behind_logged.is_none_or(|t| t.elapsed() >= every) {
+        let groups: Vec<String> = behind
+            .iter()
+            .filter(|(_, (n, _))| *n > 0)
+            .map(|(g, (n, w))| format!("group {g}: {n} devices, up to {w} s late"))
+            .collect();
         warn!(
-            devices = behind,
+            devices = total,
             interval_secs = ctx.cfg.interval_secs,
-            "poller is behind: devices still queued or being polled a whole interval after they were due (add workers or nodes for their groups)"
+            "poller is behind ({}): devices still queued or being polled a whole interval after they were due (add workers or nodes for these groups)",
+            groups.join("; ")
         );
         st.behind_logged = Some(Instant::now());
     }
     Step::Continue
+}
+
+async fn run_job(ctx: &Ctx, kind: JobKind) {
+    match kind {
+        JobKind::PollLogCleanup => {
+            let keep = chrono::Duration::from_std(ctx.cfg.poll_log_keep).unwrap_or_default();
+            match ctx.store.prune_poll_log(Utc::now() - keep).await {
+                Ok(n) if n > 0 => info!(rows = n, "pruned the poll log"),
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "cannot prune the poll log"),
+            }
+        }
+        JobKind::DeadNodes => {
+            let keep = chrono::Duration::from_std(ctx.cfg.dead_node_keep).unwrap_or_default();
+            match ctx.coord.nodes().await {
+                Ok(nodes) => {
+                    for n in nodes
+                        .iter()
+                        .filter(|n| !n.alive && n.last_checkin < Utc::now() - keep)
+                    {
+                        match ctx.coord.forget_node(&n.info.node_id).await {
+                            Ok(_) => {
+                                info!(node_id = %n.info.node_id, last_checkin = %n.last_checkin, "forgot a dead node")
+                            }
+                            Err(e) => {
+                                warn!(node_id = %n.info.node_id, error = %e, "cannot forget a dead node")
+                            }
+                        }
+                    }
+                }
+                Err(e) => warn!(error = %e, "cannot list nodes"),
+            }
+        }
+    }
 }
 
 async fn reload_inventory(ctx: &Ctx, st: &mut MasterState) {
@@ -501,11 +677,12 @@ async fn reload_inventory(ctx: &Ctx, st: &mut MasterState) {
             st.schedule.retain(&keep);
             st.refused_since.retain(|id, _| keep.contains(id));
             st.groups.clear();
+            let mut known = Vec::with_capacity(keep.len());
             for d in devices.iter().filter(|d| !d.disabled) {
                 st.groups.insert(d.device_id, d.poller_group);
-                st.schedule
-                    .upsert(d.device_id, d.last_polled.map(|t| t.timestamp()), now);
+                known.push((d.device_id, d.last_polled.map(|t| t.timestamp())));
             }
+            st.schedule.upsert_all(&known, now);
             debug!(devices = st.schedule.len(), "inventory loaded");
         }
         Err(e) => warn!(error = %e, "cannot read the device inventory; keeping the old schedule"),
@@ -526,14 +703,37 @@ async fn worker_loop(
         if *shutdown.borrow() {
             break;
         }
-        match ctx
-            .coord
-            .claim(&ctx.cfg.groups, &ctx.cfg.node_id, ctx.cfg.claim_ttl)
-            .await
-        {
+        // A group at its POLLER_GROUP_WORKERS limit is left out of this claim.
+        let mut permits: Vec<(i32, OwnedSemaphorePermit)> = Vec::new();
+        let mut groups = Vec::with_capacity(ctx.cfg.groups.len());
+        for g in &ctx.cfg.groups {
+            match ctx.slots.get(g) {
+                None => groups.push(*g),
+                Some(sem) => {
+                    if let Ok(p) = sem.clone().try_acquire_owned() {
+                        permits.push((*g, p));
+                        groups.push(*g);
+                    }
+                }
+            }
+        }
+        let claimed = if groups.is_empty() {
+            Ok(None)
+        } else {
+            ctx.coord
+                .claim(&groups, &ctx.cfg.node_id, ctx.cfg.claim_ttl)
+                .await
+        };
+        match claimed {
             Ok(Some(claim)) => {
                 failing = false;
+                // Keep only the claimed group's permit while the poll runs.
+                permits.retain(|(g, _)| *g == claim.group);
+                let group = claim.group;
+                ctx.stats.add(&format!("group.{group}.busy"), 1.0);
                 run_claim(&ctx, &poller, claim, worker).await;
+                ctx.stats.add(&format!("group.{group}.busy"), -1.0);
+                drop(permits);
                 continue;
             }
             Ok(None) => failing = false,
@@ -604,6 +804,14 @@ async fn run_claim(ctx: &Ctx, poller: &Poller, claim: Claim, worker: usize) {
     let (result, claim) = poll_renewing(ctx, poller, &device, &fence, claim).await;
     let secs = t.elapsed().as_secs_f64();
     ctx.stats.add("busy", -1.0);
+    if let Some(due) = claim.due_at {
+        ctx.cfg.metrics.record(PollSample {
+            group,
+            lag_secs: (started_at - due).num_milliseconds() as f64 / 1000.0,
+            poll_secs: secs,
+            ok: result.is_ok(),
+        });
+    }
     ctx.stats
         .add(&format!("group.{group}.worker_seconds"), secs);
     let outcome = match &result {

@@ -8,9 +8,11 @@
 //! [`schedule::Schedule`].
 
 pub mod cluster;
+pub mod metrics;
 pub mod schedule;
 
-pub use cluster::{parse_groups, run_cluster, ClusterConfig, Roles};
+pub use cluster::{parse_group_workers, parse_groups, run_cluster, ClusterConfig, JobKind, Roles};
+pub use metrics::{Percentiles, PollMetrics, PollSample};
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

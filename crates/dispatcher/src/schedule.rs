@@ -43,6 +43,29 @@ impl Schedule {
         self.insert(id, due);
     }
 
+    /// [`Schedule::upsert`] for a whole inventory read. Devices never polled that are new
+    /// to the schedule are spread evenly over one interval (the first due now), so a
+    /// first start or a bulk import does not make them all due in the same second, and
+    /// again every interval after (due times advance by whole intervals). A single new
+    /// device is still due at once.
+    pub fn upsert_all(&mut self, devices: &[(DeviceId, Option<i64>)], now: i64) {
+        let fresh: Vec<DeviceId> = devices
+            .iter()
+            .filter(|(id, last)| {
+                last.is_none() && !self.due_at.contains_key(id) && !self.in_flight.contains_key(id)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let n = i64::try_from(fresh.len()).unwrap_or(i64::MAX).max(1);
+        for (i, id) in fresh.iter().enumerate() {
+            let i = i64::try_from(i).unwrap_or(i64::MAX);
+            self.insert(*id, now + i * self.interval / n);
+        }
+        for (id, last) in devices {
+            self.upsert(*id, *last, now);
+        }
+    }
+
     fn insert(&mut self, id: DeviceId, due: i64) {
         if let Some(old) = self.due_at.insert(id, due) {
             self.queue.remove(&(old, id));
@@ -147,6 +170,26 @@ mod tests {
         assert_eq!(s.take_due(1200, 10), vec![(2, 0)]);
         assert_eq!(s.take_due(1299, 10), vec![]);
         assert_eq!(s.take_due(1300, 10), vec![(1, 0)]);
+    }
+
+    #[test]
+    fn never_polled_devices_are_spread_over_one_interval() {
+        let mut s = Schedule::new(60);
+        s.upsert(100, None, 0);
+        let mut batch: Vec<(DeviceId, Option<i64>)> = (1001..=1600).map(|id| (id, None)).collect();
+        batch.push((100, None));
+        batch.push((700, Some(-30)));
+        s.upsert_all(&batch, 1000);
+        // 600 new ones over 60 s: 10 per second; 100 was already known (due at 0) and
+        // 700 was polled more than an interval ago (due now): 12 at once.
+        assert_eq!(s.take_due(1000, usize::MAX).len(), 12);
+        for sec in 1001..1060 {
+            assert_eq!(s.take_due(sec, usize::MAX).len(), 10, "second {sec}");
+        }
+        assert_eq!(s.take_due(1060, usize::MAX).len(), 0);
+        // One device added later is due at once.
+        s.upsert_all(&[(900, None)], 2000);
+        assert_eq!(s.take_due(2000, usize::MAX), vec![(900, 0)]);
     }
 
     #[test]
