@@ -704,8 +704,8 @@ impl Handler {
             agent.named.get(context)
         };
         let Some(dev) = dev else {
-            // snmpUnknownContexts.0 (RFC 3412): the context names no recording.
-            let oid = Oid::new(&[1, 3, 6, 1, 6, 3, 12, 1, 1, 4, 0]);
+            // snmpUnknownContexts.0 (SNMP-TARGET-MIB): the context names no recording.
+            let oid = Oid::new(&[1, 3, 6, 1, 6, 3, 12, 1, 5, 0]);
             return self.report_oid(
                 &agent,
                 &msg,

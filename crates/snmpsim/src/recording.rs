@@ -395,13 +395,13 @@ impl Recording {
     /// prefix of records) rather than noSuchObject. Recordings do not say where objects end,
     /// so this is net-snmp's answer for scalars and single-index table columns.
     pub fn object_exists(&self, oid: &[u32]) -> bool {
-        if oid.is_empty() {
+        // Shallower than 1.3.6.1.2.1.x.y is a subtree, never an object instance.
+        if oid.len() < 8 {
             return false;
         }
         let parent = &oid[..oid.len() - 1];
         let i = self.next_after(oid);
-        let near =
-            |j: usize| j < self.len() && self.oid(j).starts_with(parent) && !parent.is_empty();
+        let near = |j: usize| j < self.len() && self.oid(j).starts_with(parent);
         (i < self.len() && self.oid(i).starts_with(oid)) || near(i) || (i > 0 && near(i - 1))
     }
 

@@ -1,0 +1,392 @@
+//! The simulator against net-snmp's own tools on loopback: walks return exactly the
+//! recording, GETs of missing OIDs give the right exceptions, v1 error semantics, SET is
+//! refused, SNMPv3 USM with several auth/priv protocols, wrong passwords fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{expected_walk, fixtures, tool, walk_lines};
+use lookout_snmpsim::{Config, Recording, SimHandle, Simulator, V3User};
+
+fn fixture() -> Arc<Recording> {
+    let path = fixtures().join("lab/fixture.snmprec");
+    Arc::new(Recording::load(&path, "lab/fixture").unwrap())
+}
+
+fn start(recs: Vec<Arc<Recording>>, devices: Option<usize>) -> SimHandle {
+    Simulator::start(Config {
+        recordings: recs,
+        devices,
+        community: "portdev".into(),
+        freeze_counters: true,
+        v3_users: [
+            "shaaes:SHA:shapassword:AES:aespassword",
+            "md5des:MD5:md5password:DES:despassword",
+            "sha256aes256:SHA-256:sha256password:AES-256:aes256password",
+            "authonly:SHA-512:sha512password",
+            "noauth",
+        ]
+        .iter()
+        .map(|u| V3User::parse(u).unwrap())
+        .collect(),
+        ..Config::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn fixture_parses_as_written() {
+    let r = fixture();
+    // Skipped: a Counter32 that is not a number, a negative Gauge32.
+    assert_eq!(r.stats.skipped, 2, "{:?}", r.stats);
+    assert_eq!(r.stats.duplicates, 1);
+    assert_eq!(r.stats.variations, 2);
+    assert_eq!(r.len(), 38);
+}
+
+#[test]
+fn walks_equal_the_recording() {
+    let rec = fixture();
+    let sim = start(vec![rec.clone()], None);
+    let host = format!("127.0.0.1:{}", sim.addr(0).port());
+    let want = expected_walk(&rec, false);
+    for extra in [&["-Cr1"][..], &["-Cr10"], &["-Cr200"]] {
+        let mut args = vec!["-v2c", "-c", "lab/fixture", "-On", "-Oe", "-t", "3"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[&host, ".1"]);
+        let (ok, out, err) = tool("snmpbulkwalk", &args);
+        assert!(ok, "{err}");
+        assert_eq!(walk_lines(&out), want, "snmpbulkwalk {extra:?}");
+    }
+    // v1: GETNEXT walk; Counter64 values are invisible to v1, as with net-snmp's snmpd.
+    let (ok, out, err) = tool(
+        "snmpwalk",
+        &["-v1", "-c", "lab/fixture", "-On", "-Oe", &host, ".1"],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(walk_lines(&out), expected_walk(&rec, true));
+    assert!(sim.stats().varbinds > 3 * want.len() as u64);
+}
+
+#[test]
+fn get_exceptions_and_errors() {
+    let sim = start(vec![fixture()], None);
+    let host = format!("127.0.0.1:{}", sim.addr(0).port());
+    let (ok, out, err) = tool(
+        "snmpget",
+        &[
+            "-v2c",
+            "-c",
+            "lab/fixture",
+            "-On",
+            &host,
+            ".1.3.6.1.2.1.1.5.0",
+            ".1.3.6.1.2.1.1.99.0",
+            ".1.3.6.1.2.1.2.2.1.2.7",
+            ".1.3.6.1.2.1.1.5",
+            ".1.4",
+        ],
+    );
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            ".1.3.6.1.2.1.1.5.0 = STRING: \"lab-router-1\"",
+            ".1.3.6.1.2.1.1.99.0 = No Such Object available on this agent at this OID",
+            ".1.3.6.1.2.1.2.2.1.2.7 = No Such Instance currently exists at this OID",
+            ".1.3.6.1.2.1.1.5 = No Such Instance currently exists at this OID",
+            ".1.4 = No Such Object available on this agent at this OID",
+        ]
+    );
+    // GETNEXT past the end: endOfMibView.
+    let (_, out, _) = tool(
+        "snmpgetnext",
+        &["-v2c", "-c", "lab/fixture", "-On", &host, ".1.4"],
+    );
+    assert!(
+        out.contains("No more variables left in this MIB View"),
+        "{out}"
+    );
+
+    // v1: noSuchName with the index of the first missing varbind; Counter64 is invisible.
+    let (ok, out, err) = tool(
+        "snmpget",
+        &[
+            "-v1",
+            "-c",
+            "lab/fixture",
+            "-On",
+            &host,
+            ".1.3.6.1.2.1.1.5.0",
+            ".1.3.6.1.2.1.31.1.1.1.6.1",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("noSuchName") && err.contains(".1.3.6.1.2.1.31.1.1.1.6.1"),
+        "{out} {err}"
+    );
+    let (_, out, err) = tool(
+        "snmpgetnext",
+        &["-v1", "-c", "lab/fixture", "-On", &host, ".1.4"],
+    );
+    assert!(
+        err.contains("noSuchName") || out.contains("End of MIB"),
+        "{out} {err}"
+    );
+
+    // SET: notWritable (v2c), readOnly (v1).
+    let (ok, _, err) = tool(
+        "snmpset",
+        &[
+            "-v2c",
+            "-c",
+            "lab/fixture",
+            &host,
+            ".1.3.6.1.2.1.1.5.0",
+            "s",
+            "x",
+        ],
+    );
+    assert!(!ok && err.contains("notWritable"), "{err}");
+    let (ok, _, err) = tool(
+        "snmpset",
+        &[
+            "-v1",
+            "-c",
+            "lab/fixture",
+            &host,
+            ".1.3.6.1.2.1.1.5.0",
+            "s",
+            "x",
+        ],
+    );
+    assert!(!ok && err.contains("readOnly"), "{err}");
+
+    // Unknown community: no answer (a timeout), counted.
+    let (ok, _, err) = tool(
+        "snmpget",
+        &[
+            "-v2c",
+            "-c",
+            "nope",
+            "-t",
+            "0.3",
+            "-r",
+            "0",
+            &host,
+            ".1.3.6.1.2.1.1.5.0",
+        ],
+    );
+    assert!(!ok && err.contains("Timeout"), "{err}");
+    assert!(sim.stats().unknown_community >= 1);
+}
+
+#[test]
+fn port_devices_and_communities() {
+    let rec = fixture();
+    let other = Arc::new(Recording::parse_snmprec(
+        "other/box",
+        b"1.3.6.1.2.1.1.5.0|4|other-box\n",
+    ));
+    let sim = start(vec![rec, other], Some(3));
+    assert_eq!(sim.devices(), 3);
+    let get = |port: u16, community: &str| {
+        let (_, out, _) = tool(
+            "snmpget",
+            &[
+                "-v2c",
+                "-c",
+                community,
+                "-Oqv",
+                "-t",
+                "0.5",
+                "-r",
+                "0",
+                &format!("127.0.0.1:{port}"),
+                ".1.3.6.1.2.1.1.5.0",
+            ],
+        );
+        out.trim().to_string()
+    };
+    // Round robin: port 0 fixture, port 1 other, port 2 fixture again.
+    assert_eq!(get(sim.addr(0).port(), "portdev"), "\"lab-router-1\"");
+    assert_eq!(get(sim.addr(1).port(), "portdev"), "\"other-box\"");
+    assert_eq!(get(sim.addr(2).port(), "portdev"), "\"lab-router-1\"");
+    // Any port: community = recording path.
+    assert_eq!(get(sim.addr(0).port(), "other/box"), "\"other-box\"");
+}
+
+#[test]
+fn snmpv3_usm() {
+    let rec = fixture();
+    let sim = start(vec![rec.clone()], Some(1));
+    let host = format!("127.0.0.1:{}", sim.addr(0).port());
+    let want = expected_walk(&rec, false);
+    let cases: &[&[&str]] = &[
+        &[
+            "-l",
+            "authPriv",
+            "-u",
+            "shaaes",
+            "-a",
+            "SHA",
+            "-A",
+            "shapassword",
+            "-x",
+            "AES",
+            "-X",
+            "aespassword",
+        ],
+        &[
+            "-l",
+            "authPriv",
+            "-u",
+            "md5des",
+            "-a",
+            "MD5",
+            "-A",
+            "md5password",
+            "-x",
+            "DES",
+            "-X",
+            "despassword",
+        ],
+        &[
+            "-l",
+            "authPriv",
+            "-u",
+            "sha256aes256",
+            "-a",
+            "SHA-256",
+            "-A",
+            "sha256password",
+            "-x",
+            "AES-256",
+            "-X",
+            "aes256password",
+        ],
+        &[
+            "-l",
+            "authNoPriv",
+            "-u",
+            "authonly",
+            "-a",
+            "SHA-512",
+            "-A",
+            "sha512password",
+        ],
+        &["-l", "noAuthNoPriv", "-u", "noauth"],
+    ];
+    for c in cases {
+        // Empty context: the port's device; context = recording path: that recording.
+        for ctx in [&[][..], &["-n", "lab/fixture"][..]] {
+            let mut args = vec!["-v3", "-On", "-Oe", "-t", "3"];
+            args.extend_from_slice(c);
+            args.extend_from_slice(ctx);
+            args.extend_from_slice(&[&host, ".1"]);
+            let (ok, out, err) = tool("snmpbulkwalk", &args);
+            assert!(ok, "{c:?} {ctx:?}: {err}");
+            assert_eq!(walk_lines(&out), want, "{c:?} {ctx:?}");
+        }
+    }
+    // Wrong auth password: net-snmp reports an authentication failure (wrongDigest).
+    let (ok, _, err) = tool(
+        "snmpget",
+        &[
+            "-v3",
+            "-l",
+            "authPriv",
+            "-u",
+            "shaaes",
+            "-a",
+            "SHA",
+            "-A",
+            "wrongpassword",
+            "-x",
+            "AES",
+            "-X",
+            "aespassword",
+            "-t",
+            "2",
+            "-r",
+            "0",
+            &host,
+            ".1.3.6.1.2.1.1.5.0",
+        ],
+    );
+    assert!(!ok && err.contains("Authentication failure"), "{err}");
+    // Unknown user.
+    let (ok, _, err) = tool(
+        "snmpget",
+        &[
+            "-v3",
+            "-l",
+            "authNoPriv",
+            "-u",
+            "nobody",
+            "-a",
+            "SHA",
+            "-A",
+            "somepassword",
+            "-t",
+            "2",
+            "-r",
+            "0",
+            &host,
+            ".1.3.6.1.2.1.1.5.0",
+        ],
+    );
+    assert!(!ok && err.contains("Unknown user name"), "{err}");
+    // A level the user does not have.
+    let (ok, _, err) = tool(
+        "snmpget",
+        &[
+            "-v3",
+            "-l",
+            "authPriv",
+            "-u",
+            "authonly",
+            "-a",
+            "SHA-512",
+            "-A",
+            "sha512password",
+            "-x",
+            "AES",
+            "-X",
+            "aespassword",
+            "-t",
+            "2",
+            "-r",
+            "0",
+            &host,
+            ".1.3.6.1.2.1.1.5.0",
+        ],
+    );
+    assert!(!ok && err.contains("Unsupported security level"), "{err}");
+    // Unknown context.
+    let (ok, out, err) = tool(
+        "snmpget",
+        &[
+            "-v3",
+            "-l",
+            "noAuthNoPriv",
+            "-u",
+            "noauth",
+            "-n",
+            "no/such",
+            "-t",
+            "2",
+            "-r",
+            "0",
+            &host,
+            ".1.3.6.1.2.1.1.5.0",
+        ],
+    );
+    assert!(!ok, "{out}");
+    assert!(err.to_lowercase().contains("context"), "{err}");
+    assert!(sim.stats().reports >= 4);
+}
