@@ -3,9 +3,12 @@
 //!
 //! - [`galera`]: a 3-node MariaDB Galera cluster (Debian `mariadb-server` + `galera-4`) on
 //!   random loopback ports with its own data dirs, and HAProxy in TCP mode in front of it.
+//! - [`mariadb`]: `LOOKOUT_TEST_DB=mysql` (the CI's MariaDB leg) and a fresh database per
+//!   test on the MariaDB at 127.0.0.1:3306, dropped afterwards.
 //!
 //! Failures panic with the server's log tail: this crate only runs inside tests, where a
 //! panic is how a fixture reports that it could not be set up.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod galera;
+pub mod mariadb;

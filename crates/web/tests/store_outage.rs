@@ -6,7 +6,10 @@
 //! without touching the shared server. Expected: `/health` says 503 quickly so a load balancer
 //! takes the instance out; pages and API answer 503 (HTML/JSON), never a panic or a hang; the
 //! session cookie survives the outage (it lives in the browser); everything recovers when the
-//! database is reachable again. Set `LOOKOUT_TEST_MYSQL=0` to skip (as the store's tests).
+//! database is reachable again; a page fails within the request deadline (5 s), not after the
+//! store's whole retry schedule. A second test gives the store two "nodes" (two relays to the
+//! same server): when the one in use dies, pages and API still answer 200 within the deadline
+//! (the store fails over to the other). Set `LOOKOUT_TEST_MYSQL=0` to skip (as the store's tests).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -18,7 +21,7 @@ use axum::http::StatusCode;
 use common::*;
 use lookout_store::{Store, StoreConfig};
 use lookout_timeseries::{TimeSeries, TimeSeriesConfig};
-use lookout_web::{new_api_token, router, AppKey, WebState};
+use lookout_web::{new_api_token, router, AppKey, WebState, REQUEST_DEADLINE};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
@@ -71,6 +74,16 @@ impl Drop for TestDb {
     }
 }
 
+/// These tests always use the MariaDB; the `LOOKOUT_TEST_DB=mysql` leg would only run
+/// them twice.
+fn skip_in_mysql_leg() -> bool {
+    let skip = std::env::var("LOOKOUT_TEST_DB").is_ok_and(|v| v == "mysql");
+    if skip {
+        eprintln!("\n*** SKIPPED in the LOOKOUT_TEST_DB=mysql leg: run by the default leg ***\n");
+    }
+    skip
+}
+
 fn free_port() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
@@ -80,6 +93,9 @@ fn free_port() -> SocketAddr {
 async fn database_outage_gives_503_and_recovers() {
     if std::env::var("LOOKOUT_TEST_MYSQL").as_deref() == Ok("0") {
         eprintln!("\n*** SKIPPED: LOOKOUT_TEST_MYSQL=0, database outage test not run ***\n");
+        return;
+    }
+    if skip_in_mysql_leg() {
         return;
     }
     assert!(
@@ -158,7 +174,8 @@ async fn database_outage_gives_503_and_recovers() {
         "{health_latency:?}"
     );
 
-    // Concurrently: each waits out the store's retries (~15 s measured).
+    // Concurrently: each is cut off by the request deadline instead of waiting out the
+    // store's whole retry schedule (~15 s measured before the deadline).
     let t = Instant::now();
     let (page, api_res, login) = tokio::join!(
         send(&app, get("/devices", Some(&cookie))),
@@ -176,6 +193,10 @@ async fn database_outage_gives_503_and_recovers() {
     assert_eq!(api_res.json()["status"], "error");
     assert_eq!(api_res.json()["message"], "the database is unavailable");
     assert_eq!(login.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        page_latency < REQUEST_DEADLINE + Duration::from_secs(2),
+        "a page took {page_latency:?} to fail (deadline {REQUEST_DEADLINE:?})"
+    );
 
     // Back: the same address answers again.
     let _relay = Relay::start(relay_addr).await;
@@ -205,6 +226,92 @@ async fn database_outage_gives_503_and_recovers() {
     eprintln!(
         "outage: /health answered 503 in {health_latency:?}, pages/API/login in {page_latency:?}; \
          recovered {recovery:?} after the database came back"
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn dead_node_fails_over_within_the_request_deadline() {
+    if std::env::var("LOOKOUT_TEST_MYSQL").as_deref() == Ok("0") {
+        eprintln!("\n*** SKIPPED: LOOKOUT_TEST_MYSQL=0, fail-over test not run ***\n");
+        return;
+    }
+    if skip_in_mysql_leg() {
+        return;
+    }
+    // Two "nodes": two relays to the same server, listed in this order.
+    let (addr_a, addr_b) = (free_port(), free_port());
+    let mut relay_a = Relay::start(addr_a).await;
+    let _relay_b = Relay::start(addr_b).await;
+    let db = TestDb(format!(
+        "lookout_webtest_{}",
+        &lookout_web::new_api_token().0[..12]
+    ));
+    let store = Store::open(&StoreConfig::Mysql {
+        hosts: vec![
+            ("127.0.0.1".to_string(), addr_a.port()),
+            ("127.0.0.1".to_string(), addr_b.port()),
+        ],
+        database: db.0.clone(),
+        username: "root".to_string(),
+        password: String::new(),
+    })
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    assert_eq!(store.database_node(), Some(addr_a.to_string()));
+    let user = store
+        .add_user(USER, &cheap_hash(PASSWORD), 10)
+        .await
+        .unwrap();
+    let (token, digest) = new_api_token();
+    store
+        .add_api_token(user.user_id, &digest, "failover")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ts = TimeSeries::open(&TimeSeriesConfig::Local {
+        rrd_dir: dir.path().to_path_buf(),
+    })
+    .await
+    .unwrap();
+    let app = router(WebState {
+        coord: lookout_coord::Coord::memory(),
+        store: store.clone(),
+        timeseries: ts,
+        app_key: AppKey::generate(),
+        poll_interval_secs: 300,
+        node_name: "failover-node".to_string(),
+    });
+    let cookie = login_on(&app, USER, PASSWORD)
+        .await
+        .cookie("lookout_session")
+        .unwrap();
+    assert_eq!(
+        send(&app, get("/devices", Some(&cookie))).await.status,
+        StatusCode::OK
+    );
+
+    relay_a.stop().await;
+    let t = Instant::now();
+    let page = send(&app, get("/devices", Some(&cookie))).await;
+    let page_latency = t.elapsed();
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let t = Instant::now();
+    let api_res = send(&app, api("/api/v0/devices", Some(&token))).await;
+    let api_latency = t.elapsed();
+    assert_eq!(api_res.status, StatusCode::OK, "{}", api_res.body);
+    assert_eq!(
+        store.database_node(),
+        Some(addr_b.to_string()),
+        "failed over"
+    );
+    assert!(
+        page_latency < REQUEST_DEADLINE,
+        "{page_latency:?} for the page that failed over"
+    );
+    eprintln!(
+        "node in use died: the page answered 200 in {page_latency:?} (fail-over), the API next in {api_latency:?}"
     );
     store.close().await;
 }

@@ -1,5 +1,6 @@
-//! In-process tests of the whole web router against a real SQLite store and real RRD files
-//! (rrdtool) in a temporary directory: login, sealed sessions (tampering, another APP_KEY, a
+//! In-process tests of the whole web router against a real SQLite store (with
+//! `LOOKOUT_TEST_DB=mysql`: a fresh database on the MariaDB at 127.0.0.1:3306) and real RRD
+//! files (rrdtool) in a temporary directory: login, sealed sessions (tampering, another APP_KEY, a
 //! second instance sharing APP_KEY), CSRF, pages, the API with tokens and its JSON shapes,
 //! graph data, assets, `/health`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -16,6 +17,28 @@ use serde_json::Value as Json;
 mod common;
 
 use common::*;
+use lookout_testkit::mariadb::{self, test_db_is_mysql, TestDatabase};
+
+/// The store of one test: a SQLite file in `dir`, or with `LOOKOUT_TEST_DB=mysql` a fresh
+/// MariaDB database (dropped with the returned guard).
+fn test_store_config(dir: &std::path::Path) -> (StoreConfig, Option<TestDatabase>) {
+    if !test_db_is_mysql() {
+        return (
+            StoreConfig::Sqlite {
+                path: dir.join("lookout.sqlite"),
+            },
+            None,
+        );
+    }
+    let db = TestDatabase::create("lookout_test_web");
+    let config = StoreConfig::Mysql {
+        hosts: vec![(mariadb::HOST.to_string(), mariadb::PORT)],
+        database: db.name.clone(),
+        username: "root".to_string(),
+        password: String::new(),
+    };
+    (config, Some(db))
+}
 
 struct App {
     router: Router,
@@ -23,6 +46,7 @@ struct App {
     ts: TimeSeries,
     key: AppKey,
     _dir: tempfile::TempDir,
+    _db: Option<TestDatabase>,
 }
 
 impl App {
@@ -36,11 +60,8 @@ impl App {
 
     async fn build(key: AppKey, password_hash: String) -> App {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&StoreConfig::Sqlite {
-            path: dir.path().join("lookout.sqlite"),
-        })
-        .await
-        .unwrap();
+        let (config, db) = test_store_config(dir.path());
+        let store = Store::open(&config).await.unwrap();
         store.migrate().await.unwrap();
         let ts = TimeSeries::open(&TimeSeriesConfig::Local {
             rrd_dir: dir.path().join("rrd"),
@@ -55,6 +76,7 @@ impl App {
             ts,
             key,
             _dir: dir,
+            _db: db,
         }
     }
 
@@ -789,11 +811,8 @@ async fn unknown_user_id_in_a_valid_session_is_refused() {
     let app = App::new().await;
     let cookie = app.login().await;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&StoreConfig::Sqlite {
-        path: dir.path().join("empty.sqlite"),
-    })
-    .await
-    .unwrap();
+    let (config, _db) = test_store_config(dir.path());
+    let store = Store::open(&config).await.unwrap();
     store.migrate().await.unwrap();
     let r = send(
         &router(state(&store, &app.ts, &app.key)),
