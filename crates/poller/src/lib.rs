@@ -13,6 +13,7 @@
 //! The poller has no sockets of its own: SNMP goes through `lookout-snmp`, ICMP through
 //! `lookout-icmp`, results through `lookout-store` and `lookout-timeseries`.
 
+pub mod discovery;
 pub mod health;
 pub mod modules;
 pub mod os;
@@ -28,7 +29,7 @@ use lookout_core::{Device, DevicePollUpdate, DeviceStatus, Port, SnmpConfig};
 use lookout_icmp::{PingConfig, PingResult};
 use lookout_snmp::{Session, SnmpClient, SnmpError};
 use lookout_store::{Severity, Store, StoreError};
-use lookout_timeseries::{defs, TimeSeries, TimeSeriesError, Update, Value};
+use lookout_timeseries::{defs, RrdDef, TimeSeries, TimeSeriesError, Update, Value};
 use tracing::{debug, info, warn};
 
 pub use health::{Mempool, Processor, Storage};
@@ -67,6 +68,8 @@ pub struct PollReport {
     pub processors: Vec<Processor>,
     pub mempools: Vec<Mempool>,
     pub storage: Vec<Storage>,
+    /// What discovery-only work found (neighbours, IPv6 addresses), when it ran.
+    pub discovery: Option<discovery::Discovered>,
     /// One entry per module, disabled ones included (0 s).
     pub timings: Vec<ModuleTiming>,
     pub seconds: f64,
@@ -113,6 +116,32 @@ struct Inner {
     snmp_v4: SnmpClient,
     snmp_v6: tokio::sync::OnceCell<SnmpClient>,
     config: PollerConfig,
+    defs: Defs,
+    /// See [`Poller::stale_rrd_updates_dropped`].
+    stale_rrd_dropped: std::sync::atomic::AtomicU64,
+}
+
+/// The RRD definitions of the poller's files, built once for the configured step.
+struct Defs {
+    icmp_perf: Arc<RrdDef>,
+    uptime: Arc<RrdDef>,
+    port: Arc<RrdDef>,
+    processor: Arc<RrdDef>,
+    used_free: Arc<RrdDef>,
+    poller_perf: Arc<RrdDef>,
+}
+
+impl Defs {
+    fn new(step: u64) -> Defs {
+        Defs {
+            icmp_perf: Arc::new(defs::icmp_perf(step)),
+            uptime: Arc::new(defs::uptime(step)),
+            port: Arc::new(defs::port(step)),
+            processor: Arc::new(health::processor_def(step)),
+            used_free: Arc::new(health::used_free_def(step)),
+            poller_perf: Arc::new(health::poller_perf_def(step)),
+        }
+    }
 }
 
 impl Poller {
@@ -128,6 +157,8 @@ impl Poller {
                 timeseries,
                 snmp_v4,
                 snmp_v6: tokio::sync::OnceCell::new(),
+                defs: Defs::new(config.step_secs),
+                stale_rrd_dropped: std::sync::atomic::AtomicU64::new(0),
                 config,
             }),
         })
@@ -204,7 +235,10 @@ impl Poller {
             (polled_at - t).num_seconds() >= self.inner.config.discovery_interval_secs as i64
         });
         let mut timings = Vec::new();
-        let mut ts_errors = Vec::new();
+        // Nothing is written while the modules run: store rows and events go into one
+        // commit at the end (checked against the claim token when fenced), RRD updates
+        // are staged and written only after that commit succeeded.
+        let mut stage = Stage::default();
 
         // availability and the SNMP system group run side by side: fping takes
         // count * interval, SNMP answers in milliseconds.
@@ -284,25 +318,23 @@ impl Poller {
         ));
 
         if let Some(p) = &ping {
-            let values = [
-                p.avg_ms.map_or(Value::Unknown, Value::Gauge),
-                Value::Gauge(f64::from(p.transmitted)),
-                Value::Gauge(f64::from(p.received)),
-                p.min_ms.map_or(Value::Unknown, Value::Gauge),
-                p.max_ms.map_or(Value::Unknown, Value::Gauge),
-            ];
-            self.write_rrd(
+            stage.rrd(
                 &host,
                 "icmp-perf.rrd",
-                &defs::icmp_perf(step),
-                at,
-                &values,
-                &mut ts_errors,
-            )
-            .await;
+                &self.inner.defs.icmp_perf,
+                vec![
+                    p.avg_ms.map_or(Value::Unknown, Value::Gauge),
+                    Value::Gauge(f64::from(p.transmitted)),
+                    Value::Gauge(f64::from(p.received)),
+                    p.min_ms.map_or(Value::Unknown, Value::Gauge),
+                    p.max_ms.map_or(Value::Unknown, Value::Gauge),
+                ],
+            );
         }
 
         let mut found = Found::default();
+        let mut ports_failed = false;
+        let mut discovery = None;
         let (status, reason, system) = match snmp {
             Ok((session, sys)) => {
                 let mut problems: Vec<String> = Vec::new();
@@ -310,48 +342,33 @@ impl Poller {
                 let rebooted =
                     matches!((sys.uptime_secs, device.uptime), (Some(up), Some(prev)) if up < prev);
                 if let Some(up) = sys.uptime_secs {
-                    self.write_rrd(
+                    stage.rrd(
                         &host,
                         "uptime.rrd",
-                        &defs::uptime(step),
-                        at,
-                        &[Value::Gauge(up as f64)],
-                        &mut ts_errors,
-                    )
-                    .await;
+                        &self.inner.defs.uptime,
+                        vec![Value::Gauge(up as f64)],
+                    );
                     if let (true, Some(prev)) = (rebooted, device.uptime) {
-                        self.event(
+                        stage.event(
                             device,
                             "reboot",
-                            &format!("Device rebooted after {}", human_secs(prev)),
+                            format!("Device rebooted after {}", human_secs(prev)),
                             Severity::Warning,
-                        )
-                        .await;
+                        );
                     }
                 }
 
                 if mods.is_enabled(Module::Ports) {
                     let t = Instant::now();
                     let outcome = match self
-                        .poll_ports(
-                            device,
-                            &session,
-                            polled_at,
-                            rebooted,
-                            &budget,
-                            &mut ts_errors,
-                        )
+                        .poll_ports(device, &session, polled_at, rebooted, &budget, &mut stage)
                         .await?
                     {
-                        Ok(p) => {
-                            found.ports = p;
-                            ModuleOutcome::Ok
-                        }
+                        Ok(()) => ModuleOutcome::Ok,
                         Err(msg) => {
                             warn!(device = %host, "ports module: {msg}");
                             problems.push(format!("ports: {msg}"));
-                            // What the store had stays as it was: show that.
-                            found.ports = self.inner.store.ports(device.device_id).await?;
+                            ports_failed = true;
                             ModuleOutcome::Failed(msg)
                         }
                     };
@@ -361,17 +378,33 @@ impl Poller {
                 }
 
                 self.poll_health(
-                    device,
+                    &device.hostname,
                     &session,
                     &mods,
-                    at,
                     &budget,
                     &mut found,
                     &mut timings,
                     &mut problems,
-                    &mut ts_errors,
+                    &mut stage,
                 )
-                .await?;
+                .await;
+
+                if discovery_due {
+                    // Neighbours and IPv6 addresses: discovery only (LibreNMS discovers
+                    // them too), and optional: a table the agent lacks or a walk that
+                    // broke off keeps what is stored.
+                    let local = self.local_ports(device, stage.ports.as_ref()).await?;
+                    let d = budget
+                        .run(discovery::discover(&device.hostname, &session, &local))
+                        .await
+                        .unwrap_or_else(|msg| {
+                            debug!(device = %host, "discovery: {msg}");
+                            discovery::Discovered::default()
+                        });
+                    stage.commit_links = d.links.clone();
+                    stage.commit_ipv6 = d.ipv6.clone();
+                    discovery = Some(d);
+                }
                 (DeviceStatus::Up, problems.join("; "), Some(sys))
             }
             Err(e) => {
@@ -415,29 +448,8 @@ impl Poller {
             last_polled: polled_at,
             last_polled_timetaken: seconds,
         };
-        match fence {
-            Some(f) => {
-                self.inner
-                    .store
-                    .update_device_poll_fenced(device.device_id, &update, f)
-                    .await?
-            }
-            None => {
-                self.inner
-                    .store
-                    .update_device_poll(device.device_id, &update)
-                    .await?
-            }
-        }
         let discovered = system.is_some() && discovery_due;
-        if discovered {
-            self.inner
-                .store
-                .mark_discovered(device.device_id, polled_at)
-                .await?;
-        }
-        self.store_timings(device, polled_at, seconds, &timings, &mut ts_errors)
-            .await;
+        self.stage_timings(device, polled_at, seconds, &timings, &mut stage);
         if status != device.status {
             let (msg, sev) = match status {
                 DeviceStatus::Up => ("Device status changed to Up".to_string(), Severity::Ok),
@@ -446,8 +458,56 @@ impl Poller {
                     Severity::Error,
                 ),
             };
-            self.event(device, "system", &msg, sev).await;
+            stage.event(device, "system", msg, sev);
         }
+
+        let mut commit = lookout_store::PollCommit::new(update, fence.cloned());
+        commit.ports = stage.ports.take();
+        commit.ipv4_addresses = stage.ipv4.take();
+        commit.ipv6_addresses = stage.commit_ipv6.take();
+        commit.processors = stage.processors.take();
+        commit.mempools = stage.mempools.take();
+        commit.storage = stage.storage.take();
+        commit.links = stage.commit_links.take();
+        commit.module_perf = std::mem::take(&mut stage.module_perf);
+        commit.discovered_at = discovered.then_some(polled_at);
+        commit.events = std::mem::take(&mut stage.events);
+        let committed = match self
+            .inner
+            .store
+            .commit_poll(device.device_id, &commit)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                // A stale poll (or a store failure) writes no RRD either: the files belong
+                // to whoever owns the device now.
+                let ports = commit.ports.as_ref().map_or(0, |p| p.polled.len());
+                let dropped = (stage.rrd.len() + ports) as u64;
+                if matches!(e, StoreError::Fenced { .. }) {
+                    self.inner
+                        .stale_rrd_dropped
+                        .fetch_add(dropped, std::sync::atomic::Ordering::Relaxed);
+                    warn!(device = %host, dropped, error = %e, "stale poll: results and RRD updates discarded");
+                }
+                return Err(PollError::Store(e));
+            }
+        };
+        for e in &commit.events {
+            info!(device = %host, kind = %e.kind, "{}", e.message);
+        }
+        match committed.ports {
+            Some(sync) => {
+                stage.port_rrds(&device.hostname, &self.inner.defs.port, &sync.ports);
+                found.ports = sync.ports;
+            }
+            None if ports_failed || !mods.is_enabled(Module::Ports) => {
+                // What the store had stays as it was: show that.
+                found.ports = self.inner.store.ports(device.device_id).await?;
+            }
+            None => {}
+        }
+        let ts_errors = self.write_staged(&stage.rrd, at).await;
         debug!(device = %host, seconds, ports = found.ports.len(), ?status, "polled");
         Ok(PollReport {
             device_id: device.device_id,
@@ -461,9 +521,54 @@ impl Poller {
             processors: found.processors,
             mempools: found.mempools,
             storage: found.storage,
+            discovery,
             timings,
             seconds,
             timeseries_errors: ts_errors,
+        })
+    }
+
+    /// RRD updates staged but dropped because their poll turned out stale (its claim had
+    /// passed to a newer poll), since this poller started.
+    pub fn stale_rrd_updates_dropped(&self) -> u64 {
+        self.inner
+            .stale_rrd_dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The device's interfaces for discovery: as this poll found them, else as stored.
+    async fn local_ports(
+        &self,
+        device: &Device,
+        polled: Option<&lookout_store::PortsStage>,
+    ) -> Result<Vec<discovery::LocalPort>, PollError> {
+        let names = |n: [&Option<String>; 3]| -> Vec<String> {
+            n.into_iter()
+                .flatten()
+                .filter(|s| !s.is_empty())
+                .cloned()
+                .collect()
+        };
+        Ok(match polled {
+            Some(p) => p
+                .polled
+                .iter()
+                .map(|p| discovery::LocalPort {
+                    if_index: p.if_index,
+                    names: names([&p.if_name, &p.if_descr, &p.if_alias]),
+                })
+                .collect(),
+            None => self
+                .inner
+                .store
+                .ports(device.device_id)
+                .await?
+                .iter()
+                .map(|p| discovery::LocalPort {
+                    if_index: p.if_index,
+                    names: names([&p.if_name, &p.if_descr, &p.if_alias]),
+                })
+                .collect(),
         })
     }
 
@@ -482,48 +587,35 @@ impl Poller {
         }
     }
 
-    /// Records per-module times for the UI/API: LibreNMS's `poller-perf-<module>.rrd` and
-    /// `poller-perf.rrd` (DS `poller`, seconds) for the modules that ran.
-    async fn store_timings(
+    /// Stages per-module times for the UI/API: LibreNMS's `poller-perf-<module>.rrd` and
+    /// `poller-perf.rrd` (DS `poller`, seconds) for the modules that ran, and the
+    /// `device_module_perf` rows.
+    fn stage_timings(
         &self,
         device: &Device,
         polled_at: chrono::DateTime<Utc>,
         total_secs: f64,
         timings: &[ModuleTiming],
-        ts_errors: &mut Vec<String>,
+        stage: &mut Stage,
     ) {
-        let def = health::poller_perf_def(self.inner.config.step_secs);
-        let mut rows: Vec<(String, [Value; 1])> = timings
+        for t in timings
             .iter()
             .filter(|t| t.outcome != ModuleOutcome::Disabled)
-            .map(|t| {
-                (
-                    rrd_path(&device.hostname, &format!("poller-perf-{}.rrd", t.module)),
-                    [Value::Gauge(t.seconds)],
-                )
-            })
-            .collect();
-        rows.push((
-            rrd_path(&device.hostname, "poller-perf.rrd"),
-            [Value::Gauge(total_secs)],
-        ));
-        let updates: Vec<Update<'_>> = rows
-            .iter()
-            .map(|(path, values)| Update {
-                path,
-                def: &def,
-                at: polled_at.timestamp(),
-                values,
-            })
-            .collect();
-        let results = self.inner.timeseries.update_many(&updates).await;
-        for (u, r) in updates.iter().zip(results) {
-            if let Err(e) = r {
-                log_ts_error(u.path, &e);
-                ts_errors.push(format!("{}: {e}", u.path));
-            }
+        {
+            stage.rrd(
+                &device.hostname,
+                &format!("poller-perf-{}.rrd", t.module),
+                &self.inner.defs.poller_perf,
+                vec![Value::Gauge(t.seconds)],
+            );
         }
-        let perf: Vec<lookout_store::ModulePerf> = timings
+        stage.rrd(
+            &device.hostname,
+            "poller-perf.rrd",
+            &self.inner.defs.poller_perf,
+            vec![Value::Gauge(total_secs)],
+        );
+        stage.module_perf = timings
             .iter()
             .map(|t| {
                 let (status, message) = match &t.outcome {
@@ -540,34 +632,47 @@ impl Poller {
                 }
             })
             .collect();
-        if let Err(e) = self
-            .inner
-            .store
-            .record_module_perf(device.device_id, &perf)
-            .await
-        {
-            warn!(device = %device.hostname, error = %e, "cannot record module timings");
+    }
+
+    /// Writes staged RRD updates in one call (through rrdcached they share BATCH round
+    /// trips); failures are logged and returned, the poll itself still counts.
+    async fn write_staged(&self, rows: &[StagedRrd], at: i64) -> Vec<String> {
+        let updates: Vec<Update<'_>> = rows
+            .iter()
+            .map(|r| Update {
+                path: &r.path,
+                def: &r.def,
+                at,
+                values: &r.values,
+            })
+            .collect();
+        let results = self.inner.timeseries.update_many(&updates).await;
+        let mut errors = Vec::new();
+        for (u, r) in updates.iter().zip(results) {
+            if let Err(e) = r {
+                log_ts_error(u.path, &e);
+                errors.push(format!("{}: {e}", u.path));
+            }
         }
+        errors
     }
 
     /// processors, mempools and storage. hrStorage is walked once for both mempools and
-    /// storage (its time counts for mempools when that runs, else for storage).
+    /// storage (its time counts for mempools when that runs, else for storage). Only
+    /// modules that ran to completion stage their rows (a failed walk keeps the last good
+    /// values).
     #[allow(clippy::too_many_arguments)]
     async fn poll_health(
         &self,
-        device: &Device,
+        host: &str,
         session: &Session,
         mods: &ModuleSet,
-        at: i64,
         budget: &Budget,
         found: &mut Found,
         timings: &mut Vec<ModuleTiming>,
         problems: &mut Vec<String>,
-        ts_errors: &mut Vec<String>,
-    ) -> Result<(), PollError> {
-        let step = self.inner.config.step_secs;
-        let mut rrd_rows: Vec<(String, RrdKind, Vec<Value>)> = Vec::new();
-
+        stage: &mut Stage,
+    ) {
         if mods.is_enabled(Module::Processors) {
             let t = Instant::now();
             let outcome = match budget
@@ -577,12 +682,14 @@ impl Poller {
             {
                 Ok(p) => {
                     for x in &p {
-                        rrd_rows.push((
-                            x.rrd_file(),
-                            RrdKind::Processor,
+                        stage.rrd(
+                            host,
+                            &x.rrd_file(),
+                            &self.inner.defs.processor,
                             vec![x.processor_usage.map_or(Value::Unknown, Value::Gauge)],
-                        ));
+                        );
                     }
+                    stage.processors = Some(p.iter().map(health::Processor::to_store).collect());
                     found.processors = p;
                     ModuleOutcome::Ok
                 }
@@ -635,15 +742,17 @@ impl Poller {
                 {
                     Ok(m) => {
                         for x in &m {
-                            rrd_rows.push((
-                                x.rrd_file(),
-                                RrdKind::UsedFree,
+                            stage.rrd(
+                                host,
+                                &x.rrd_file(),
+                                &self.inner.defs.used_free,
                                 vec![
                                     Value::Gauge(x.mempool_used as f64),
                                     Value::Gauge(x.mempool_free as f64),
                                 ],
-                            ));
+                            );
                         }
+                        stage.mempools = Some(m.iter().map(health::Mempool::to_store).collect());
                         found.mempools = m;
                         ModuleOutcome::Ok
                     }
@@ -669,15 +778,17 @@ impl Poller {
                 Ok(rows) => {
                     let st = health::storage_from(rows);
                     for x in &st {
-                        rrd_rows.push((
-                            x.rrd_file(),
-                            RrdKind::UsedFree,
+                        stage.rrd(
+                            host,
+                            &x.rrd_file(),
+                            &self.inner.defs.used_free,
                             vec![
                                 Value::Gauge(x.storage_used as f64),
                                 Value::Gauge(x.storage_free as f64),
                             ],
-                        ));
+                        );
                     }
+                    stage.storage = Some(st.iter().map(health::Storage::to_store).collect());
                     found.storage = st;
                     ModuleOutcome::Ok
                 }
@@ -690,84 +801,12 @@ impl Poller {
         } else {
             timings.push(timing(Module::Storage, 0.0, ModuleOutcome::Disabled));
         }
-
-        self.store_health(device, found, timings).await?;
-
-        let proc_def = health::processor_def(step);
-        let uf_def = health::used_free_def(step);
-        let paths: Vec<String> = rrd_rows
-            .iter()
-            .map(|(f, _, _)| rrd_path(&device.hostname, f))
-            .collect();
-        let updates: Vec<Update<'_>> = rrd_rows
-            .iter()
-            .zip(&paths)
-            .map(|((_, kind, values), path)| Update {
-                path,
-                def: match kind {
-                    RrdKind::Processor => &proc_def,
-                    RrdKind::UsedFree => &uf_def,
-                },
-                at,
-                values,
-            })
-            .collect();
-        let results = self.inner.timeseries.update_many(&updates).await;
-        for (u, r) in updates.iter().zip(results) {
-            if let Err(e) = r {
-                log_ts_error(u.path, &e);
-                ts_errors.push(format!("{}: {e}", u.path));
-            }
-        }
-        Ok(())
     }
 
-    /// Writes the health modules' current values to the store.
-    /// Writes the health modules' current values to the store; only modules that ran to
-    /// completion replace their rows (a failed walk keeps the last good values).
-    async fn store_health(
-        &self,
-        device: &Device,
-        found: &Found,
-        timings: &[ModuleTiming],
-    ) -> Result<(), PollError> {
-        let ok = |m: Module| {
-            timings
-                .iter()
-                .any(|t| t.module == m.name() && t.outcome == ModuleOutcome::Ok)
-        };
-        let store = &self.inner.store;
-        let id = device.device_id;
-        if ok(Module::Processors) {
-            let rows: Vec<lookout_store::ProcessorPoll> = found
-                .processors
-                .iter()
-                .map(health::Processor::to_store)
-                .collect();
-            store.sync_processors(id, &rows).await?;
-        }
-        if ok(Module::Mempools) {
-            let rows: Vec<lookout_store::MempoolPoll> = found
-                .mempools
-                .iter()
-                .map(health::Mempool::to_store)
-                .collect();
-            store.sync_mempools(id, &rows).await?;
-        }
-        if ok(Module::Storage) {
-            let rows: Vec<lookout_store::StoragePoll> = found
-                .storage
-                .iter()
-                .map(health::Storage::to_store)
-                .collect();
-            store.sync_storage(id, &rows).await?;
-        }
-        Ok(())
-    }
-
-    /// The ports module. `Ok(Err(message))` is a walk that broke off (timeout mid-walk,
-    /// non-increasing OID, error status): nothing is written, because a partial table
-    /// would read as removed interfaces and missing counters.
+    /// The ports module: walks and stages the ports (and their IPv4 addresses) for the
+    /// commit. `Ok(Err(message))` is a walk that broke off (timeout mid-walk,
+    /// non-increasing OID, error status): nothing is staged, because a partial table would
+    /// read as removed interfaces and missing counters.
     async fn poll_ports(
         &self,
         device: &Device,
@@ -775,186 +814,53 @@ impl Poller {
         polled_at: chrono::DateTime<Utc>,
         rebooted: bool,
         budget: &Budget,
-        ts_errors: &mut Vec<String>,
-    ) -> Result<Result<Vec<Port>, String>, PollError> {
+        stage: &mut Stage,
+    ) -> Result<Result<(), String>, PollError> {
         let walks = budget.run(walk_ports(&device.hostname, session)).await;
         let (if_table, if_x_table) = match walks {
             Ok(Ok(w)) => w,
             Ok(Err(msg)) | Err(msg) => return Ok(Err(msg)),
         };
         let polled = ports::ports_from_walks(&if_table, &if_x_table);
-        if rebooted {
-            // Counters restarted with the agent: no rate from the old readings.
-            self.inner
-                .store
-                .reset_port_counters(device.device_id)
-                .await?;
-        }
-        let mut before = self.inner.store.ports(device.device_id).await?;
+        // Renumbering is decided on the stored ports read now; the commit applies it in
+        // its transaction (a stale poll's decision is discarded with the rest).
+        let before = self.inner.store.ports(device.device_id).await?;
         let moves = ports::renumbered(&before, &polled);
-        if !moves.is_empty() {
-            for (port_id, new_index) in &moves {
-                if let Some(p) = before.iter().find(|p| p.port_id == *port_id) {
-                    self.event(
-                        device,
-                        "interface",
-                        &format!(
-                            "Interface {} moved from ifIndex {} to {new_index}",
-                            p.label(),
-                            p.if_index
-                        ),
-                        Severity::Info,
-                    )
-                    .await;
-                }
-            }
-            self.inner
-                .store
-                .renumber_ports(device.device_id, &moves)
-                .await?;
-            before = self.inner.store.ports(device.device_id).await?;
-        }
-        let sync = self
-            .inner
-            .store
-            .sync_ports(device.device_id, &polled, polled_at)
-            .await?;
-        for id in &sync.added {
-            if let Some(p) = sync.ports.iter().find(|p| p.port_id == *id) {
-                self.event(
+        for (port_id, new_index) in &moves {
+            if let Some(p) = before.iter().find(|p| p.port_id == *port_id) {
+                stage.event(
                     device,
                     "interface",
-                    &format!("Interface added: {}", p.label()),
-                    Severity::Info,
-                )
-                .await;
-            }
-        }
-        for id in &sync.removed {
-            if let Some(p) = before.iter().find(|p| p.port_id == *id) {
-                self.event(
-                    device,
-                    "interface",
-                    &format!("Interface removed: {}", p.label()),
-                    Severity::Notice,
-                )
-                .await;
-            }
-        }
-        for p in &sync.ports {
-            if let Some(old) = before.iter().find(|o| o.port_id == p.port_id) {
-                if old.if_oper_status.is_some() && old.if_oper_status != p.if_oper_status {
-                    let sev = if p.if_oper_status.as_deref() == Some("up") {
-                        Severity::Ok
-                    } else {
-                        Severity::Warning
-                    };
-                    let msg = format!(
-                        "Interface {} operational status changed: {} -> {}",
+                    format!(
+                        "Interface {} moved from ifIndex {} to {new_index}",
                         p.label(),
-                        old.if_oper_status.as_deref().unwrap_or("?"),
-                        p.if_oper_status.as_deref().unwrap_or("?")
-                    );
-                    self.event(device, "interface", &msg, sev).await;
-                }
+                        p.if_index
+                    ),
+                    Severity::Info,
+                );
             }
         }
-        // IPv4 addresses of the interfaces (IP-MIB ipAddrTable), after the ports they
-        // attach to. Optional: an agent without the table, or a walk that broke off, keeps
-        // the stored addresses.
+        stage.ports = Some(lookout_store::PortsStage {
+            polled,
+            polled_at,
+            // Counters restarted with the agent: no rate from the old readings.
+            reset_counters: rebooted,
+            moves,
+            events: Some(ports::port_events),
+        });
+        // IPv4 addresses of the interfaces (IP-MIB ipAddrTable). Optional: an agent
+        // without the table, or a walk that broke off, keeps the stored addresses.
         match budget
             .run(session.walk_partial(&lookout_snmp::Oid::new(&ports::IP_ADDR_ENTRY)))
             .await
         {
-            Ok((walk, None)) => {
-                let addrs = ports::ipv4_addresses_from(&walk);
-                self.inner
-                    .store
-                    .sync_ipv4_addresses(device.device_id, &addrs)
-                    .await?;
-            }
+            Ok((walk, None)) => stage.ipv4 = Some(ports::ipv4_addresses_from(&walk)),
             Ok((_, Some(e))) => {
                 debug!(device = %device.hostname, error = %e, "ipAddrTable walk failed")
             }
             Err(msg) => debug!(device = %device.hostname, "ipAddrTable: {msg}"),
         }
-        let def = defs::port(self.inner.config.step_secs);
-        let at = polled_at.timestamp();
-        let v = |x: Option<u64>| x.map_or(Value::Unknown, Value::Counter);
-        // Values in `defs::PORT_DS` order.
-        let rows: Vec<(String, [Value; 15])> = sync
-            .ports
-            .iter()
-            .map(|p| {
-                let c = &p.counters;
-                (
-                    rrd_path(&device.hostname, &format!("port-id{}.rrd", p.port_id)),
-                    [
-                        v(c.in_octets),
-                        v(c.out_octets),
-                        v(c.in_errors),
-                        v(c.out_errors),
-                        v(c.in_ucast_pkts),
-                        v(c.out_ucast_pkts),
-                        v(c.in_nucast_pkts),
-                        v(c.out_nucast_pkts),
-                        v(c.in_discards),
-                        v(c.out_discards),
-                        v(c.in_unknown_protos),
-                        v(c.in_broadcast_pkts),
-                        v(c.out_broadcast_pkts),
-                        v(c.in_multicast_pkts),
-                        v(c.out_multicast_pkts),
-                    ],
-                )
-            })
-            .collect();
-        // One call for all ports: through rrdcached they share BATCH round trips.
-        let updates: Vec<Update<'_>> = rows
-            .iter()
-            .map(|(path, values)| Update {
-                path,
-                def: &def,
-                at,
-                values,
-            })
-            .collect();
-        let results = self.inner.timeseries.update_many(&updates).await;
-        for (u, r) in updates.iter().zip(results) {
-            if let Err(e) = r {
-                log_ts_error(u.path, &e);
-                ts_errors.push(format!("{}: {e}", u.path));
-            }
-        }
-        Ok(Ok(sync.ports))
-    }
-
-    async fn write_rrd(
-        &self,
-        host: &str,
-        file: &str,
-        def: &lookout_timeseries::RrdDef,
-        at: i64,
-        values: &[Value],
-        errors: &mut Vec<String>,
-    ) {
-        let path = rrd_path(host, file);
-        if let Err(e) = self.inner.timeseries.update(&path, def, at, values).await {
-            log_ts_error(&path, &e);
-            errors.push(format!("{path}: {e}"));
-        }
-    }
-
-    async fn event(&self, device: &Device, kind: &str, message: &str, severity: Severity) {
-        info!(device = %device.hostname, kind, "{message}");
-        if let Err(e) = self
-            .inner
-            .store
-            .log_event(Some(device.device_id), kind, message, severity, None)
-            .await
-        {
-            warn!(device = %device.hostname, error = %e, "cannot write event log");
-        }
+        Ok(Ok(()))
     }
 }
 
@@ -1013,10 +919,69 @@ struct Found {
     storage: Vec<Storage>,
 }
 
-/// Which RRD definition a health file uses.
-enum RrdKind {
-    Processor,
-    UsedFree,
+/// What a poll will write: store rows and events for the one commit, RRD updates for
+/// after it.
+#[derive(Default)]
+struct Stage {
+    rrd: Vec<StagedRrd>,
+    events: Vec<lookout_store::NewEvent>,
+    ports: Option<lookout_store::PortsStage>,
+    ipv4: Option<Vec<lookout_store::Ipv4AddressPoll>>,
+    commit_ipv6: Option<Vec<lookout_store::Ipv6AddressPoll>>,
+    processors: Option<Vec<lookout_store::ProcessorPoll>>,
+    mempools: Option<Vec<lookout_store::MempoolPoll>>,
+    storage: Option<Vec<lookout_store::StoragePoll>>,
+    commit_links: Option<Vec<lookout_store::LinkPoll>>,
+    module_perf: Vec<lookout_store::ModulePerf>,
+}
+
+struct StagedRrd {
+    path: String,
+    def: Arc<RrdDef>,
+    values: Vec<Value>,
+}
+
+impl Stage {
+    fn rrd(&mut self, host: &str, file: &str, def: &Arc<RrdDef>, values: Vec<Value>) {
+        self.rrd.push(StagedRrd {
+            path: rrd_path(host, file),
+            def: Arc::clone(def),
+            values,
+        });
+    }
+
+    fn event(&mut self, device: &Device, kind: &str, message: String, severity: Severity) {
+        debug!(device = %device.hostname, kind, "{message} (with the poll's commit)");
+        self.events
+            .push(lookout_store::NewEvent::new(kind, message, severity));
+    }
+
+    /// `port-id<N>.rrd` of the committed ports (ids known only after the commit).
+    fn port_rrds(&mut self, host: &str, def: &Arc<RrdDef>, ports: &[Port]) {
+        let v = |x: Option<u64>| x.map_or(Value::Unknown, Value::Counter);
+        for p in ports {
+            let c = &p.counters;
+            // Values in `defs::PORT_DS` order.
+            let values = vec![
+                v(c.in_octets),
+                v(c.out_octets),
+                v(c.in_errors),
+                v(c.out_errors),
+                v(c.in_ucast_pkts),
+                v(c.out_ucast_pkts),
+                v(c.in_nucast_pkts),
+                v(c.out_nucast_pkts),
+                v(c.in_discards),
+                v(c.out_discards),
+                v(c.in_unknown_protos),
+                v(c.in_broadcast_pkts),
+                v(c.out_broadcast_pkts),
+                v(c.in_multicast_pkts),
+                v(c.out_multicast_pkts),
+            ];
+            self.rrd(host, &format!("port-id{}.rrd", p.port_id), def, values);
+        }
+    }
 }
 
 fn timing(m: Module, seconds: f64, outcome: ModuleOutcome) -> ModuleTiming {

@@ -274,6 +274,57 @@ pub fn ports_from_walks(if_table: &[VarBind], if_x_table: &[VarBind]) -> Vec<Por
     ports.into_values().collect()
 }
 
+/// The event log entries of a port sync: interfaces added and removed, operational status
+/// changes. Run by the store inside the poll's commit (`before`: the stored ports after
+/// renumbering), so a stale poll logs none of them.
+pub fn port_events(
+    before: &[Port],
+    sync: &lookout_store::PortSync,
+) -> Vec<lookout_store::NewEvent> {
+    use lookout_store::{NewEvent, Severity};
+    let mut out = Vec::new();
+    for id in &sync.added {
+        if let Some(p) = sync.ports.iter().find(|p| p.port_id == *id) {
+            out.push(NewEvent::new(
+                "interface",
+                format!("Interface added: {}", p.label()),
+                Severity::Info,
+            ));
+        }
+    }
+    for id in &sync.removed {
+        if let Some(p) = before.iter().find(|p| p.port_id == *id) {
+            out.push(NewEvent::new(
+                "interface",
+                format!("Interface removed: {}", p.label()),
+                Severity::Notice,
+            ));
+        }
+    }
+    for p in &sync.ports {
+        if let Some(old) = before.iter().find(|o| o.port_id == p.port_id) {
+            if old.if_oper_status.is_some() && old.if_oper_status != p.if_oper_status {
+                let sev = if p.if_oper_status.as_deref() == Some("up") {
+                    Severity::Ok
+                } else {
+                    Severity::Warning
+                };
+                out.push(NewEvent::new(
+                    "interface",
+                    format!(
+                        "Interface {} operational status changed: {} -> {}",
+                        p.label(),
+                        old.if_oper_status.as_deref().unwrap_or("?"),
+                        p.if_oper_status.as_deref().unwrap_or("?")
+                    ),
+                    sev,
+                ));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

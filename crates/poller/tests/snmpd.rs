@@ -645,3 +645,124 @@ async fn garbage_from_the_agent_fails_the_module_not_the_poller() {
     assert!(!r3.status.is_up());
     assert_eq!(r3.status_reason, "snmp");
 }
+
+/// `rrdtool last` of every RRD file under the rig's directory.
+fn rrd_last_updates(rig: &Rig) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut dirs = vec![rig.rrd_dir.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "rrd") {
+                let last = Command::new("/usr/bin/rrdtool")
+                    .arg("last")
+                    .arg(&p)
+                    .output()
+                    .unwrap();
+                out.insert(
+                    p.display().to_string(),
+                    String::from_utf8_lossy(&last.stdout).trim().to_string(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Distributed polling: a poll whose claim passed to a newer poll while it ran writes
+/// nothing — no port, health, event or device row change, no RRD update (counted).
+#[tokio::test]
+async fn stale_poll_writes_no_port_health_or_rrd_change() {
+    use lookout_poller::PollError;
+    use lookout_store::{PollFence, StoreError};
+
+    let agent = Snmpd::start();
+    let proxy = Proxy::start(agent.port).await;
+    let rig = Rig::new("").await;
+    let dev = rig.add("127.0.0.1", proxy.port, "public").await;
+    let id = dev.device_id;
+    let fence = |token: u64| PollFence {
+        node_id: format!("node-{token}"),
+        token,
+        started: chrono::Utc::now(),
+    };
+    assert!(rig.store.register_poll_token(id, 100).await.unwrap());
+    let d = rig.device(id).await;
+    let r1 = rig.poller.poll_fenced(&d, Some(&fence(100))).await.unwrap();
+    assert!(r1.status.is_up());
+    let lo = by_name(&r1.ports, "lo").clone();
+
+    let snapshot = || async {
+        (
+            rig.device(id).await,
+            rig.store.ports(id).await.unwrap(),
+            rig.store.processors(id).await.unwrap(),
+            rig.store.mempools(id).await.unwrap(),
+            rig.store.storage(id).await.unwrap(),
+            rig.store.events(Some(id), 100).await.unwrap(),
+            rig.store.module_perf(id).await.unwrap(),
+            rig.store.ipv4_addresses(id).await.unwrap(),
+        )
+    };
+    let before = snapshot().await;
+    let rrd_before = rrd_last_updates(&rig);
+    assert!(rrd_before.len() > 5, "{rrd_before:?}");
+
+    // The stale poll sees lo gone: had it written, lo would be deleted and logged.
+    let idx = lo.if_index as u32;
+    proxy.set(Some(Box::new(move |_req, resp| {
+        resp.varbinds
+            .retain(|vb| !matches!(if_cell(&vb.oid), Some((_, _, i)) if i == idx));
+        true
+    })));
+    // A newer claim (another node) takes the device over; RRD steps are whole seconds.
+    assert!(rig.store.register_poll_token(id, 200).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let d = rig.device(id).await;
+    let err = rig
+        .poller
+        .poll_fenced(&d, Some(&fence(100)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PollError::Store(StoreError::Fenced {
+                token: 100,
+                current: Some(200),
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        snapshot().await,
+        before,
+        "the stale poll wrote to the store"
+    );
+    assert_eq!(
+        rrd_last_updates(&rig),
+        rrd_before,
+        "the stale poll wrote RRDs"
+    );
+    let dropped = rig.poller.stale_rrd_updates_dropped();
+    assert!(
+        dropped >= r1.ports.len() as u64 + 3,
+        "dropped {dropped} RRD updates"
+    );
+
+    // The owner's poll writes all of it.
+    let r2 = rig.poller.poll_fenced(&d, Some(&fence(200))).await.unwrap();
+    assert!(r2.ports.iter().all(|p| p.port_id != lo.port_id));
+    assert!(rig.store.port(lo.port_id).await.unwrap().unwrap().deleted);
+    let events = rig.store.events(Some(id), 100).await.unwrap();
+    assert!(events.iter().any(|e| e.message == "Interface removed: lo"));
+    let rrd_after = rrd_last_updates(&rig);
+    let uptime = rrd_after
+        .keys()
+        .find(|k| k.ends_with("/uptime.rrd"))
+        .unwrap();
+    assert_ne!(rrd_after[uptime], rrd_before[uptime]);
+}
