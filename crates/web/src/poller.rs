@@ -15,7 +15,87 @@ use crate::error::{ApiError, WebError};
 use crate::pages::{Layout, PageUser};
 use crate::Shared;
 
-/// The `--json` document: `{"master", "backend", "nodes": [...], "queues": [...]}`.
+/// One poller group's queue with what the nodes report about it: workers (alive nodes
+/// serving it, each capped by `POLLER_GROUP_WORKERS`), "behind" (from the master: devices
+/// whose previous poll is still queued or running a whole interval after they were due,
+/// and the worst lateness) and the recent poll lag (worst over the nodes).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct QueueSummary {
+    pub group: i32,
+    pub queued: u64,
+    pub due: u64,
+    pub claimed: u64,
+    pub done: u64,
+    pub workers: u64,
+    pub behind: u64,
+    pub behind_max_secs: u64,
+    pub lag_p50_secs: f64,
+    pub lag_p99_secs: f64,
+    pub lag_max_secs: f64,
+}
+
+/// Per-group summaries of `queues` and the groups served by alive nodes, by group.
+pub fn queue_summaries(
+    master: Option<&MasterInfo>,
+    nodes: &[NodeStatus],
+    queues: &[QueueDepth],
+) -> Vec<QueueSummary> {
+    let mut out: std::collections::BTreeMap<i32, QueueSummary> = queues
+        .iter()
+        .map(|q| {
+            (
+                q.group,
+                QueueSummary {
+                    group: q.group,
+                    queued: q.queued,
+                    due: q.due,
+                    claimed: q.claimed,
+                    done: q.done,
+                    ..QueueSummary::default()
+                },
+            )
+        })
+        .collect();
+    let stat = |n: &NodeStatus, key: String| n.info.stats.get(&key).copied().unwrap_or(0.0);
+    for n in nodes.iter().filter(|n| n.alive) {
+        for g in &n.info.groups {
+            let e = out.entry(*g).or_insert_with(|| QueueSummary {
+                group: *g,
+                ..QueueSummary::default()
+            });
+            let w = stat(n, format!("group.{g}.workers"));
+            e.workers += if w > 0.0 {
+                w as u64
+            } else {
+                u64::from(n.info.workers)
+            };
+            e.lag_p50_secs = e.lag_p50_secs.max(stat(n, format!("group.{g}.lag_p50")));
+            e.lag_p99_secs = e.lag_p99_secs.max(stat(n, format!("group.{g}.lag_p99")));
+            e.lag_max_secs = e.lag_max_secs.max(stat(n, format!("group.{g}.lag_max")));
+        }
+        if master.is_some_and(|m| m.node_id == n.info.node_id) {
+            for (key, v) in &n.info.stats {
+                let Some(g) = key
+                    .strip_prefix("group.")
+                    .and_then(|k| k.strip_suffix(".behind"))
+                    .and_then(|g| g.parse::<i32>().ok())
+                else {
+                    continue;
+                };
+                let e = out.entry(g).or_insert_with(|| QueueSummary {
+                    group: g,
+                    ..QueueSummary::default()
+                });
+                e.behind = *v as u64;
+                e.behind_max_secs = stat(n, format!("group.{g}.behind_max_secs")) as u64;
+            }
+        }
+    }
+    out.into_values().collect()
+}
+
+/// The `--json` document: `{"master", "backend", "nodes": [...], "queues": [...]}`;
+/// `queues` are [`QueueSummary`] rows, `behind` is true when any group is behind.
 pub fn status_json(
     backend: &str,
     master: Option<&MasterInfo>,
@@ -23,6 +103,7 @@ pub fn status_json(
     queues: &[QueueDepth],
 ) -> Value {
     let master_id = master.map(|m| m.node_id.clone());
+    let summaries = queue_summaries(master, nodes, queues);
     json!({
         "backend": backend,
         "master": master_id,
@@ -40,7 +121,8 @@ pub fn status_json(
             "started_at": n.info.started_at.map(|t| t.to_rfc3339()),
             "stats": n.info.stats,
         })).collect::<Vec<_>>(),
-        "queues": queues,
+        "queues": summaries,
+        "behind": summaries.iter().any(|q| q.behind > 0),
     })
 }
 
@@ -99,6 +181,9 @@ struct QueueRow {
     due: u64,
     claimed: u64,
     done: u64,
+    workers: u64,
+    behind: String,
+    lag: String,
 }
 
 #[derive(Template)]
@@ -148,15 +233,21 @@ pub(crate) async fn page(u: PageUser, State(ctx): State<Shared>) -> Result<Respo
             checkin: format!("{} s ago", (now - n.last_checkin).num_seconds().max(0)),
         })
         .collect();
-    let queues = snap
-        .queues
-        .iter()
+    let queues = queue_summaries(snap.master.as_ref(), &snap.nodes, &snap.queues)
+        .into_iter()
         .map(|q| QueueRow {
             group: q.group,
             queued: q.queued,
             due: q.due,
             claimed: q.claimed,
             done: q.done,
+            workers: q.workers,
+            behind: if q.behind > 0 {
+                format!("{} devices, up to {} s late", q.behind, q.behind_max_secs)
+            } else {
+                String::new()
+            },
+            lag: format!("{:.1} / {:.1} s", q.lag_p99_secs, q.lag_max_secs),
         })
         .collect();
     let page = PollerPage {
@@ -168,4 +259,78 @@ pub(crate) async fn page(u: PageUser, State(ctx): State<Shared>) -> Result<Respo
         queues,
     };
     Ok(axum::response::Html(page.render()?).into_response())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use lookout_coord::NodeInfo;
+
+    fn node(id: &str, groups: Vec<i32>, alive: bool, stats: &[(&str, f64)]) -> NodeStatus {
+        NodeStatus {
+            info: NodeInfo {
+                node_id: id.into(),
+                hostname: id.into(),
+                version: String::new(),
+                roles: vec!["poller".into()],
+                groups,
+                workers: 16,
+                started_at: None,
+                stats: stats.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            },
+            last_checkin: Utc::now(),
+            alive,
+        }
+    }
+
+    #[test]
+    fn queues_show_workers_lag_and_behind_from_the_master() {
+        let master = MasterInfo {
+            node_id: "a".into(),
+            token: 7,
+            expires: Utc::now(),
+        };
+        let nodes = vec![
+            node(
+                "a",
+                vec![0, 2],
+                true,
+                &[
+                    ("group.0.workers", 8.0),
+                    ("group.2.workers", 4.0),
+                    ("group.2.behind", 3.0),
+                    ("group.2.behind_max_secs", 75.0),
+                    ("group.0.behind", 0.0),
+                    ("group.2.lag_p99", 1.5),
+                ],
+            ),
+            // No per-group limit published: all its workers count.
+            node(
+                "b",
+                vec![2],
+                true,
+                &[("group.2.lag_p99", 2.5), ("group.2.behind", 9.0)],
+            ),
+            node("dead", vec![0], false, &[("group.0.workers", 100.0)]),
+        ];
+        let queues = vec![QueueDepth {
+            group: 2,
+            queued: 5,
+            due: 4,
+            claimed: 2,
+            done: 10,
+        }];
+        let q = queue_summaries(Some(&master), &nodes, &queues);
+        assert_eq!(q.len(), 2);
+        assert_eq!((q[0].group, q[0].workers, q[0].behind), (0, 8, 0));
+        assert_eq!((q[1].group, q[1].workers, q[1].queued), (2, 20, 5));
+        // Only the master's "behind" counts (b's is from when it was master, stale).
+        assert_eq!((q[1].behind, q[1].behind_max_secs), (3, 75));
+        assert_eq!(q[1].lag_p99_secs, 2.5);
+        let doc = status_json("memory", Some(&master), &nodes, &queues);
+        assert_eq!(doc["behind"], true);
+        assert_eq!(doc["queues"][1]["behind"], 3);
+        assert_eq!(doc["queues"][1]["workers"], 20);
+    }
 }
