@@ -38,6 +38,9 @@ pub struct Config {
     pub poll_interval_secs: u64,
     /// `POLLER_WORKERS`: devices polled at once on this node.
     pub poller_workers: usize,
+    /// `POLLER_GROUP_WORKERS` (`0:8,2:4`): at most this many of the node's workers per
+    /// poller group at once.
+    pub poller_group_workers: std::collections::BTreeMap<i32, usize>,
     /// `NODE_ID`: stable name of this node.
     pub node_id: String,
     /// `LOOKOUT_ADMIN_PASSWORD`: password of the `admin` user created on first start.
@@ -211,6 +214,11 @@ impl Config {
         if poller_workers == 0 {
             bail!("POLLER_WORKERS must be at least 1");
         }
+        let poller_group_workers = match vars.get("POLLER_GROUP_WORKERS") {
+            Some(text) => lookout_dispatcher::parse_group_workers(&text)
+                .map_err(|e| anyhow::anyhow!("POLLER_GROUP_WORKERS: {e}"))?,
+            None => Default::default(),
+        };
         let node_id = overrides
             .node_id
             .clone()
@@ -249,6 +257,7 @@ impl Config {
             timeseries_options,
             poll_interval_secs,
             poller_workers,
+            poller_group_workers,
             node_id,
             admin_password: vars.get("LOOKOUT_ADMIN_PASSWORD"),
             roles,
@@ -370,6 +379,7 @@ mod tests {
         .unwrap();
         assert!(c.roles.poller && c.roles.dispatcher && !c.roles.web);
         assert_eq!(c.poller_groups, vec![1, 2]);
+        assert!(c.poller_group_workers.is_empty());
         assert_eq!(c.node_id, "flag-node");
         assert!(matches!(c.coord, CoordConfig::Redis(_)));
         let err = Config::from_vars(
@@ -379,6 +389,32 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("cook"), "{err}");
+        let c = Config::from_vars(
+            "d".into(),
+            &vars(&[
+                ("POLLER_WORKERS", "16"),
+                ("POLLER_GROUP_WORKERS", "0:8, 2:4"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.poller_workers, 16);
+        assert_eq!(
+            c.poller_group_workers,
+            std::collections::BTreeMap::from([(0, 8), (2, 4)])
+        );
+        for bad in ["0:0", "0=8", "x:1", "1:2,1:3"] {
+            let err = Config::from_vars(
+                "d".into(),
+                &vars(&[("POLLER_GROUP_WORKERS", bad)]),
+                &Overrides::default(),
+            )
+            .unwrap_err();
+            assert!(
+                err.to_string().contains("POLLER_GROUP_WORKERS"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use lookout_coord::{Coord, CoordConfig};
 
 use crate::config::Config;
 
-pub use lookout_web::poller::status_json;
+pub use lookout_web::poller::{queue_summaries, status_json};
 
 pub async fn status(cfg: &Config, json: bool) -> Result<ExitCode> {
     if cfg.coord == CoordConfig::Memory {
@@ -55,18 +55,30 @@ pub async fn status(cfg: &Config, json: bool) -> Result<ExitCode> {
                 ""
             }
         );
-        if n.info.stats.get("behind").copied().unwrap_or(0.0) > 0.0 {
-            println!("  poller is behind: devices due again before their last poll ran");
-        }
     }
     println!(
-        "{:<6} {:>7} {:>5} {:>8} {:>8}",
-        "group", "queued", "due", "claimed", "done"
+        "{:<6} {:>7} {:>7} {:>5} {:>8} {:>8} {:>16}  behind",
+        "group", "workers", "queued", "due", "claimed", "done", "lag p99/max s"
     );
-    for q in &queues {
+    let summaries = queue_summaries(master.as_ref(), &nodes, &queues);
+    for q in &summaries {
         println!(
-            "{:<6} {:>7} {:>5} {:>8} {:>8}",
-            q.group, q.queued, q.due, q.claimed, q.done
+            "{:<6} {:>7} {:>7} {:>5} {:>8} {:>8} {:>16}  {}",
+            q.group,
+            q.workers,
+            q.queued,
+            q.due,
+            q.claimed,
+            q.done,
+            format!("{:.1}/{:.1}", q.lag_p99_secs, q.lag_max_secs),
+            if q.behind > 0 {
+                format!(
+                    "POLLER IS BEHIND: {} devices, up to {} s late",
+                    q.behind, q.behind_max_secs
+                )
+            } else {
+                "no".to_string()
+            }
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -132,6 +132,7 @@ pub async fn serve(mut cfg: Config) -> Result<()> {
         cc.version = env!("CARGO_PKG_VERSION").to_string();
         cc.roles = cfg.roles;
         cc.groups = cfg.poller_groups.clone();
+        cc.group_workers = cfg.poller_group_workers.clone();
         cc.master_ttl = cfg.master_lease;
         cc.claim_ttl = cfg.claim_lease;
         Some(tokio::spawn(lookout_dispatcher::run_cluster(
