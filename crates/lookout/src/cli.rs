@@ -44,6 +44,16 @@ pub enum Command {
     /// The distributed poller: nodes, master, queues.
     #[command(subcommand)]
     Poller(PollerCommand),
+    /// Benchmarks on this machine (loopback only).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// One node polling simulated devices: poll lag percentiles, polls/min, behind or not,
+    /// CPU per process and store statements per minute (docs/benchmarks.md).
+    Dispatcher(crate::bench::DispatcherBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]

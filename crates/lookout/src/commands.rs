@@ -34,6 +34,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate => crate::serve::validate(data_dir).await,
+        Command::Bench(crate::cli::BenchCommand::Dispatcher(args)) => {
+            crate::bench::dispatcher(args).await
+        }
         Command::Db(cmd) => {
             let cfg = Config::load(data_dir, &Overrides::default())?;
             let store = open_migrated(&cfg).await?;
