@@ -520,11 +520,12 @@ fn run_lookout(a: &Args, n: usize, reps: u32) -> Run {
             retries: 1,
             ..Default::default()
         };
-        let sessions: Vec<_> = sim
-            .addrs
-            .iter()
-            .map(|ad| client.session(*ad, &cfg).unwrap())
-            .collect();
+        let sessions: Arc<Vec<_>> = Arc::new(
+            sim.addrs
+                .iter()
+                .map(|ad| client.session(*ad, &cfg).unwrap())
+                .collect(),
+        );
         let tables = [
             Oid::parse(IF_TABLE).unwrap(),
             Oid::parse(IFX_TABLE).unwrap(),
@@ -575,34 +576,39 @@ fn run_lookout(a: &Args, n: usize, reps: u32) -> Run {
     }
 }
 
-/// Walks both tables of every device; fails loudly on any error.
+/// Walks both tables of every device with `concurrency` workers (a bounded pool, as a poller
+/// has, rather than a task per device); fails loudly on any error.
 async fn walk_all(
-    sessions: &[lookout_snmp::Session],
+    sessions: &Arc<Vec<lookout_snmp::Session>>,
     tables: &[Oid; 2],
     concurrency: usize,
 ) -> BTreeMap<usize, (u64, u64)> {
-    let limit = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let next = Arc::new(AtomicUsize::new(0));
     let mut set = tokio::task::JoinSet::new();
-    for (i, s) in sessions.iter().enumerate() {
-        let s = s.clone();
+    for _ in 0..concurrency.clamp(1, sessions.len().max(1)) {
+        let sessions = sessions.clone();
+        let next = next.clone();
         let tables = tables.clone();
-        let limit = limit.clone();
         set.spawn(async move {
-            let _p = limit.acquire().await;
-            let a = s.walk(&tables[0]).await;
-            let b = s.walk(&tables[1]).await;
-            match (a, b) {
-                (Ok(a), Ok(b)) => Ok((i, (a.len() as u64, b.len() as u64))),
-                (Err(e), _) | (_, Err(e)) => Err(format!("{}: {e}", s.addr())),
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(s) = sessions.get(i) else {
+                    return Ok(done);
+                };
+                let a = s.walk(&tables[0]).await;
+                let b = s.walk(&tables[1]).await;
+                match (a, b) {
+                    (Ok(a), Ok(b)) => done.push((i, (a.len() as u64, b.len() as u64))),
+                    (Err(e), _) | (_, Err(e)) => return Err(format!("{}: {e}", s.addr())),
+                }
             }
         });
     }
     let mut out = BTreeMap::new();
     while let Some(r) = set.join_next().await {
         match r {
-            Ok(Ok((i, c))) => {
-                out.insert(i, c);
-            }
+            Ok(Ok(done)) => out.extend(done),
             Ok(Err(e)) => panic!("lookout walk failed: {e}"),
             Err(e) => panic!("lookout task failed: {e}"),
         }
