@@ -1164,3 +1164,83 @@ fn chrono_like_now() -> String {
         rem % 60
     )
 }
+
+#[cfg(test)]
+mod tests {
+    //! `cargo test -p lookout-snmpsim --example ifmib_bench`: the bookkeeping that decides
+    //! whether a run is reported as correct.
+    use super::*;
+
+    fn run(method: Method, per_device: &[(usize, (u64, u64))]) -> Run {
+        Run {
+            method,
+            label: method.name().into(),
+            walks: per_device.len(),
+            devices: per_device.len(),
+            rounds: 1,
+            per_device: per_device.iter().copied().collect(),
+            varbinds: per_device.iter().map(|(_, (a, b))| a + b).sum(),
+            pdus: 0,
+            pdus_source: "computed",
+            wall: 1.0,
+            cpu: 1.0,
+            sim: SimUse::default(),
+            note: String::new(),
+        }
+    }
+
+    #[test]
+    fn equal_counts_pass_and_any_difference_fails() {
+        let a = run(Method::Lookout, &[(0, (1056, 912)), (5, (1056, 912))]);
+        let b = run(Method::Bulkwalk, &[(0, (1056, 912)), (5, (1056, 912))]);
+        // The exporter only knows the total.
+        let c = run(Method::Exporter, &[(0, (1968, 0)), (5, (1968, 0))]);
+        assert!(check(&[a, b, c]).is_empty());
+
+        let a = run(Method::Lookout, &[(0, (1056, 912)), (5, (1056, 912))]);
+        let short = run(Method::Bulkwalk, &[(0, (1056, 912)), (5, (1056, 911))]);
+        let errs = check(&[a, short]);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("device 5"), "{errs:?}");
+
+        // Same total, different split between the tables: still a mismatch.
+        let a = run(Method::Lookout, &[(0, (1056, 912))]);
+        let moved = run(Method::Bulkwalk, &[(0, (1057, 911))]);
+        assert_eq!(check(&[a, moved]).len(), 1);
+
+        // A device without any varbind, or one missing from the results, fails too.
+        let a = run(Method::Lookout, &[(0, (1056, 912))]);
+        let mut none = run(Method::Exporter, &[(0, (0, 0))]);
+        assert_eq!(check(&[a, none.clone_shallow()]).len(), 1);
+        none.devices = 2;
+        let a = run(Method::Lookout, &[(0, (1056, 912))]);
+        assert_eq!(check(&[a, none]).len(), 2);
+    }
+
+    #[test]
+    fn samples_are_spread_and_bulk_requests_match_net_snmp() {
+        assert_eq!(sample_indices(5, 1000), vec![0, 1, 2, 3, 4]);
+        let s = sample_indices(10_000, 1000);
+        assert_eq!(s.len(), 1000);
+        assert_eq!((s[0], s[1], s[999]), (0, 10, 9990));
+        // 1056 ifTable varbinds at 10 per request: 105 full responses, and the 106th holds
+        // the last 6 and the first OID past the table.
+        assert_eq!(bulk_requests(1056, 10), 106);
+        // 1050 at 10: the 106th request returns only OIDs past the table.
+        assert_eq!(bulk_requests(1050, 10), 106);
+        assert_eq!(bulk_requests(912, 25), 37);
+    }
+
+    impl Run {
+        fn clone_shallow(&self) -> Run {
+            run(
+                self.method,
+                &self
+                    .per_device
+                    .iter()
+                    .map(|(d, c)| (*d, *c))
+                    .collect::<Vec<_>>(),
+            )
+        }
+    }
+}

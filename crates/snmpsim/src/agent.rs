@@ -506,6 +506,7 @@ impl Handler {
                         .iter()
                         .map(|o| rec.next_after(o.as_slice()))
                         .collect();
+                    let start = cur.clone();
                     'reps: for _ in 0..mr {
                         let mut all_end = true;
                         for (j, c) in cur.iter_mut().enumerate() {
@@ -515,11 +516,14 @@ impl Handler {
                                 rec.encode_varbind(*c, clock, &mut self.vbs);
                                 *c += 1;
                             } else {
-                                exception_vb(
-                                    &mut self.vbs,
-                                    &self.oids[nr + j],
-                                    tag::END_OF_MIB_VIEW,
-                                );
+                                // Named after the last record this column returned (as
+                                // net-snmp does), or the request's OID if it had none.
+                                let name = if start[j] < rec.len() {
+                                    Oid::new(rec.oid(rec.len() - 1))
+                                } else {
+                                    self.oids[nr + j].clone()
+                                };
+                                exception_vb(&mut self.vbs, &name, tag::END_OF_MIB_VIEW);
                             }
                             if self.vbs.len() > limit {
                                 self.vbs.truncate(mark);

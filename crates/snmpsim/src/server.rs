@@ -473,6 +473,9 @@ impl Batch {
                     w += 1;
                 }
             }
+            // Counted before the replies leave, so a client that got its answer sees it in
+            // the stats.
+            h.flush_stats();
             let mut sent = 0;
             while sent < w {
                 // SAFETY: headers sent..w point at live buffers and addresses.

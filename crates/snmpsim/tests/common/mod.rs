@@ -95,7 +95,8 @@ pub fn expected_walk(rec: &Recording, v1: bool) -> Vec<String> {
 /// lines (strings with newlines) are joined back.
 pub fn walk_lines(out: &str) -> Vec<String> {
     let mut v: Vec<String> = Vec::new();
-    for l in out.lines() {
+    // Split on \n only: values may hold \r\n, which lines() would eat.
+    for l in out.strip_suffix('\n').unwrap_or(out).split('\n') {
         if l == "End of MIB" {
             continue;
         }
@@ -112,4 +113,18 @@ pub fn walk_lines(out: &str) -> Vec<String> {
         )
     });
     v
+}
+
+/// Asserts two listings are equal, naming the first difference (the lists can be long).
+pub fn assert_same(a: &[String], b: &[String], what: &str) {
+    if let Some(i) = (0..a.len().min(b.len())).find(|&i| a[i] != b[i]) {
+        panic!(
+            "{what}: line {i} differs:\n  {}\n  {}\n(lengths {} and {})",
+            a[i],
+            b[i],
+            a.len(),
+            b.len()
+        );
+    }
+    assert_eq!(a.len(), b.len(), "{what}: lengths differ");
 }
