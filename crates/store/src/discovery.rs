@@ -220,6 +220,17 @@ impl Store {
     pub async fn ipv6_addresses(&self, device_id: DeviceId) -> Result<Vec<Ipv6Address>> {
         run!(self, read, "ipv6_addresses", ipv6_addresses(device_id))
     }
+
+    /// Makes the device's next poll run discovery (clears `last_discovered`), as LibreNMS's
+    /// "rediscover". `StoreError::NotFound` for an unknown device.
+    pub async fn request_discovery(&self, device_id: DeviceId) -> Result<()> {
+        run!(
+            self,
+            write,
+            "request_discovery",
+            request_discovery(device_id)
+        )
+    }
 }
 
 /// Time stamps to the microsecond, as stored (a retried transaction must write the same).

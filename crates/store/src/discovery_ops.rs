@@ -85,6 +85,21 @@ macro_rules! discovery_ops_body {
             Ok(out)
         }
 
+        pub(crate) async fn request_discovery(c: &mut Conn, id: DeviceId) -> Result<()> {
+            let res = sqlx::query("UPDATE devices SET last_discovered = NULL WHERE device_id = ?")
+                .bind(id)
+                .execute(&mut *c)
+                .await
+                .map_err(|e| query_err("request_discovery", e))?;
+            if res.rows_affected() == 0 {
+                return Err(StoreError::NotFound {
+                    what: "device",
+                    key: id.to_string(),
+                });
+            }
+            Ok(())
+        }
+
         // ---------------------------------------------------------------- links
 
         fn link_from_row(r: &Row) -> std::result::Result<crate::Link, sqlx::Error> {

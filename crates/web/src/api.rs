@@ -296,3 +296,53 @@ pub(crate) async fn health(
         "module_perf": store.module_perf(d.device_id).await?,
     })))
 }
+
+/// `GET /api/v0/devices/{hostname}/links`: the device's LLDP/CDP neighbours, LibreNMS's
+/// `links` rows (`remote_device_id` set when the neighbour is a known device).
+pub(crate) async fn links(
+    _user: ApiUser,
+    State(ctx): State<Shared>,
+    ApiPath(hostname): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let d = find_device(&ctx, &hostname).await?;
+    let links = ctx.state.store.links(d.device_id).await?;
+    Ok(Json(
+        json!({"status": "ok", "count": links.len(), "links": links}),
+    ))
+}
+
+/// `GET /api/v0/devices/{hostname}/ip`: IPv4 and IPv6 addresses of the device's ports
+/// (LibreNMS's `addresses`, rows of `ipv4_addresses` and `ipv6_addresses`).
+pub(crate) async fn ip_addresses(
+    _user: ApiUser,
+    State(ctx): State<Shared>,
+    ApiPath(hostname): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let d = find_device(&ctx, &hostname).await?;
+    let store = &ctx.state.store;
+    let mut addresses: Vec<Value> = Vec::new();
+    for a in store.ipv4_addresses(d.device_id).await? {
+        addresses.push(json!(a));
+    }
+    for a in store.ipv6_addresses(d.device_id).await? {
+        addresses.push(json!(a));
+    }
+    Ok(Json(
+        json!({"status": "ok", "count": addresses.len(), "addresses": addresses}),
+    ))
+}
+
+/// `GET /api/v0/devices/{hostname}/discover`: the device's next poll runs discovery (as
+/// LibreNMS, which queues it too).
+pub(crate) async fn discover(
+    _user: ApiUser,
+    State(ctx): State<Shared>,
+    ApiPath(hostname): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let d = find_device(&ctx, &hostname).await?;
+    ctx.state.store.request_discovery(d.device_id).await?;
+    Ok(Json(json!({
+        "status": "ok",
+        "message": format!("Device {} will be rediscovered at its next poll", d.hostname),
+    })))
+}

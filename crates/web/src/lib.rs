@@ -77,6 +77,9 @@ pub fn router(state: WebState) -> Router {
         .route("/devices/{hostname}", get(api::device))
         .route("/devices/{hostname}/ports", get(api::ports))
         .route("/devices/{hostname}/health", get(api::health))
+        .route("/devices/{hostname}/links", get(api::links))
+        .route("/devices/{hostname}/ip", get(api::ip_addresses))
+        .route("/devices/{hostname}/discover", get(api::discover))
         .route("/devices/{hostname}/ports/{ifname}", get(api::port))
         .route(
             "/devices/{hostname}/ports/{ifname}/port_bits",

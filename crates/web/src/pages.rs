@@ -402,6 +402,23 @@ struct PortRow {
     out_rate: String,
 }
 
+/// A neighbour on the device page.
+struct LinkRow {
+    local_port: String,
+    protocol: String,
+    remote: String,
+    /// The neighbour's device page, when it is a known device.
+    remote_device_id: Option<i64>,
+    remote_port: String,
+    platform: String,
+}
+
+/// An IP address on the device page.
+struct AddressRow {
+    port: String,
+    address: String,
+}
+
 struct EventRow {
     at: String,
     severity: &'static str,
@@ -418,6 +435,8 @@ struct DevicePage {
     health: Vec<HealthRow>,
     modules: Vec<ModuleRow>,
     ports: Vec<PortRow>,
+    links: Vec<LinkRow>,
+    addresses: Vec<AddressRow>,
     events: Vec<EventRow>,
     period: &'static str,
     periods: Vec<PeriodLink>,
@@ -472,8 +491,47 @@ pub(crate) async fn device(
             message: m.message.unwrap_or_default(),
         })
         .collect();
+    let port_label = |id: Option<i64>| {
+        id.and_then(|id| ports.iter().find(|p| p.port_id == id))
+            .map(Port::label)
+            .unwrap_or_default()
+    };
+    let links = store
+        .links(d.device_id)
+        .await?
+        .into_iter()
+        .map(|l| LinkRow {
+            local_port: port_label(l.local_port_id),
+            protocol: l.protocol.to_uppercase(),
+            remote: l.remote_hostname,
+            remote_device_id: l.remote_device_id,
+            remote_port: l.remote_port,
+            platform: l.remote_platform.unwrap_or_default(),
+        })
+        .collect();
+    let mut addresses: Vec<AddressRow> = store
+        .ipv4_addresses(d.device_id)
+        .await?
+        .into_iter()
+        .map(|a| AddressRow {
+            port: port_label(Some(a.port_id)),
+            address: format!("{}/{}", a.ipv4_address, a.ipv4_prefixlen),
+        })
+        .collect();
+    addresses.extend(
+        store
+            .ipv6_addresses(d.device_id)
+            .await?
+            .into_iter()
+            .map(|a| AddressRow {
+                port: port_label(Some(a.port_id)),
+                address: format!("{}/{}", a.ipv6_compressed, a.ipv6_prefixlen),
+            }),
+    );
     let page = DevicePage {
         layout: Layout::new(&ctx, &u),
+        links,
+        addresses,
         health,
         modules,
         d: device_info(&d, now, stale_after_secs(ctx.state.poll_interval_secs)),

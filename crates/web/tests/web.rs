@@ -858,3 +858,139 @@ async fn cookies_are_secure_behind_an_https_proxy() {
         .unwrap();
     assert!(session.contains("Secure"), "{session}");
 }
+
+/// Neighbours and addresses: on the device page (a known neighbour links to its page) and
+/// in the API (`/links`, `/ip` in LibreNMS's shapes); `/discover` queues a rediscovery.
+#[tokio::test]
+async fn neighbours_addresses_and_rediscovery() {
+    let app = App::new().await;
+    let cookie = app.login().await;
+    let (id, _port_id) = polled_device(&app).await;
+    let peer = app.add_device("core-b.example.net").await;
+    app.store
+        .sync_links(
+            id,
+            &[
+                lookout_store::LinkPoll {
+                    local_if_index: Some(2),
+                    protocol: "lldp".into(),
+                    remote_hostname: "core-b.example.net".into(),
+                    remote_port: "Gi0/7".into(),
+                    remote_platform: Some("Cisco IOS Software".into()),
+                    remote_version: None,
+                    remote_address: None,
+                },
+                lookout_store::LinkPoll {
+                    local_if_index: Some(2),
+                    protocol: "cdp".into(),
+                    remote_hostname: "phone-17".into(),
+                    remote_port: "Port 1".into(),
+                    remote_platform: Some("Cisco IP Phone 7945".into()),
+                    remote_version: Some("SCCP45.9-3-1SR1-1S".into()),
+                    remote_address: None,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    app.store
+        .sync_ipv4_addresses(
+            id,
+            &[lookout_store::Ipv4AddressPoll {
+                if_index: 2,
+                ipv4_address: "192.0.2.1".into(),
+                ipv4_prefixlen: 24,
+            }],
+        )
+        .await
+        .unwrap();
+    app.store
+        .sync_ipv6_addresses(
+            id,
+            &[lookout_store::Ipv6AddressPoll {
+                if_index: 2,
+                ipv6_address: "2001:0db8:0000:0000:0000:0000:0000:0001".into(),
+                ipv6_compressed: "2001:db8::1".into(),
+                ipv6_prefixlen: 64,
+                ipv6_origin: "manual".into(),
+            }],
+        )
+        .await
+        .unwrap();
+
+    let r = app.get(&format!("/device/{id}"), Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let b = &r.body;
+    for want in [
+        "Neighbours (2)",
+        &format!("<a href=\"/device/{peer}\">core-b.example.net</a>"),
+        "Gi0/7",
+        "phone-17",
+        "Cisco IP Phone 7945",
+        "192.0.2.1/24",
+        "2001:db8::1/64",
+    ] {
+        assert!(b.contains(want), "missing {want:?} in {b}");
+    }
+
+    let (token, digest) = new_api_token();
+    let user = app.store.user_by_username(USER).await.unwrap().unwrap();
+    app.store
+        .add_api_token(user.user_id, &digest, "test")
+        .await
+        .unwrap();
+    let r = app
+        .send(api("/api/v0/devices/127.0.0.1/links", Some(&token)))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let j = r.json();
+    assert_eq!(j["status"], "ok");
+    assert_eq!(j["count"], 2);
+    let links = j["links"].as_array().unwrap();
+    let l = links.iter().find(|l| l["protocol"] == "lldp").unwrap();
+    assert_eq!(l["local_device_id"], id);
+    assert_eq!(l["remote_device_id"], peer);
+    assert_eq!(l["remote_hostname"], "core-b.example.net");
+    assert_eq!(l["remote_port"], "Gi0/7");
+    assert!(l["local_port_id"].is_i64());
+    let c = links.iter().find(|l| l["protocol"] == "cdp").unwrap();
+    assert_eq!(c["remote_device_id"], Json::Null);
+    assert_eq!(c["remote_version"], "SCCP45.9-3-1SR1-1S");
+
+    let r = app
+        .send(api("/api/v0/devices/127.0.0.1/ip", Some(&token)))
+        .await;
+    let j = r.json();
+    assert_eq!(j["count"], 2, "{j}");
+    let a = j["addresses"].as_array().unwrap();
+    assert!(a.iter().any(|a| a["ipv4_address"] == "192.0.2.1"));
+    assert!(a
+        .iter()
+        .any(|a| a["ipv6_compressed"] == "2001:db8::1" && a["ipv6_prefixlen"] == 64));
+
+    // Rediscovery: last_discovered is cleared so the next poll discovers.
+    app.store
+        .mark_discovered(id, chrono::Utc::now())
+        .await
+        .unwrap();
+    let r = app
+        .send(api("/api/v0/devices/127.0.0.1/discover", Some(&token)))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["status"], "ok");
+    assert_eq!(
+        app.store.device(id).await.unwrap().unwrap().last_discovered,
+        None
+    );
+    for uri in [
+        "/api/v0/devices/nope/links",
+        "/api/v0/devices/nope/ip",
+        "/api/v0/devices/nope/discover",
+    ] {
+        let r = app.send(api(uri, Some(&token))).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(r.json()["status"], "error");
+    }
+    let r = app.send(api("/api/v0/devices/127.0.0.1/links", None)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
