@@ -9,7 +9,8 @@
 //!   (127.0.0.2, ...), serving this machine's own interfaces.
 //!
 //! Run: `cargo run --release -p lookout-snmp --example walkbench -- --devices 1000 --ifaces 48`
-//! (`--agent snmpd --v3` walks over SNMPv3 authPriv SHA-256/AES-256 instead of v2c).
+//! (`--agent snmpd --v3` walks over SNMPv3 authPriv SHA-256/AES-256 instead of v2c;
+//! `--no-batch` turns off recvmmsg/sendmmsg, for comparison).
 //! It prints devices/s, PDUs/s, varbinds, poller CPU per varbind and per device, and the
 //! agent's CPU (if the agent used ~100 % of a core, it was the bottleneck).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -34,6 +35,7 @@ struct Args {
     max_reps: u32,
     port_base: u16,
     v3: bool,
+    batch_io: bool,
 }
 
 fn parse_args() -> Args {
@@ -46,6 +48,7 @@ fn parse_args() -> Args {
         max_reps: 50,
         port_base: 0,
         v3: false,
+        batch_io: true,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -61,6 +64,11 @@ fn parse_args() -> Args {
             "--port-base" => a.port_base = val.parse().unwrap(),
             "--v3" => {
                 a.v3 = true;
+                i += 1;
+                continue;
+            }
+            "--no-batch" => {
+                a.batch_io = false;
                 i += 1;
                 continue;
             }
@@ -351,6 +359,7 @@ fn main() {
             "0.0.0.0:0".parse().unwrap(),
             ClientOptions {
                 max_repetitions: a.max_reps,
+                batch_io: a.batch_io,
                 ..Default::default()
             },
         )
@@ -398,9 +407,10 @@ fn main() {
         let pdus = st.responses - stats0.responses;
         let walks = a.devices * a.rounds;
         println!(
-            "agent={}{} devices={} ifaces={} rounds={} max_reps={} varbinds={} pdus={} timeouts={}",
+            "agent={}{}{} devices={} ifaces={} rounds={} max_reps={} varbinds={} pdus={} timeouts={}",
             a.agent,
             if a.v3 { " (v3 SHA-256/AES-256)" } else { "" },
+            if a.batch_io { "" } else { " (no batch I/O)" },
             a.devices,
             if a.agent == "synthetic" { a.ifaces.to_string() } else { "host's".into() },
             a.rounds,

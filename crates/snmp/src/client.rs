@@ -8,6 +8,12 @@
 //! datagram, peeks the id without decoding the varbinds, checks the source address and hands
 //! the decoded PDU (decoded straight from the receive buffer) to the waiting request.
 //! Datagrams from the wrong source or with unknown ids are dropped and counted.
+//!
+//! On Linux the socket is driven in batches (`ClientOptions::batch_io`): the receive task
+//! drains every datagram that is ready with `recvmmsg` (up to 32 per system call) before it
+//! yields, and requests queued in the same scheduler tick (typically the next requests of the
+//! walks its last batch of responses woke) leave together in one `sendmmsg`. Elsewhere, or
+//! with `batch_io` off, each datagram is one `recv_from`/`send_to`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -43,6 +49,9 @@ pub struct ClientOptions {
     pub max_repetitions: u32,
     /// Socket receive buffer to ask the kernel for, so bursts of replies are not dropped.
     pub recv_buffer_bytes: usize,
+    /// Linux: move datagrams with `recvmmsg`/`sendmmsg`, many per system call (default on).
+    /// Ignored on other systems, which use one `recv_from`/`send_to` per datagram.
+    pub batch_io: bool,
 }
 
 impl Default for ClientOptions {
@@ -51,6 +60,7 @@ impl Default for ClientOptions {
             max_in_flight_per_agent: 4,
             max_repetitions: 25,
             recv_buffer_bytes: 4 << 20,
+            batch_io: true,
         }
     }
 }
@@ -97,15 +107,51 @@ enum Delivery {
     Raw(Vec<u8>),
 }
 
+/// A delivery, or why the request's datagram could not be sent (batched sends happen in
+/// the send task, which reports errors back through the request's slot).
+type Reply = std::result::Result<Delivery, std::io::Error>;
+
 struct Pending {
     addr: SocketAddr,
-    tx: oneshot::Sender<Delivery>,
+    tx: oneshot::Sender<Reply>,
+}
+
+/// A request datagram waiting in the outbox for the send task.
+struct Outgoing {
+    id: i32,
+    addr: SocketAddr,
+    bytes: Vec<u8>,
 }
 
 struct Shared {
     socket: UdpSocket,
     pending: Mutex<HashMap<i32, Pending>>,
     stats: Stats,
+    /// Batched I/O in use: requests go through `outbox` and the send task.
+    batched: bool,
+    outbox: Mutex<Vec<Outgoing>>,
+    outbox_ready: tokio::sync::Notify,
+}
+
+impl Shared {
+    /// Queues a datagram for the send task.
+    fn enqueue(&self, out: Outgoing) -> Result<()> {
+        self.outbox.lock().map_err(|_| SnmpError::Closed)?.push(out);
+        self.outbox_ready.notify_one();
+        Ok(())
+    }
+
+    /// Fails the request waiting for `id` with a send error.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    fn fail(&self, id: i32, e: std::io::Error) {
+        let p = match self.pending.lock() {
+            Ok(mut map) => map.remove(&id),
+            Err(_) => None,
+        };
+        if let Some(p) = p {
+            let _ = p.tx.send(Err(e));
+        }
+    }
 }
 
 struct ClientInner {
@@ -114,12 +160,14 @@ struct ClientInner {
     next_id: AtomicU32,
     agents: Mutex<HashMap<SocketAddr, Weak<Semaphore>>>,
     usm_keys: crate::usm::KeyCache,
-    recv_task: AbortHandle,
+    tasks: Vec<AbortHandle>,
 }
 
 impl Drop for ClientInner {
     fn drop(&mut self) {
-        self.recv_task.abort();
+        for t in &self.tasks {
+            t.abort();
+        }
     }
 }
 
@@ -166,12 +214,16 @@ impl SnmpClient {
         sock.set_nonblocking(true)?;
         sock.bind(&local.into())?;
         let socket = UdpSocket::from_std(sock.into())?;
+        let batched = cfg!(target_os = "linux") && options.batch_io;
         let shared = Arc::new(Shared {
             socket,
             pending: Mutex::new(HashMap::new()),
             stats: Stats::default(),
+            batched,
+            outbox: Mutex::new(Vec::new()),
+            outbox_ready: tokio::sync::Notify::new(),
         });
-        let task = tokio::spawn(receive_loop(shared.clone()));
+        let tasks = spawn_io_tasks(&shared);
         // Random start so that ids of a restarted poller do not collide with late replies.
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -184,7 +236,7 @@ impl SnmpClient {
                 next_id: AtomicU32::new(seed),
                 agents: Mutex::new(HashMap::new()),
                 usm_keys: crate::usm::KeyCache::default(),
-                recv_task: task.abort_handle(),
+                tasks,
             }),
         })
     }
@@ -270,6 +322,18 @@ impl SnmpClient {
     }
 }
 
+fn spawn_io_tasks(shared: &Arc<Shared>) -> Vec<AbortHandle> {
+    #[cfg(target_os = "linux")]
+    if shared.batched {
+        return vec![
+            tokio::spawn(batched::receive_loop(shared.clone())).abort_handle(),
+            tokio::spawn(batched::send_loop(shared.clone())).abort_handle(),
+        ];
+    }
+    vec![tokio::spawn(receive_loop(shared.clone())).abort_handle()]
+}
+
+/// The portable receive loop: one `recv_from` per datagram.
 async fn receive_loop(shared: Arc<Shared>) {
     // 64 KiB: the largest UDP payload, so no reply is ever truncated.
     let mut buf = vec![0u8; 65_536];
@@ -325,7 +389,7 @@ fn handle_datagram(shared: &Shared, data: &[u8], from: SocketAddr) {
         }))
     };
     // The requester may have given up in the meantime; nothing to do then.
-    let _ = pending.tx.send(delivery);
+    let _ = pending.tx.send(Ok(delivery));
 }
 
 /// IPv4 agents seen through a dual-stack socket arrive as IPv4-mapped IPv6 addresses.
@@ -475,10 +539,20 @@ impl Session {
             if attempt > 0 {
                 bump(&shared.stats.retries);
             }
-            shared.socket.send_to(bytes, self.inner.addr).await?;
-            bump(&shared.stats.requests_sent);
+            if shared.batched {
+                // The send task counts it once it is on the wire.
+                shared.enqueue(Outgoing {
+                    id,
+                    addr: self.inner.addr,
+                    bytes: bytes.to_vec(),
+                })?;
+            } else {
+                shared.socket.send_to(bytes, self.inner.addr).await?;
+                bump(&shared.stats.requests_sent);
+            }
             match tokio::time::timeout(self.inner.timeout, &mut rx).await {
-                Ok(Ok(d)) => return Ok(d),
+                Ok(Ok(Ok(d))) => return Ok(d),
+                Ok(Ok(Err(e))) => return Err(SnmpError::Io(e)),
                 Ok(Err(_)) => return Err(SnmpError::Closed),
                 Err(_) => continue,
             }
@@ -756,4 +830,256 @@ fn ok_varbinds(resp: Pdu) -> Result<Vec<VarBind>> {
         });
     }
     Ok(resp.varbinds)
+}
+
+/// Linux batched datagram I/O: `recvmmsg`/`sendmmsg` through `libc` (already in the
+/// dependency tree through tokio and socket2; its bindings are exact per target, where
+/// nix's `MultiHeaders` wrapper allocates per call and has changed shape between versions).
+#[cfg(target_os = "linux")]
+mod batched {
+    use std::io;
+    use std::mem::size_of;
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+    use std::os::fd::{AsRawFd, RawFd};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::io::Interest;
+
+    use super::{handle_datagram, Outgoing, Shared};
+
+    /// Datagrams per system call at most.
+    const BATCH: usize = 32;
+    /// The largest UDP payload, so that no reply is ever truncated.
+    const SLOT: usize = 65_536;
+    /// Full batches read in a row before the receive task yields to the requests it woke
+    /// (so their next requests can leave, and other tasks are not starved by a flood).
+    const FULL_BATCHES_BEFORE_YIELD: usize = 4;
+
+    /// Receive buffers for one `recvmmsg`: BATCH slots of 64 KiB. The 2 MiB are allocated
+    /// zeroed (calloc), so only the pages datagrams actually reach become resident.
+    struct RecvBatch {
+        buf: Vec<u8>,
+        addrs: Vec<libc::sockaddr_storage>,
+        lens: [usize; BATCH],
+    }
+
+    impl RecvBatch {
+        fn new() -> RecvBatch {
+            RecvBatch {
+                buf: vec![0u8; BATCH * SLOT],
+                // SAFETY: sockaddr_storage is plain data; all zeroes is a valid value.
+                addrs: vec![unsafe { std::mem::zeroed() }; BATCH],
+                lens: [0; BATCH],
+            }
+        }
+
+        /// One non-blocking `recvmmsg`: the number of datagrams read (≥ 1) or an error
+        /// (`WouldBlock` when none was waiting).
+        fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+            // The headers hold raw pointers into `self`; they live only for this call (and
+            // so the struct stays Send for the receive task).
+            // SAFETY: iovec and mmsghdr are plain C structs; all zeroes is valid for both.
+            let mut iov: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+            let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+            for (i, (slot, addr)) in self
+                .buf
+                .chunks_exact_mut(SLOT)
+                .zip(self.addrs.iter_mut())
+                .enumerate()
+            {
+                iov[i].iov_base = slot.as_mut_ptr().cast();
+                iov[i].iov_len = SLOT;
+                let h = &mut hdrs[i].msg_hdr;
+                h.msg_name = (addr as *mut libc::sockaddr_storage).cast();
+                h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                h.msg_iov = &mut iov[i];
+                h.msg_iovlen = 1;
+            }
+            // SAFETY: every header points at live memory of the sizes given (a 64 KiB slot,
+            // a sockaddr_storage, one iovec), all of which outlive the call; MSG_DONTWAIT
+            // keeps it from blocking the runtime.
+            let n = unsafe {
+                libc::recvmmsg(
+                    fd,
+                    hdrs.as_mut_ptr(),
+                    BATCH as _,
+                    libc::MSG_DONTWAIT as _,
+                    std::ptr::null_mut(),
+                )
+            };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let n = (n as usize).min(BATCH);
+            for (len, h) in self.lens.iter_mut().zip(&hdrs).take(n) {
+                *len = (h.msg_len as usize).min(SLOT);
+            }
+            Ok(n)
+        }
+
+        /// Datagram `i` of the last `recv` and its source.
+        fn get(&self, i: usize) -> (&[u8], Option<SocketAddr>) {
+            let data = &self.buf[i * SLOT..i * SLOT + self.lens[i]];
+            (data, from_storage(&self.addrs[i]))
+        }
+    }
+
+    fn from_storage(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
+        match i32::from(s.ss_family) {
+            libc::AF_INET => {
+                // SAFETY: the kernel wrote a sockaddr_in (family AF_INET) into storage that
+                // is large and aligned enough for any sockaddr.
+                let a =
+                    unsafe { &*(s as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+                Some(SocketAddr::V4(SocketAddrV4::new(
+                    Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                    u16::from_be(a.sin_port),
+                )))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: as above, a sockaddr_in6 (family AF_INET6).
+                let a =
+                    unsafe { &*(s as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+                Some(SocketAddr::V6(SocketAddrV6::new(
+                    Ipv6Addr::from(a.sin6_addr.s6_addr),
+                    u16::from_be(a.sin6_port),
+                    a.sin6_flowinfo,
+                    a.sin6_scope_id,
+                )))
+            }
+            _ => None,
+        }
+    }
+
+    /// One `sendmmsg` of up to BATCH datagrams: how many left (≥ 1), or the error of the
+    /// first one (the caller skips it and goes on with the rest).
+    fn send(
+        fd: RawFd,
+        items: &[Outgoing],
+        names: &mut Vec<socket2::SockAddr>,
+    ) -> io::Result<usize> {
+        let items = &items[..items.len().min(BATCH)];
+        names.clear();
+        names.extend(items.iter().map(|o| socket2::SockAddr::from(o.addr)));
+        // SAFETY: plain C structs; all zeroes is valid.
+        let mut iov: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        for (i, (o, name)) in items.iter().zip(names.iter()).enumerate() {
+            // The kernel only reads through these pointers on send.
+            iov[i].iov_base = o.bytes.as_ptr() as *mut libc::c_void;
+            iov[i].iov_len = o.bytes.len();
+            let h = &mut hdrs[i].msg_hdr;
+            h.msg_name = name.as_ptr() as *mut libc::c_void;
+            h.msg_namelen = name.len();
+            h.msg_iov = &mut iov[i];
+            h.msg_iovlen = 1;
+        }
+        // SAFETY: the first items.len() headers point at live buffers and addresses of the
+        // lengths given, which outlive the call; MSG_DONTWAIT keeps it from blocking.
+        let n = unsafe {
+            libc::sendmmsg(
+                fd,
+                hdrs.as_mut_ptr(),
+                items.len() as _,
+                libc::MSG_DONTWAIT as _,
+            )
+        };
+        match n {
+            n if n < 0 => Err(io::Error::last_os_error()),
+            0 => Err(io::ErrorKind::WriteZero.into()),
+            n => Ok(n as usize),
+        }
+    }
+
+    /// Drains the socket with `recvmmsg` whenever it becomes readable: full batches are
+    /// followed by another read, a short one means the queue is empty.
+    pub(super) async fn receive_loop(shared: Arc<Shared>) {
+        let mut batch = RecvBatch::new();
+        let fd = shared.socket.as_raw_fd();
+        loop {
+            if let Err(e) = shared.socket.readable().await {
+                tracing::warn!("snmp socket receive failed: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+            let mut full = 0;
+            loop {
+                let mut got = 0;
+                let res = shared.socket.try_io(Interest::READABLE, || {
+                    got = batch.recv(fd)?;
+                    // A short batch emptied the queue: report WouldBlock so that tokio
+                    // clears the readiness now instead of after one more recvmmsg that
+                    // finds nothing. A datagram arriving meanwhile is a new readiness
+                    // event, which this does not clear.
+                    if got < BATCH {
+                        Err(io::ErrorKind::WouldBlock.into())
+                    } else {
+                        Ok(())
+                    }
+                });
+                for i in 0..got {
+                    match batch.get(i) {
+                        (data, Some(from)) => handle_datagram(&shared, data, from),
+                        (_, None) => super::bump(&shared.stats.dropped_undecodable),
+                    }
+                }
+                match res {
+                    Ok(()) => {
+                        full += 1;
+                        if full % FULL_BATCHES_BEFORE_YIELD == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        tracing::warn!("snmp socket receive failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends what the requests queued, in `sendmmsg` batches. A datagram that cannot be
+    /// sent fails its request with the error; the others go on.
+    pub(super) async fn send_loop(shared: Arc<Shared>) {
+        let fd = shared.socket.as_raw_fd();
+        let mut queue: Vec<Outgoing> = Vec::new();
+        let mut names = Vec::with_capacity(BATCH);
+        loop {
+            shared.outbox_ready.notified().await;
+            // Let every task woken in this tick (by one batch of responses) queue its next
+            // request first, so that one sendmmsg carries them all.
+            tokio::task::yield_now().await;
+            match shared.outbox.lock() {
+                Ok(mut outbox) => std::mem::swap(&mut queue, &mut *outbox),
+                Err(_) => return,
+            }
+            let mut start = 0;
+            while start < queue.len() {
+                let chunk = &queue[start..];
+                match shared
+                    .socket
+                    .async_io(Interest::WRITABLE, || send(fd, chunk, &mut names))
+                    .await
+                {
+                    Ok(n) => {
+                        shared
+                            .stats
+                            .requests_sent
+                            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                        start += n;
+                    }
+                    Err(e) => {
+                        tracing::debug!(to = %chunk[0].addr, "snmp send failed: {e}");
+                        shared.fail(chunk[0].id, e);
+                        start += 1;
+                    }
+                }
+            }
+            queue.clear();
+        }
+    }
 }

@@ -311,3 +311,72 @@ async fn in_flight_requests_per_agent_are_limited() {
         "agent saw {m} requests in flight at once"
     );
 }
+
+/// A datagram the kernel refuses (port 0: EINVAL) fails its own request with an I/O error
+/// at once, while the requests queued with it (one sendmmsg on Linux) are sent and
+/// answered; many replies arriving together are all read (full recvmmsg batches). On the
+/// batched and on the portable path.
+#[tokio::test]
+async fn send_errors_fail_only_their_request_on_both_io_paths() {
+    let agent = fake_agent(
+        Arc::new(|r: &Pdu| {
+            let vbs = r
+                .varbinds
+                .iter()
+                .map(|v| {
+                    let last = v.oid.as_slice().last().copied().unwrap_or(0);
+                    VarBind::new(v.oid.clone(), Value::Integer(i64::from(last)))
+                })
+                .collect();
+            vec![response(r, 0, vbs)]
+        }),
+        false,
+    )
+    .await;
+    let bad: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    for batch_io in [true, false] {
+        let client = SnmpClient::bind(
+            "0.0.0.0:0".parse().unwrap(),
+            lookout_snmp::ClientOptions {
+                batch_io,
+                max_in_flight_per_agent: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let mut c = cfg(agent);
+        c.timeout_ms = 10_000;
+        let good = client.session(agent, &c).unwrap();
+        let refused = client.session(bad, &c).unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..220 {
+            let s = if i % 11 == 5 {
+                refused.clone()
+            } else {
+                good.clone()
+            };
+            tasks.push(tokio::spawn(async move {
+                s.get(&[oid(&format!("1.3.6.1.2.1.1.3.{i}"))]).await
+            }));
+        }
+        let (mut ok, mut io) = (0, 0);
+        for (i, t) in tasks.into_iter().enumerate() {
+            match t.await.unwrap() {
+                Ok(vbs) if i % 11 != 5 => {
+                    // The agent echoes the OID's last number: each answer reached the
+                    // request that asked.
+                    assert_eq!(vbs[0].value, Value::Integer(i as i64), "request {i}");
+                    ok += 1;
+                }
+                Err(SnmpError::Io(_)) if i % 11 == 5 => io += 1,
+                other => panic!("batch_io={batch_io} request {i}: {other:?}"),
+            }
+        }
+        assert_eq!((ok, io), (200, 20), "batch_io={batch_io}");
+        let st = client.stats();
+        assert_eq!(st.responses, 200, "batch_io={batch_io} {st:?}");
+        assert_eq!(st.requests_sent, 200, "batch_io={batch_io} {st:?}");
+        assert_eq!(st.timeouts, 0, "batch_io={batch_io} {st:?}");
+    }
+}
