@@ -129,14 +129,14 @@ enum Want {
 
 /// Checks that a node may be used: either not a Galera node (`wsrep_on` absent or OFF; a
 /// plain MariaDB reports `wsrep_ready` OFF too), or ready and in the primary component
-/// (and synced, for `Want::Synced`).
-async fn check_node(c: &mut MySqlConnection, want: Want) -> std::result::Result<(), sqlx::Error> {
+/// (and synced, for `Want::Synced`). `Ok(true)` for a Galera node.
+async fn check_node(c: &mut MySqlConnection, want: Want) -> std::result::Result<bool, sqlx::Error> {
     let wsrep_on: Option<(String, String)> =
         sqlx::query_as("SHOW GLOBAL VARIABLES WHERE Variable_name = 'wsrep_on'")
             .fetch_optional(&mut *c)
             .await?;
     if !wsrep_on.is_some_and(|(_, v)| v.eq_ignore_ascii_case("ON")) {
-        return Ok(());
+        return Ok(false);
     }
     let status: Vec<(String, String)> = sqlx::query_as(
         "SHOW GLOBAL STATUS WHERE Variable_name IN \
@@ -163,6 +163,20 @@ async fn check_node(c: &mut MySqlConnection, want: Want) -> std::result::Result<
         return Err(sqlx::Error::Protocol(format!(
             "{NOT_SYNCED}: wsrep_local_state_comment={state}"
         )));
+    }
+    Ok(true)
+}
+
+/// A new pooled connection: the node must be ready; on Galera the session also waits for
+/// causality before reads and transactions (`wsrep_sync_wait=1`: SELECT, SHOW, BEGIN). Without
+/// it a transaction on one node may not yet see what another node committed a moment ago;
+/// behind a load balancer that spreads connections (HAProxy round robin), a poll's fencing
+/// token registered through one connection then read through another looked stale.
+async fn prepare_connection(c: &mut MySqlConnection) -> std::result::Result<(), sqlx::Error> {
+    if check_node(c, Want::Ready).await? {
+        sqlx::raw_sql("SET SESSION wsrep_sync_wait = 1")
+            .execute(&mut *c)
+            .await?;
     }
     Ok(())
 }
@@ -229,7 +243,7 @@ impl MysqlBackend {
                 // Ping on checkout (the default, kept on purpose): a pooled connection the
                 // server dropped is replaced before use instead of costing a retry.
                 .test_before_acquire(true)
-                .after_connect(|c, _meta| Box::pin(async move { check_node(c, Want::Ready).await }))
+                .after_connect(|c, _meta| Box::pin(async move { prepare_connection(c).await }))
                 .connect_lazy_with(base.clone().database(database));
             nodes.push(Node {
                 label: format!("{host}:{port}"),
@@ -293,7 +307,7 @@ impl MysqlBackend {
             )
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)??;
-            let checked = check_node(&mut c, want).await;
+            let checked = check_node(&mut c, want).await.map(|_| ());
             let _ = c.close().await;
             checked
         }

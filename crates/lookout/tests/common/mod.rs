@@ -100,6 +100,80 @@ impl Drop for Snmpd {
     }
 }
 
+/// One snmpd answering on 127.0.0.2 .. 127.0.0.(1+n), same port: n distinct "devices"
+/// for multi-node tests; killed on drop.
+pub struct MultiSnmpd {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl MultiSnmpd {
+    pub fn start(n: u8) -> MultiSnmpd {
+        let bin = "/usr/sbin/snmpd";
+        assert!(
+            std::path::Path::new(bin).exists(),
+            "snmpd missing: apt-get install snmpd"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_udp_port();
+        let conf = dir.path().join("snmpd.conf");
+        std::fs::write(
+            &conf,
+            "rocommunity public 127.0.0.0/8\nsysName cluster-agent\n",
+        )
+        .unwrap();
+        // The address list goes on the command line: the config file chokes on long lists.
+        let addrs: Vec<String> = (0..n)
+            .map(|i| format!("udp:127.0.0.{}:{port}", i + 2))
+            .collect();
+        let child = Command::new(bin)
+            .args(["-f", "-Lf"])
+            .arg(dir.path().join("snmpd.log"))
+            .args(["-C", "-c"])
+            .arg(&conf)
+            .arg("-p")
+            .arg(dir.path().join("snmpd.pid"))
+            .arg(format!(
+                "--persistentDir={}",
+                dir.path().join("persist").display()
+            ))
+            .arg(addrs.join(","))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start snmpd");
+        let s = MultiSnmpd {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ok = Command::new("/usr/bin/snmpget")
+                .args(["-v2c", "-c", "public", "-t", "0.3", "-r", "0", "-On"])
+                .arg(format!("127.0.0.{}:{port}", n + 1))
+                .arg("1.3.6.1.2.1.1.5.0")
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if ok {
+                break;
+            }
+            assert!(Instant::now() < deadline, "snmpd did not answer");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s
+    }
+}
+
+impl Drop for MultiSnmpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Which database the binary's tests run on: `LOOKOUT_TEST_DB=mysql` runs the same tests
 /// against the MariaDB on 127.0.0.1:3306 (root, no password), one fresh database per
 /// installation, dropped afterwards. This is the CI matrix's second leg.
