@@ -104,14 +104,27 @@ pub async fn discover(host: &str, session: &Session, ports: &[LocalPort]) -> Dis
     }
 }
 
+/// Text of an octet string; binary content (CDP device ids and ports of some switches are
+/// raw MAC addresses) as `aa:bb:...` hex, never as mojibake.
 fn text(v: &Value) -> Option<String> {
     match v {
         Value::OctetString(b) => {
-            let s = String::from_utf8_lossy(b)
-                .trim_end_matches('\0')
-                .trim()
-                .to_string();
-            (!s.is_empty()).then_some(s)
+            let b = b
+                .iter()
+                .rposition(|x| *x != 0)
+                .map_or(&b[..0], |end| &b[..=end]);
+            match std::str::from_utf8(b) {
+                Ok(s) if !s.chars().any(|c| c.is_control() && !c.is_whitespace()) => {
+                    let s = s.trim().to_string();
+                    (!s.is_empty()).then_some(s)
+                }
+                _ => Some(
+                    b.iter()
+                        .map(|x| format!("{x:02x}"))
+                        .collect::<Vec<_>>()
+                        .join(":"),
+                ),
+            }
         }
         _ => None,
     }
@@ -355,9 +368,11 @@ pub fn ip_address_table_v6(walk: &[VarBind]) -> Vec<Ipv6AddressPoll> {
             4 => r.unicast = vb.value.as_i64() == Some(1),
             // a pointer into ipAddressPrefixTable; its last sub-identifier is the length
             5 => {
+                // zeroDotZero (0.0): the agent does not say
                 r.prefixlen = vb
                     .value
                     .as_oid()
+                    .filter(|o| o.as_slice().len() > 2)
                     .and_then(|o| o.as_slice().last().copied())
                     .and_then(|l| i32::try_from(l).ok())
                     .filter(|l| *l <= 128)
@@ -497,6 +512,19 @@ mod tests {
         );
         let g = links.iter().find(|l| l.remote_hostname == "ghost").unwrap();
         assert_eq!(g.local_if_index, None);
+    }
+
+    #[test]
+    fn binary_names_read_as_hex() {
+        assert_eq!(
+            text(&Value::OctetString(vec![
+                0xe8, 0x39, 0x35, 0x1a, 0xca, 0x99
+            ]))
+            .as_deref(),
+            Some("e8:39:35:1a:ca:99")
+        );
+        assert_eq!(text(&s("mgmt0\0\0\0")).as_deref(), Some("mgmt0"));
+        assert_eq!(text(&s("  ")), None);
     }
 
     #[test]

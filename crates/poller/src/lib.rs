@@ -214,6 +214,22 @@ impl Poller {
         device: &Device,
         fence: Option<&lookout_store::PollFence>,
     ) -> Result<PollReport, PollError> {
+        self.run_poll(device, fence, false).await
+    }
+
+    /// On-demand discovery (`lookout device discover`): a full poll of the device with
+    /// the discovery-only work (ENTITY-MIB, neighbours, IPv6 addresses) run whether due or
+    /// not. Unfenced: for the CLI on a single node or an operator's explicit request.
+    pub async fn discover(&self, device: &Device) -> Result<PollReport, PollError> {
+        self.run_poll(device, None, true).await
+    }
+
+    async fn run_poll(
+        &self,
+        device: &Device,
+        fence: Option<&lookout_store::PollFence>,
+        force_discovery: bool,
+    ) -> Result<PollReport, PollError> {
         let started = Instant::now();
         let polled_at = Utc::now();
         let at = polled_at.timestamp();
@@ -231,9 +247,10 @@ impl Poller {
         };
         // Discovery-only work (the ENTITY-MIB chassis walk) runs on the first poll, every
         // `discovery_interval_secs`, and after a reboot.
-        let discovery_due = device.last_discovered.is_none_or(|t| {
-            (polled_at - t).num_seconds() >= self.inner.config.discovery_interval_secs as i64
-        });
+        let discovery_due = force_discovery
+            || device.last_discovered.is_none_or(|t| {
+                (polled_at - t).num_seconds() >= self.inner.config.discovery_interval_secs as i64
+            });
         let mut timings = Vec::new();
         // Nothing is written while the modules run: store rows and events go into one
         // commit at the end (checked against the claim token when fenced), RRD updates

@@ -228,6 +228,67 @@ const CASES: &[Case] = &[
     },
 ];
 
+/// Neighbours in the recordings: (recording, number of links, one of them as
+/// (protocol, local port, remote name, remote port)). The numbers are the recordings'
+/// cdpCacheTable rows with a device id plus lldpRemTable rows with a name or chassis id,
+/// counted from the snmprec files; the samples read off them by hand.
+type LinkSample = (&'static str, &'static str, &'static str, &'static str);
+const LINKS: &[(&str, usize, LinkSample)] = &[
+    (
+        "network/switch/cisco-c3560",
+        9,
+        (
+            "cdp",
+            "Gi0/49",
+            "OLD-ShiTang-WIRELESS",
+            "GigabitEthernet0/2",
+        ),
+    ),
+    (
+        "network/switch/cisco-n5000",
+        14,
+        ("lldp", "mgmt0", "NWPU-CA-5548-02", "mgmt0"),
+    ),
+    (
+        "network/switch/hpe-procurve-516733-b21",
+        10,
+        // no system name: the chassis MAC; a port id of subtype MAC, without description
+        ("lldp", "8", "e8:39:35:1a:ca:99", "e8:39:35:1a:ca:99"),
+    ),
+    (
+        "network/switch/h3c-e528-1",
+        1,
+        // no lldpLocPortTable: the LLDP port number is the ifIndex
+        (
+            "lldp",
+            "GigabitEthernet1/0/24",
+            "WRD-Huiju-2",
+            "GigabitEthernet1/0/33",
+        ),
+    ),
+    (
+        "network/router/juniper-mx960-13-3r9-13",
+        6,
+        ("lldp", "ge-1/0/3", "SNNU_Lib", "GigabitEthernet0/0/11"),
+    ),
+    (
+        "cloud/arista-dcs-7150s-52-cl",
+        2,
+        ("lldp", "Ethernet47", "ZJ-BP-Bak-Arista", "Ethernet23"),
+    ),
+];
+
+/// IPv6 addresses in the recordings (IP-MIB ipAddressTable rows of type ipv6/ipv6z,
+/// counted from the snmprec files) and one as `port address/prefix`.
+const IPV6: &[(&str, usize, &str)] = &[
+    (
+        "network/switch/cisco-c3560",
+        4,
+        "Vl2 2001:da8:215:100::148/64",
+    ),
+    ("os/linux/unknown-006", 21, "lo ::1/128"),
+];
+
 struct Snmpsim {
     child: Child,
     port: u16,
@@ -389,6 +450,89 @@ async fn recordings_of_real_devices() {
             ));
         }
         firsts.push(r);
+    }
+    // Discovery ran in poll 1: neighbours (LLDP/CDP) and IPv6 addresses.
+    for (c, _, d) in &devices {
+        let links = rig.store.links(d.device_id).await.unwrap();
+        let ports = rig.store.ports(d.device_id).await.unwrap();
+        let label = |id: Option<i64>| {
+            id.and_then(|id| ports.iter().find(|p| p.port_id == id))
+                .map(|p| p.label())
+                .unwrap_or_else(|| "-".into())
+        };
+        let v6 = rig.store.ipv6_addresses(d.device_id).await.unwrap();
+        println!(
+            "{:<45} links={} ipv6={} {:?} {:?}",
+            c.recording,
+            links.len(),
+            v6.len(),
+            links
+                .iter()
+                .take(3)
+                .map(|l| format!(
+                    "{} {} -> {} {}",
+                    l.protocol,
+                    label(l.local_port_id),
+                    l.remote_hostname,
+                    l.remote_port
+                ))
+                .collect::<Vec<_>>(),
+            v6.iter()
+                .take(3)
+                .map(|a| format!(
+                    "{} {}/{}",
+                    label(Some(a.port_id)),
+                    a.ipv6_compressed,
+                    a.ipv6_prefixlen
+                ))
+                .collect::<Vec<_>>()
+        );
+        if let Some((_, want, sample)) = IPV6.iter().find(|(r, _, _)| *r == c.recording) {
+            let got: Vec<String> = v6
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{} {}/{}",
+                        label(Some(a.port_id)),
+                        a.ipv6_compressed,
+                        a.ipv6_prefixlen
+                    )
+                })
+                .collect();
+            if got.len() != *want || !got.iter().any(|g| g == sample) {
+                failures.push(format!(
+                    "{}: IPv6 {got:?}, want {want} with {sample}",
+                    c.recording
+                ));
+            }
+        } else if !v6.is_empty() {
+            failures.push(format!("{}: unexpected IPv6 {v6:?}", c.recording));
+        }
+        let Some((_, want, sample)) = LINKS.iter().find(|(r, _, _)| *r == c.recording) else {
+            if !links.is_empty() {
+                failures.push(format!("{}: unexpected links {links:?}", c.recording));
+            }
+            continue;
+        };
+        if links.len() != *want {
+            failures.push(format!(
+                "{}: {} links, want {want}",
+                c.recording,
+                links.len()
+            ));
+        }
+        let (proto, local, remote, remote_port) = sample;
+        if !links.iter().any(|l| {
+            l.protocol == *proto
+                && label(l.local_port_id) == *local
+                && l.remote_hostname == *remote
+                && l.remote_port == *remote_port
+        }) {
+            failures.push(format!(
+                "{}: no {proto} link {local} -> {remote} {remote_port} in {links:?}",
+                c.recording
+            ));
+        }
     }
     // Poll 2: counters moved by known amounts.
     for ((c, flat, d), first) in devices.iter().zip(&firsts) {

@@ -766,3 +766,50 @@ async fn stale_poll_writes_no_port_health_or_rrd_change() {
         .unwrap();
     assert_ne!(rrd_after[uptime], rrd_before[uptime]);
 }
+
+/// IPv6 addresses of the live host (IP-MIB ipAddressTable): `::1/128` on `lo`, as `ip -6
+/// addr` shows it; net-snmp has no LLDP/CDP, so no neighbours. On-demand discovery runs
+/// the discovery-only work again although it is not due.
+#[tokio::test]
+async fn live_snmpd_ipv6_addresses_and_on_demand_discovery() {
+    let ip = Command::new("ip")
+        .args(["-6", "-o", "addr", "show", "dev", "lo"])
+        .output()
+        .unwrap();
+    let ip = String::from_utf8_lossy(&ip.stdout).to_string();
+    if !ip.contains("::1/128") {
+        eprintln!("\n!!! no ::1 on lo ({ip:?}): SKIPPING the live IPv6 address test !!!\n");
+        return;
+    }
+    let agent = Snmpd::start();
+    let rig = Rig::new("-processors,-mempools,-storage").await;
+    let dev = rig.add("127.0.0.1", agent.port, "public").await;
+    let r1 = poll(&rig, dev.device_id).await;
+    assert!(r1.discovered);
+    let lo = by_name(&r1.ports, "lo").clone();
+    let v6 = rig.store.ipv6_addresses(dev.device_id).await.unwrap();
+    assert!(
+        v6.iter().any(|a| a.port_id == lo.port_id
+            && a.ipv6_compressed == "::1"
+            && a.ipv6_address == "0000:0000:0000:0000:0000:0000:0000:0001"
+            && a.ipv6_prefixlen == 128),
+        "{v6:?}"
+    );
+    let d = r1.discovery.as_ref().unwrap();
+    assert_eq!(
+        d.links.as_deref(),
+        Some(&[][..]),
+        "net-snmp has no LLDP/CDP"
+    );
+    assert!(rig.store.links(dev.device_id).await.unwrap().is_empty());
+
+    // Not due again: a plain poll does not discover, `discover` does.
+    let r2 = poll(&rig, dev.device_id).await;
+    assert!(!r2.discovered && r2.discovery.is_none());
+    let d = rig.device(dev.device_id).await;
+    let first = d.last_discovered.unwrap();
+    let r3 = rig.poller.discover(&d).await.unwrap();
+    assert!(r3.discovered);
+    assert!(!r3.discovery.unwrap().ipv6.unwrap().is_empty());
+    assert!(rig.device(dev.device_id).await.last_discovered.unwrap() > first);
+}
