@@ -221,7 +221,7 @@ impl Builder {
             r.oids.extend_from_slice(&rec.oid);
             let enc_at = r.enc.len() as u32;
             w.buf.clear();
-            w.oid(&Oid::new(&rec.oid));
+            push_oid(&mut w.buf, &rec.oid);
             let oid_tlv_len = w.buf.len() as u32;
             let mut dynamic = rec.dynamic;
             if let Some(num) = rec.numeric {
@@ -230,7 +230,7 @@ impl Builder {
             }
             let vtag = value_tag(&rec.value);
             if dynamic == Dynamic::Static {
-                w.value(&rec.value);
+                push_value(&mut w, &rec.value);
             }
             let val_tlv_len = w.buf.len() as u32 - oid_tlv_len;
             r.enc.extend_from_slice(&w.buf);
@@ -333,6 +333,76 @@ pub(crate) fn len_len(len: usize) -> usize {
         0x80..=0xff => 2,
         0x100..=0xffff => 3,
         _ => 4,
+    }
+}
+
+/// Appends an OID TLV (recordings hold OIDs of 2+ sub-identifiers starting 0, 1 or 2;
+/// anything else goes through the library's general encoder).
+fn push_oid(out: &mut Vec<u8>, oid: &[u32]) {
+    if oid.len() < 2 || oid[0] > 2 || (oid[0] < 2 && oid[1] >= 40) {
+        let mut w = Writer::new();
+        w.oid(&Oid::new(oid));
+        out.extend_from_slice(&w.buf);
+        return;
+    }
+    let mut c = [0u8; 5 * 130];
+    let mut n = 0;
+    let mut put = |v: u64| {
+        let mut tmp = [0u8; 10];
+        let mut k = 0;
+        let mut v = v;
+        loop {
+            tmp[k] = (v & 0x7f) as u8;
+            k += 1;
+            v >>= 7;
+            if v == 0 {
+                break;
+            }
+        }
+        for j in (0..k).rev() {
+            c[n] = tmp[j] | if j > 0 { 0x80 } else { 0 };
+            n += 1;
+        }
+    };
+    put(u64::from(oid[0]) * 40 + u64::from(oid[1]));
+    for &x in &oid[2..] {
+        put(u64::from(x));
+    }
+    out.push(tag::OBJECT_IDENTIFIER);
+    push_len(out, n);
+    out.extend_from_slice(&c[..n]);
+}
+
+/// Appends a value TLV: the common types here, the rest by the library's encoder.
+fn push_value(w: &mut Writer, v: &Value) {
+    let out = &mut w.buf;
+    match v {
+        Value::OctetString(b) => {
+            out.push(tag::OCTET_STRING);
+            push_len(out, b.len());
+            out.extend_from_slice(b);
+        }
+        Value::Integer(i) => {
+            let b = i.to_be_bytes();
+            let mut s = 0;
+            while s < 7
+                && ((b[s] == 0 && b[s + 1] & 0x80 == 0) || (b[s] == 0xff && b[s + 1] & 0x80 != 0))
+            {
+                s += 1;
+            }
+            out.extend_from_slice(&[tag::INTEGER, (8 - s) as u8]);
+            out.extend_from_slice(&b[s..]);
+        }
+        Value::Counter32(n) => push_unsigned(out, tag::COUNTER32, u64::from(*n)),
+        Value::Gauge32(n) => push_unsigned(out, tag::GAUGE32, u64::from(*n)),
+        Value::TimeTicks(n) => push_unsigned(out, tag::TIMETICKS, u64::from(*n)),
+        Value::Counter64(n) => push_unsigned(out, tag::COUNTER64, *n),
+        Value::IpAddress(a) => {
+            out.extend_from_slice(&[tag::IP_ADDRESS, 4]);
+            out.extend_from_slice(a);
+        }
+        Value::ObjectId(o) => push_oid(out, o.as_slice()),
+        _ => w.value(v),
     }
 }
 
@@ -784,6 +854,31 @@ garbage\n\
             r.value(at("1.3.6.1.2.1.2.2.1.10.1"), FROZEN),
             Value::Counter32(u32::MAX)
         );
+    }
+
+    #[test]
+    fn local_encoders_match_the_library() {
+        let vals = [
+            Value::Integer(0),
+            Value::Integer(-129),
+            Value::Integer(i64::from(i32::MAX)),
+            Value::OctetString(vec![7; 300]),
+            Value::Counter32(u32::MAX),
+            Value::Gauge32(128),
+            Value::TimeTicks(0),
+            Value::Counter64(u64::MAX),
+            Value::IpAddress([10, 0, 0, 1]),
+            Value::ObjectId(Oid::new(&[1, 3, 6, 1, 4, 1, 2_000_000_000, 0])),
+            Value::ObjectId(Oid::new(&[2, 999, 3])),
+            Value::Null,
+        ];
+        for v in vals {
+            let mut a = Writer::new();
+            push_value(&mut a, &v);
+            let mut b = Writer::new();
+            b.value(&v);
+            assert_eq!(a.buf, b.buf, "{v:?}");
+        }
     }
 
     #[test]
