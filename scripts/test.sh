@@ -43,5 +43,5 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test (SQLite default; store, coord and web tests also use MariaDB/Redis/Galera)"
 run_tests sqlite --workspace --no-fail-fast -- --test-threads="${LOOKOUT_TEST_THREADS:-4}"
-echo "== cargo test -p lookout on MariaDB (DB_CONNECTION=mysql: the end-to-end suite again)"
-LOOKOUT_TEST_DB=mysql run_tests mysql -p lookout --no-fail-fast -- --test-threads="${LOOKOUT_TEST_THREADS:-4}"
+echo "== cargo test -p lookout -p lookout-poller -p lookout-web on MariaDB (LOOKOUT_TEST_DB=mysql: the end-to-end, poller and web suites again)"
+LOOKOUT_TEST_DB=mysql run_tests mysql -p lookout -p lookout-poller -p lookout-web --no-fail-fast -- --test-threads="${LOOKOUT_TEST_THREADS:-4}"

@@ -1,6 +1,7 @@
 //! Shared pieces of the poller's integration tests: a real net-snmp `snmpd` on loopback, a
 //! fault-injecting UDP proxy in front of an agent, and a poller over a temporary SQLite store
-//! and RRD directory.
+//! (or, with `LOOKOUT_TEST_DB=mysql`, a fresh database on the MariaDB at 127.0.0.1:3306) and
+//! RRD directory.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{SocketAddr, UdpSocket};
@@ -13,6 +14,7 @@ use lookout_core::{Device, NewDevice, SnmpConfig};
 use lookout_poller::{ModuleSet, Poller, PollerConfig};
 use lookout_snmp::pdu::{decode_community_message, encode_community_message, AnyPdu, Pdu};
 use lookout_store::{Store, StoreConfig};
+use lookout_testkit::mariadb::{self, test_db_is_mysql, TestDatabase};
 use lookout_timeseries::{TimeSeries, TimeSeriesConfig};
 
 /// A UDP port free on 127.0.0.1 right now.
@@ -213,12 +215,34 @@ impl Drop for Proxy {
     }
 }
 
-/// A poller over a temporary SQLite store and RRD directory.
+/// The store of one test: a SQLite file in `dir`, or with `LOOKOUT_TEST_DB=mysql` a fresh
+/// MariaDB database (dropped with the returned guard).
+pub fn test_store_config(dir: &Path) -> (StoreConfig, Option<TestDatabase>) {
+    if !test_db_is_mysql() {
+        return (
+            StoreConfig::Sqlite {
+                path: dir.join("lookout.sqlite"),
+            },
+            None,
+        );
+    }
+    let db = TestDatabase::create("lookout_test_poller");
+    let config = StoreConfig::Mysql {
+        hosts: vec![(mariadb::HOST.to_string(), mariadb::PORT)],
+        database: db.name.clone(),
+        username: "root".to_string(),
+        password: String::new(),
+    };
+    (config, Some(db))
+}
+
+/// A poller over a temporary store (see [`test_store_config`]) and RRD directory.
 pub struct Rig {
     pub poller: Poller,
     pub store: Store,
     pub rrd_dir: PathBuf,
     _dir: tempfile::TempDir,
+    _db: Option<TestDatabase>,
 }
 
 impl Rig {
@@ -231,11 +255,8 @@ impl Rig {
     /// [`Rig::new`] with a poll time budget.
     pub async fn with_budget(modules: &str, poll_budget: Option<Duration>) -> Rig {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&StoreConfig::Sqlite {
-            path: dir.path().join("lookout.sqlite"),
-        })
-        .await
-        .unwrap();
+        let (config, db) = test_store_config(dir.path());
+        let store = Store::open(&config).await.unwrap();
         store.migrate().await.unwrap();
         let rrd_dir = dir.path().join("rrd");
         std::fs::create_dir_all(&rrd_dir).unwrap();
@@ -264,6 +285,7 @@ impl Rig {
             store,
             rrd_dir,
             _dir: dir,
+            _db: db,
         }
     }
 
