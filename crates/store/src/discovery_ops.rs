@@ -100,6 +100,202 @@ macro_rules! discovery_ops_body {
             Ok(())
         }
 
+        // ---------------------------------------------------------------- export/import
+
+        /// The module tables into `dump` (inside `export_all`'s transaction).
+        pub(crate) async fn export_modules(c: &mut Conn, dump: &mut crate::Dump) -> Result<()> {
+            const OP: &str = "export";
+            async fn all<T>(
+                c: &mut Conn,
+                sql: &'static str,
+                f: fn(&Row) -> std::result::Result<T, sqlx::Error>,
+            ) -> Result<Vec<T>> {
+                sqlx::query(sql)
+                    .fetch_all(&mut *c)
+                    .await
+                    .map_err(|e| query_err(OP, e))?
+                    .iter()
+                    .map(f)
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| query_err(OP, e))
+            }
+            dump.processors = all(
+                &mut *c,
+                "SELECT processor_id, device_id, processor_index, processor_type, processor_oid, \
+                 processor_descr, processor_usage, processor_precision FROM processors \
+                 ORDER BY processor_id",
+                processor_from_row,
+            )
+            .await?;
+            dump.mempools = all(
+                &mut *c,
+                "SELECT mempool_id, device_id, mempool_index, mempool_type, mempool_class, \
+                 mempool_precision, mempool_descr, mempool_perc, mempool_used, mempool_free, \
+                 mempool_total FROM mempools ORDER BY mempool_id",
+                mempool_from_row,
+            )
+            .await?;
+            dump.storage = all(
+                &mut *c,
+                "SELECT storage_id, device_id, type, storage_index, storage_type, storage_descr, \
+                 storage_size, storage_units, storage_used, storage_free, storage_perc \
+                 FROM storage ORDER BY storage_id",
+                storage_from_row,
+            )
+            .await?;
+            dump.ipv4_addresses = all(
+                &mut *c,
+                "SELECT ipv4_address_id, device_id, port_id, ipv4_address, ipv4_prefixlen \
+                 FROM ipv4_addresses ORDER BY ipv4_address_id",
+                |r| {
+                    Ok(crate::Ipv4Address {
+                        ipv4_address_id: r.try_get("ipv4_address_id")?,
+                        device_id: r.try_get("device_id")?,
+                        port_id: r.try_get("port_id")?,
+                        ipv4_address: r.try_get("ipv4_address")?,
+                        ipv4_prefixlen: r.try_get("ipv4_prefixlen")?,
+                    })
+                },
+            )
+            .await?;
+            dump.ipv6_addresses = all(
+                &mut *c,
+                "SELECT ipv6_address_id, device_id, port_id, ipv6_address, ipv6_compressed, \
+                 ipv6_prefixlen, ipv6_origin FROM ipv6_addresses ORDER BY ipv6_address_id",
+                ipv6_from_row,
+            )
+            .await?;
+            dump.links = all(
+                &mut *c,
+                "SELECT id, local_port_id, local_device_id, remote_port_id, active, protocol, \
+                 remote_hostname, remote_device_id, remote_port, remote_platform, \
+                 remote_version FROM links ORDER BY id",
+                link_from_row,
+            )
+            .await?;
+            Ok(())
+        }
+
+        /// The module tables of a dump, ids kept (after devices and ports).
+        pub(crate) async fn import_modules(c: &mut Conn, d: &crate::Dump) -> Result<()> {
+            const OP: &str = "import modules";
+            let e = |e| query_err(OP, e);
+            for p in &d.processors {
+                sqlx::query(
+                    "INSERT INTO processors (processor_id, device_id, processor_index, \
+                     processor_type, processor_oid, processor_descr, processor_usage, \
+                     processor_precision) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(p.processor_id)
+                .bind(p.device_id)
+                .bind(&p.processor_index)
+                .bind(&p.processor_type)
+                .bind(&p.processor_oid)
+                .bind(&p.processor_descr)
+                .bind(p.processor_usage)
+                .bind(p.processor_precision)
+                .execute(&mut *c)
+                .await
+                .map_err(e)?;
+            }
+            for m in &d.mempools {
+                sqlx::query(
+                    "INSERT INTO mempools (mempool_id, device_id, mempool_index, mempool_type, \
+                     mempool_class, mempool_precision, mempool_descr, mempool_perc, \
+                     mempool_used, mempool_free, mempool_total) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(m.mempool_id)
+                .bind(m.device_id)
+                .bind(&m.mempool_index)
+                .bind(&m.mempool_type)
+                .bind(&m.mempool_class)
+                .bind(m.mempool_precision)
+                .bind(&m.mempool_descr)
+                .bind(m.mempool_perc)
+                .bind(enc_u64(Some(m.mempool_used)))
+                .bind(enc_u64(Some(m.mempool_free)))
+                .bind(enc_u64(Some(m.mempool_total)))
+                .execute(&mut *c)
+                .await
+                .map_err(e)?;
+            }
+            for s in &d.storage {
+                sqlx::query(
+                    "INSERT INTO storage (storage_id, device_id, type, storage_index, \
+                     storage_type, storage_descr, storage_size, storage_units, storage_used, \
+                     storage_free, storage_perc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(s.storage_id)
+                .bind(s.device_id)
+                .bind(&s.storage_mib)
+                .bind(s.storage_index)
+                .bind(&s.storage_type)
+                .bind(&s.storage_descr)
+                .bind(enc_u64(Some(s.storage_size)))
+                .bind(s.storage_units)
+                .bind(enc_u64(Some(s.storage_used)))
+                .bind(enc_u64(Some(s.storage_free)))
+                .bind(s.storage_perc)
+                .execute(&mut *c)
+                .await
+                .map_err(e)?;
+            }
+            for a in &d.ipv4_addresses {
+                sqlx::query(
+                    "INSERT INTO ipv4_addresses (ipv4_address_id, device_id, port_id, \
+                     ipv4_address, ipv4_prefixlen) VALUES (?, ?, ?, ?, ?)",
+                )
+                .bind(a.ipv4_address_id)
+                .bind(a.device_id)
+                .bind(a.port_id)
+                .bind(&a.ipv4_address)
+                .bind(a.ipv4_prefixlen)
+                .execute(&mut *c)
+                .await
+                .map_err(e)?;
+            }
+            for a in &d.ipv6_addresses {
+                sqlx::query(
+                    "INSERT INTO ipv6_addresses (ipv6_address_id, device_id, port_id, \
+                     ipv6_address, ipv6_compressed, ipv6_prefixlen, ipv6_origin) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(a.ipv6_address_id)
+                .bind(a.device_id)
+                .bind(a.port_id)
+                .bind(&a.ipv6_address)
+                .bind(&a.ipv6_compressed)
+                .bind(a.ipv6_prefixlen)
+                .bind(&a.ipv6_origin)
+                .execute(&mut *c)
+                .await
+                .map_err(e)?;
+            }
+            for l in &d.links {
+                sqlx::query(
+                    "INSERT INTO links (id, local_port_id, local_device_id, remote_port_id, \
+                     active, protocol, remote_hostname, remote_device_id, remote_port, \
+                     remote_platform, remote_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(l.id)
+                .bind(l.local_port_id)
+                .bind(l.local_device_id)
+                .bind(l.remote_port_id)
+                .bind(l.active)
+                .bind(&l.protocol)
+                .bind(&l.remote_hostname)
+                .bind(l.remote_device_id)
+                .bind(&l.remote_port)
+                .bind(&l.remote_platform)
+                .bind(&l.remote_version)
+                .execute(&mut *c)
+                .await
+                .map_err(e)?;
+            }
+            Ok(())
+        }
+
         // ---------------------------------------------------------------- links
 
         fn link_from_row(r: &Row) -> std::result::Result<crate::Link, sqlx::Error> {

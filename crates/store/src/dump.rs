@@ -2,6 +2,10 @@
 //! (`lookout db export` on SQLite, `lookout db import` into MariaDB). Ids are kept, so
 //! references between rows and from RRD file names (`port-id<port_id>.rrd`) stay valid.
 //!
+//! Format 2 adds what the poller's modules found (processors, mempools, storage, IPv4/IPv6
+//! addresses, neighbours); a format 1 dump imports with those empty (the next discovery
+//! and poll fill them).
+//!
 //! Not carried: the `*_prev` counters and `poll_prev` of ports (inputs of the rate already
 //! stored; the next poll rates from the current counters) and the migration bookkeeping
 //! (the target has its own).
@@ -9,10 +13,10 @@
 use lookout_core::{Device, Port};
 use serde::{Deserialize, Serialize};
 
-use crate::Event;
+use crate::{Event, Ipv4Address, Ipv6Address, Link, Mempool, Processor, Storage};
 
 /// Version of the [`Dump`] layout; bumped when a field changes meaning.
-pub const DUMP_FORMAT: u32 = 1;
+pub const DUMP_FORMAT: u32 = 2;
 
 /// Every row of every table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -25,6 +29,18 @@ pub struct Dump {
     pub events: Vec<Event>,
     pub users: Vec<DumpUser>,
     pub api_tokens: Vec<DumpApiToken>,
+    #[serde(default)]
+    pub processors: Vec<Processor>,
+    #[serde(default)]
+    pub mempools: Vec<Mempool>,
+    #[serde(default)]
+    pub storage: Vec<Storage>,
+    #[serde(default)]
+    pub ipv4_addresses: Vec<Ipv4Address>,
+    #[serde(default)]
+    pub ipv6_addresses: Vec<Ipv6Address>,
+    #[serde(default)]
+    pub links: Vec<Link>,
 }
 
 /// A user with the password hash (which `User` never serialises).

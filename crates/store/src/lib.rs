@@ -537,9 +537,9 @@ impl Store {
     /// `IMPORT_CHUNK` rows, parents first; if the import fails part-way, empty the target
     /// (or start from a fresh database) and run it again.
     pub async fn import(&self, dump: &Dump) -> Result<()> {
-        if dump.format != dump::DUMP_FORMAT {
+        if dump.format == 0 || dump.format > dump::DUMP_FORMAT {
             return Err(StoreError::Import(format!(
-                "dump format {} is not the supported {}",
+                "dump format {} is not supported (1 to {})",
                 dump.format,
                 dump::DUMP_FORMAT
             )));
@@ -570,6 +570,8 @@ impl Store {
         for chunk in dump.events.chunks(dump::IMPORT_CHUNK) {
             run!(self, write, "import", import_events(chunk))?;
         }
+        // The modules' tables (few rows per device): one transaction.
+        run!(self, write, "import", import_modules(dump))?;
         tracing::info!(
             devices = dump.devices.len(),
             ports = dump.ports.len(),

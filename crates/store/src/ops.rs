@@ -1015,14 +1015,22 @@ macro_rules! define_ops {
                 })
                 .collect::<std::result::Result<Vec<_>, sqlx::Error>>()
                 .map_err(|e| query_err(op, e))?;
-                Ok(Dump {
+                let mut dump = Dump {
                     format: DUMP_FORMAT,
                     devices,
                     ports,
                     events,
                     users,
                     api_tokens,
-                })
+                    processors: Vec::new(),
+                    mempools: Vec::new(),
+                    storage: Vec::new(),
+                    ipv4_addresses: Vec::new(),
+                    ipv6_addresses: Vec::new(),
+                    links: Vec::new(),
+                };
+                export_modules(&mut *c, &mut dump).await?;
+                Ok(dump)
             }
 
             /// Rows in the tables an import writes, by table (empty when all are zero).
@@ -1034,6 +1042,12 @@ macro_rules! define_ops {
                     ("eventlog", "SELECT COUNT(*) FROM eventlog"),
                     ("users", "SELECT COUNT(*) FROM users"),
                     ("api_tokens", "SELECT COUNT(*) FROM api_tokens"),
+                    ("processors", "SELECT COUNT(*) FROM processors"),
+                    ("mempools", "SELECT COUNT(*) FROM mempools"),
+                    ("storage", "SELECT COUNT(*) FROM storage"),
+                    ("ipv4_addresses", "SELECT COUNT(*) FROM ipv4_addresses"),
+                    ("ipv6_addresses", "SELECT COUNT(*) FROM ipv6_addresses"),
+                    ("links", "SELECT COUNT(*) FROM links"),
                 ] {
                     let n: i64 = sqlx::query_scalar(sql)
                         .fetch_one(&mut *c)

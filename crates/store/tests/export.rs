@@ -10,7 +10,10 @@ use lookout_core::{
     DevicePollUpdate, DeviceStatus, NewDevice, PortCounters, PortPoll, SnmpConfig, SnmpV3Config,
     SnmpVersion,
 };
-use lookout_store::{Severity, Store, StoreError};
+use lookout_store::{
+    Ipv4AddressPoll, Ipv6AddressPoll, LinkPoll, MempoolPoll, ProcessorPoll, Severity, StoragePoll,
+    Store, StoreError,
+};
 
 fn poll(if_index: i64, octets: u64) -> PortPoll {
     PortPoll {
@@ -103,6 +106,93 @@ async fn fill(store: &Store) {
         .log_event(None, "system", "started", Severity::Info, None)
         .await
         .unwrap();
+    // What the poller's modules found (dump format 2).
+    let id = b.device_id;
+    store
+        .sync_processors(
+            id,
+            &[ProcessorPoll {
+                processor_type: "hr".into(),
+                processor_index: "196608".into(),
+                processor_oid: "1.3.6.1.2.1.25.3.3.1.2.196608".into(),
+                processor_descr: "CPU".into(),
+                processor_usage: Some(12.5),
+            }],
+        )
+        .await
+        .unwrap();
+    store
+        .sync_mempools(
+            id,
+            &[MempoolPoll {
+                mempool_type: "hrstorage".into(),
+                mempool_class: "system".into(),
+                mempool_index: "1".into(),
+                mempool_descr: "Physical memory".into(),
+                mempool_perc: 25.0,
+                mempool_used: 1 << 30,
+                mempool_free: 3 << 30,
+                mempool_total: 4 << 30,
+            }],
+        )
+        .await
+        .unwrap();
+    store
+        .sync_storage(
+            id,
+            &[StoragePoll {
+                storage_mib: "hrstorage".into(),
+                storage_index: 31,
+                storage_type: Some("hrStorageFixedDisk".into()),
+                storage_descr: "/".into(),
+                storage_size: u64::MAX - 1,
+                storage_units: 4096,
+                storage_used: 1 << 40,
+                storage_free: u64::MAX - 1 - (1 << 40),
+                storage_perc: 0.0,
+            }],
+        )
+        .await
+        .unwrap();
+    store
+        .sync_ipv4_addresses(
+            id,
+            &[Ipv4AddressPoll {
+                if_index: 1,
+                ipv4_address: "192.0.2.1".into(),
+                ipv4_prefixlen: 24,
+            }],
+        )
+        .await
+        .unwrap();
+    store
+        .sync_ipv6_addresses(
+            id,
+            &[Ipv6AddressPoll {
+                if_index: 1,
+                ipv6_address: "2001:0db8:0000:0000:0000:0000:0000:0001".into(),
+                ipv6_compressed: "2001:db8::1".into(),
+                ipv6_prefixlen: 64,
+                ipv6_origin: "manual".into(),
+            }],
+        )
+        .await
+        .unwrap();
+    store
+        .sync_links(
+            id,
+            &[LinkPoll {
+                local_if_index: Some(1),
+                protocol: "lldp".into(),
+                remote_hostname: "core".into(),
+                remote_port: "Gi0/1".into(),
+                remote_platform: Some("Cisco IOS".into()),
+                remote_version: None,
+                remote_address: None,
+            }],
+        )
+        .await
+        .unwrap();
     let u = store.add_user("admin", "$argon2id$x", 10).await.unwrap();
     store.add_user("ro", "$argon2id$y", 5).await.unwrap();
     store
@@ -121,6 +211,19 @@ async fn roundtrip(from: &Fixture, to: &Fixture) {
     assert_eq!(dump.ports[0].in_octets_rate, Some(10.0));
     assert_eq!(dump.events.len(), 2);
     assert_eq!(dump.users[0].password_hash, "$argon2id$x");
+    assert_eq!(dump.format, 2);
+    assert_eq!(
+        (
+            dump.processors.len(),
+            dump.mempools.len(),
+            dump.storage.len(),
+            dump.ipv4_addresses.len(),
+            dump.ipv6_addresses.len(),
+            dump.links.len()
+        ),
+        (1, 1, 1, 1, 1, 1)
+    );
+    assert_eq!(dump.storage[0].storage_size, u64::MAX - 1);
     // Through JSON, as `lookout db export > file` would.
     let json = serde_json::to_string(&dump).unwrap();
     let dump2: lookout_store::Dump = serde_json::from_str(&json).unwrap();
@@ -129,6 +232,9 @@ async fn roundtrip(from: &Fixture, to: &Fixture) {
     let dst = to.store().await;
     dst.import(&dump2).await.unwrap();
     assert_eq!(dst.export().await.unwrap(), dump, "same rows, same ids");
+    let b = dump.devices[0].device_id;
+    assert_eq!(dst.links(b).await.unwrap(), dump.links);
+    assert_eq!(dst.processors(b).await.unwrap(), dump.processors);
     // Logging in and API tokens work on the copy; new rows get fresh ids.
     let admin = dst.user_by_username("admin").await.unwrap().unwrap();
     assert_eq!(
@@ -173,4 +279,39 @@ async fn sqlite_to_mysql() {
 async fn mysql_to_sqlite() {
     let Some(my) = Fixture::mysql() else { return };
     roundtrip(&my, &Fixture::sqlite()).await;
+}
+
+/// A format 1 dump (before the module tables) still imports; an unknown format does not.
+#[tokio::test]
+async fn format_1_dump_imports_and_unknown_formats_are_refused() {
+    let from = Fixture::sqlite();
+    let src = from.store().await;
+    fill(&src).await;
+    let mut v = serde_json::to_value(src.export().await.unwrap()).unwrap();
+    let o = v.as_object_mut().unwrap();
+    for k in [
+        "processors",
+        "mempools",
+        "storage",
+        "ipv4_addresses",
+        "ipv6_addresses",
+        "links",
+    ] {
+        o.remove(k);
+    }
+    o.insert("format".into(), 1.into());
+    let old: lookout_store::Dump = serde_json::from_value(v).unwrap();
+    assert!(old.links.is_empty());
+    let to = Fixture::sqlite();
+    let dst = to.store().await;
+    let mut future = old.clone();
+    future.format = 99;
+    assert!(matches!(
+        dst.import(&future).await.unwrap_err(),
+        StoreError::Import(m) if m.contains("99")
+    ));
+    dst.import(&old).await.unwrap();
+    let got = dst.export().await.unwrap();
+    assert_eq!(got.devices, old.devices);
+    assert!(got.links.is_empty() && got.processors.is_empty());
 }
