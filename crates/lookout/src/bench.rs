@@ -47,8 +47,8 @@ pub struct DispatcherBenchArgs {
     /// Poll interval, seconds.
     #[arg(long, default_value_t = 60)]
     pub interval: u64,
-    /// Measured seconds, after a first interval of warm-up (first polls create ports and
-    /// RRD files; reported separately).
+    /// Measured seconds, after the warm-up: until every device was polled once (first
+    /// polls create ports and RRD files; reported separately), then one more interval.
     #[arg(long, default_value_t = 300)]
     pub duration: u64,
     /// POLLER_WORKERS of the poller node.
@@ -68,15 +68,20 @@ pub struct DispatcherBenchArgs {
     /// Path of lookout-snmpsim (default: next to this binary, then PATH).
     #[arg(long)]
     pub snmpsim: Option<PathBuf>,
-    /// First UDP port of the simulated agents.
-    #[arg(long, default_value_t = 20000)]
+    /// First UDP port of the simulated agents (devices use base..base+N-1); 0: the first
+    /// free block below the kernel's ephemeral range.
+    #[arg(long, default_value_t = 0)]
     pub base_port: u16,
+    /// lookout-snmpsim --threads.
+    #[arg(long, default_value_t = 1)]
+    pub sim_threads: usize,
     /// Poller modules (LOOKOUT_POLLER_MODULES form) applied to all modules on.
     #[arg(long, default_value = "-availability,-processors,-mempools,-storage")]
     pub modules: String,
     /// Create RRD files with LibreNMS's full archives (about 5 MB per port file at a 60 s
     /// step: 10,000 x 24 ports would need 1.2 TB). By default the same 13 archives are
-    /// created with 60 raw and 10 consolidated rows: the same work per update, ~30 KB files.
+    /// created with 10 raw and 2 consolidated rows: the same work per update (it does not
+    /// depend on the rows), ~25 KB files.
     #[arg(long)]
     pub full_rras: bool,
     /// Keep the temp directory and database for inspection.
@@ -217,6 +222,22 @@ fn free_port(udp: bool) -> Result<u16> {
     })
 }
 
+/// A block of `n` consecutive free UDP ports on 127.0.0.1, below 32768 (Linux's default
+/// ephemeral range), searched in steps of 500 from 2000.
+fn free_udp_block(n: usize) -> Result<u16> {
+    let mut base = 2000usize;
+    while base + n < 32768 {
+        let busy = (base..base + n).find(|p| {
+            u16::try_from(*p).map_or(true, |p| std::net::UdpSocket::bind(("127.0.0.1", p)).is_err())
+        });
+        match busy {
+            None => return Ok(u16::try_from(base)?),
+            Some(p) => base = (p / 500 + 1) * 500,
+        }
+    }
+    bail!("no {n} consecutive free UDP ports below 32768 on 127.0.0.1 (give --base-port)")
+}
+
 /// The i-th distinct spelling of 127.0.0.1: zeros before the 2nd/3rd/4th octet's value.
 fn loopback_name(i: usize) -> String {
     const K: usize = 30; // 30^3 = 27,000 names, at most 97 characters
@@ -261,16 +282,22 @@ fn start_agents(
     };
     if use_sim {
         let bin = sim.context("lookout-snmpsim not found (cargo build --release -p lookout-snmpsim, or --snmpsim PATH)")?;
+        let base = match a.base_port {
+            0 => free_udp_block(a.devices)?,
+            p => p,
+        };
         let mut child = Command::new(&bin)
             .args([
                 "--listen",
-                &format!("127.0.0.1:{}", a.base_port),
+                &format!("127.0.0.1:{base}"),
                 "--devices",
                 &a.devices.to_string(),
                 "--synthetic-ifmib",
                 &a.ifaces.to_string(),
                 "--community",
                 "bench",
+                "--threads",
+                &a.sim_threads.to_string(),
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(dir.join("snmpsim.log"))?))
@@ -465,7 +492,7 @@ async fn run(a: &DispatcherBenchArgs, dir: &Path) -> Result<ExitCode> {
                 lookout_timeseries::defs::librenms_rras(a.interval)
                     .into_iter()
                     .map(|mut r| {
-                        r.rows = r.rows.min(if r.steps == 1 { 60 } else { 10 });
+                        r.rows = r.rows.min(if r.steps == 1 { 10 } else { 2 });
                         r
                     })
                     .collect()
@@ -581,23 +608,42 @@ async fn run(a: &DispatcherBenchArgs, dir: &Path) -> Result<ExitCode> {
         Some((user_statements(ud).ok()?, user_statements(up).ok()?))
     };
 
-    // Warm-up: one interval (+ a few seconds for the last polls of it to finish).
-    let warm = Duration::from_secs(a.interval + 5);
+    // Warm-up: until every device was polled once, then one more interval.
+    let warm_started = Instant::now();
     eprintln!(
-        "warm-up {} s (first polls), then {} s measured ...",
-        warm.as_secs(),
-        a.duration
+        "warm-up: until {} first polls, then {} s; then {} s measured ...",
+        a.devices, a.interval, a.duration
     );
     let mut max_behind = 0.0f64;
     let mut max_due = 0u64;
     let sample_every = Duration::from_secs(5);
-    let warm_end = Instant::now() + warm;
-    while Instant::now() < warm_end {
-        tokio::time::sleep(sample_every.min(warm_end - Instant::now())).await;
+    let mut warm_samples = Vec::new();
+    let mut first_round = None;
+    let give_up = warm_started + Duration::from_secs(a.interval * 10 + 120);
+    loop {
+        tokio::time::sleep(sample_every).await;
+        warm_samples.extend(metrics.take_all());
         let (b, d) = cluster_now(&coord).await;
-        eprintln!("  warm-up: queue due {d}, behind {b}");
+        eprintln!(
+            "  warm-up {:>4.0} s: {} polls, queue due {d}, behind {b}",
+            warm_started.elapsed().as_secs_f64(),
+            warm_samples.len()
+        );
+        if first_round.is_none() && warm_samples.len() >= a.devices {
+            first_round = Some(warm_started.elapsed());
+        }
+        if first_round
+            .is_some_and(|t| warm_started.elapsed() >= t + Duration::from_secs(a.interval))
+        {
+            break;
+        }
+        if Instant::now() > give_up {
+            eprintln!("  the first round did not finish in time; measuring anyway");
+            break;
+        }
     }
-    let warm_samples = metrics.take_all();
+    warm_samples.extend(metrics.take_all());
+    let first_round_secs = first_round.map(|t| t.as_secs_f64());
 
     let window_start = Utc::now();
     let cpu0 = cpu_snap(dispatcher_tid, &procs, mysqld);
@@ -631,6 +677,7 @@ async fn run(a: &DispatcherBenchArgs, dir: &Path) -> Result<ExitCode> {
         st0.zip(st1),
         max_behind,
         max_due,
+        first_round_secs,
     )
 }
 
@@ -663,6 +710,7 @@ fn report(
     stmts: Option<((Statements, Statements), (Statements, Statements))>,
     max_behind: f64,
     max_due: u64,
+    first_round_secs: Option<f64>,
 ) -> Result<ExitCode> {
     let wall = match (cpu0.at, cpu1.at) {
         (Some(t0), Some(t1)) => t1.duration_since(t0).as_secs_f64(),
@@ -737,6 +785,8 @@ fn report(
         "polls_needed_per_min": (a.devices as f64 * 60.0 / a.interval as f64).round(),
         "polls_ok": ok, "polls_failed_or_stale": samples.len() - ok,
         "lag_secs": p(&lag_m), "warmup_lag_secs": p(&lag_w), "poll_secs": p(&dur),
+        "first_round_secs": first_round_secs,
+        "load_average": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
         "polls_per_device_in_window": {"expected_at_least": expected.saturating_sub(1), "min": min_polls, "max": max_polls, "never_polled": never},
         "overran_interval": overran, "max_behind": max_behind, "max_queue_due": max_due,
         "behind": behind,
@@ -772,6 +822,10 @@ fn report(
         };
         line("lag s (measured)", &lag_m);
         line("lag s (warm-up)", &lag_w);
+        println!(
+            "  first round (every device polled once): {}",
+            first_round_secs.map_or("not finished".to_string(), |t| format!("{t:.0} s"))
+        );
         line("poll duration s", &dur);
         println!("  polls per device in window: min {min_polls}, max {max_polls} (expected >= {}); never polled {never}", expected.saturating_sub(1));
         println!("  overran interval: {overran}; max behind: {max_behind}; max queue due: {max_due}; BEHIND: {}", if behind { "yes" } else { "no" });
@@ -782,6 +836,12 @@ fn report(
         if let Some(q) = &queries {
             println!("  store statements/min: {q}");
         }
+        println!(
+            "  load average at the end: {}",
+            std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .trim()
+        );
     }
     Ok(if behind {
         ExitCode::from(2)
