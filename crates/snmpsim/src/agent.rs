@@ -98,6 +98,9 @@ pub struct Stats {
     pub reports: u64,
     /// Responses that were cut to fit the message size (GETBULK) or answered tooBig.
     pub truncated: u64,
+    /// CPU time of the server threads in µs (added when a thread stops: final after
+    /// [`crate::SimHandle::stop`]).
+    pub server_cpu_us: u64,
 }
 
 #[derive(Default)]
@@ -109,6 +112,7 @@ struct AtomicStats {
     unknown_community: AtomicU64,
     reports: AtomicU64,
     truncated: AtomicU64,
+    server_cpu_us: AtomicU64,
 }
 
 /// usmStats (RFC 3414) counters a REPORT names.
@@ -197,7 +201,13 @@ impl Agent {
             unknown_community: l(&s.unknown_community),
             reports: l(&s.reports),
             truncated: l(&s.truncated),
+            server_cpu_us: l(&s.server_cpu_us),
         }
+    }
+
+    /// Adds a server thread's CPU time (called as the thread ends).
+    pub(crate) fn add_server_cpu(&self, us: u64) {
+        self.stats.server_cpu_us.fetch_add(us, Ordering::Relaxed);
     }
 
     fn clock(&self, dev: &Device) -> Clock {
@@ -316,6 +326,10 @@ impl Handler {
             salt,
             reported: false,
         }
+    }
+
+    pub(crate) fn agent(&self) -> &Agent {
+        &self.agent
     }
 
     /// Adds this thread's counts to the shared counters.

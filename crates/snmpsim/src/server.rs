@@ -364,6 +364,7 @@ fn serve(
         for ev in &events[..n as usize] {
             if ev.u64 == WAKE {
                 handler.flush_stats();
+                handler.agent().add_server_cpu(thread_cpu_us());
                 return Ok(());
             }
             let Some((port, sock)) = group.get(ev.u64 as usize) else {
@@ -373,6 +374,17 @@ fn serve(
         }
         handler.flush_stats();
     }
+}
+
+/// CPU time of the calling thread in µs.
+fn thread_cpu_us() -> u64 {
+    // SAFETY: getrusage fills the struct we pass; all-zero is a valid rusage.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) } != 0 {
+        return 0;
+    }
+    let t = |v: libc::timeval| v.tv_sec as u64 * 1_000_000 + v.tv_usec as u64;
+    t(ru.ru_utime) + t(ru.ru_stime)
 }
 
 /// Buffers and message headers for one recvmmsg/sendmmsg round.
