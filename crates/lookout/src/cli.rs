@@ -148,6 +148,16 @@ pub enum DeviceCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Run discovery now (OS, ports, processors, memory, storage, IP addresses, LLDP/CDP
+    /// neighbours) for one device or all, and print what was found.
+    Discover {
+        host: Option<String>,
+        /// Every (enabled) device.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -317,6 +317,9 @@ async fn device(cfg: Config, cmd: DeviceCommand) -> Result<ExitCode> {
             println!("removed device {host} (device_id {})", d.device_id);
             Ok(ExitCode::SUCCESS)
         }
+        DeviceCommand::Discover { host, all, json } => {
+            crate::discover::run(&cfg, host, all, json).await
+        }
         DeviceCommand::Poll { host, json } => {
             let store = open_migrated(&cfg).await?;
             let Some(d) = store.device_by_hostname(&host).await? else {

@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod commands;
 mod config;
+mod discover;
 mod poller_status;
 mod serve;
 

@@ -397,3 +397,49 @@ fn db_export_from_sqlite_imports_into_mariadb() {
     let err = lo.fails(&["db", "import", dump.to_str().unwrap()]);
     assert!(err.contains("is not a `lookout db export` file"), "{err}");
 }
+
+/// `lookout device discover`: discovery now, whether due or not, with what it found.
+#[test]
+fn device_discover_prints_what_discovery_found() {
+    let agent = Snmpd::start();
+    let lo = Install::new();
+    let port = agent.port.to_string();
+    lo.ok(&["device", "add", "127.0.0.1", "--port", &port]);
+    lo.ok(&["device", "poll", "127.0.0.1"]);
+    let out = lo.ok(&["device", "discover", "127.0.0.1", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let d = &v["devices"][0];
+    assert_eq!(d["hostname"], "127.0.0.1");
+    assert_eq!(d["status"], 1, "{d}");
+    assert_eq!(d["os"], "linux");
+    assert!(d["last_discovered"].is_string(), "{d}");
+    let ports: Vec<&str> = d["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(ports.contains(&"lo"), "{ports:?}");
+    let ips = d["ip_addresses"].as_array().unwrap();
+    assert!(
+        ips.iter()
+            .any(|a| a["port"] == "lo" && a["address"] == "127.0.0.1/8"),
+        "{ips:?}"
+    );
+    assert!(!d["storage"].as_array().unwrap().is_empty(), "{d}");
+    assert_eq!(
+        d["neighbours"],
+        serde_json::json!([]),
+        "net-snmp has no LLDP/CDP"
+    );
+
+    let text = lo.ok(&["device", "discover", "--all"]);
+    assert!(text.contains("127.0.0.1 is UP"), "{text}");
+    assert!(text.contains("neighbours"), "{text}");
+    assert!(text.contains("127.0.0.1/8"), "{text}");
+
+    let err = lo.fails(&["device", "discover"]);
+    assert!(err.contains("--all"), "{err}");
+    let err = lo.fails(&["device", "discover", "nosuch.example"]);
+    assert!(err.contains("no device"), "{err}");
+}
