@@ -165,7 +165,7 @@ async fn db(store: &Store, cmd: crate::cli::DbCommand) -> Result<()> {
 
 /// Opens the configured store with a message that names the file/servers.
 pub async fn open_store(cfg: &Config) -> Result<Store> {
-    Store::open(&cfg.store)
+    Store::open_with_tls(&cfg.store, &cfg.store_tls)
         .await
         .map_err(|e| anyhow::anyhow!("{e}{}", store_hint(&e)))
 }

@@ -10,6 +10,15 @@
 //! - `processors`, `mempools`, `storage`: HOST-RESOURCES-MIB / UCD-SNMP-MIB → current values
 //!   and `processor-*.rrd`, `mempool-*.rrd`, `storage-*.rrd` (see [`health`]).
 //!
+//! - discovery-only work (first poll, every `discovery_interval_secs`, after a reboot, or on
+//!   demand with [`Poller::discover`]): ENTITY-MIB chassis, LLDP/CDP neighbours and IPv6
+//!   addresses (see [`discovery`]).
+//!
+//! Nothing is written while the modules run: the store rows and events of a poll go into one
+//! `Store::commit_poll` transaction at the end (checked against the claim token for a
+//! distributed poll, so a stale poll writes nothing), and RRD updates are written only after
+//! that commit succeeded.
+//!
 //! The poller has no sockets of its own: SNMP goes through `lookout-snmp`, ICMP through
 //! `lookout-icmp`, results through `lookout-store` and `lookout-timeseries`.
 
