@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use lookout_coord::CoordConfig;
 use lookout_dispatcher::{parse_groups, Roles};
-use lookout_store::StoreConfig;
+use lookout_store::{MysqlSslMode, MysqlTls, StoreConfig};
 use lookout_timeseries::{TimeSeriesConfig, TimeSeriesOptions};
 
 /// The file name of the per-installation settings inside the data dir.
@@ -30,6 +30,8 @@ pub struct Config {
     /// `APP_KEY`, absent until first start writes one.
     pub app_key: Option<String>,
     pub store: StoreConfig,
+    /// `DB_SSL_MODE`, `DB_SSL_CA`, `DB_SSL_CERT`, `DB_SSL_KEY`: TLS of MySQL connections.
+    pub store_tls: MysqlTls,
     pub timeseries: TimeSeriesConfig,
     /// Spill directory (under the data dir, so queued rrdcached updates survive a reboot)
     /// and the `RRD_RRA` override.
@@ -182,6 +184,31 @@ impl Config {
             }
             other => bail!("DB_CONNECTION={other:?} is not supported (use sqlite or mysql)"),
         };
+        let store_tls = MysqlTls {
+            mode: match vars.get("DB_SSL_MODE") {
+                None => MysqlSslMode::default(),
+                Some(m) => MysqlSslMode::parse(&m).with_context(|| {
+                    format!(
+                        "DB_SSL_MODE={m:?} is not one of disabled, preferred, required, verify_ca, verify_identity"
+                    )
+                })?,
+            },
+            ca: vars.get("DB_SSL_CA").map(PathBuf::from),
+            cert: vars.get("DB_SSL_CERT").map(PathBuf::from),
+            key: vars.get("DB_SSL_KEY").map(PathBuf::from),
+        };
+        if matches!(
+            store_tls.mode,
+            MysqlSslMode::VerifyCa | MysqlSslMode::VerifyIdentity
+        ) && store_tls.ca.is_none()
+        {
+            bail!(
+                "DB_SSL_MODE=verify_ca/verify_identity needs DB_SSL_CA (the CA certificate, PEM)"
+            );
+        }
+        if store_tls.cert.is_some() != store_tls.key.is_some() {
+            bail!("DB_SSL_CERT and DB_SSL_KEY go together (client certificate and its key, PEM)");
+        }
 
         let timeseries = match vars.get("RRDCACHED") {
             Some(address) => TimeSeriesConfig::Rrdcached { address },
@@ -253,6 +280,7 @@ impl Config {
             listen,
             app_key: vars.get("APP_KEY"),
             store,
+            store_tls,
             timeseries,
             timeseries_options,
             poll_interval_secs,
@@ -414,6 +442,29 @@ mod tests {
                 err.to_string().contains("POLLER_GROUP_WORKERS"),
                 "{bad}: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn mysql_tls_settings() {
+        let load =
+            |kv: &[(&str, &str)]| Config::from_vars("d".into(), &vars(kv), &Overrides::default());
+        let c = load(&[
+            ("DB_CONNECTION", "mysql"),
+            ("DB_SSL_MODE", "VERIFY_CA"),
+            ("DB_SSL_CA", "/etc/mysql/ca.pem"),
+        ])
+        .unwrap();
+        assert_eq!(c.store_tls.mode, MysqlSslMode::VerifyCa);
+        assert_eq!(c.store_tls.ca, Some(PathBuf::from("/etc/mysql/ca.pem")));
+        assert_eq!(load(&[]).unwrap().store_tls, MysqlTls::default());
+        for (kv, needle) in [
+            (vec![("DB_SSL_MODE", "strict")], "DB_SSL_MODE"),
+            (vec![("DB_SSL_MODE", "verify_identity")], "DB_SSL_CA"),
+            (vec![("DB_SSL_CERT", "/c.pem")], "DB_SSL_KEY"),
+        ] {
+            let err = load(&kv).unwrap_err();
+            assert!(format!("{err:#}").contains(needle), "{kv:?}: {err:#}");
         }
     }
 

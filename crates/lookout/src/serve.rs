@@ -252,6 +252,27 @@ pub async fn validate(data_dir: PathBuf) -> Result<ExitCode> {
                 },
             },
         });
+        // TLS files named by DB_SSL_* must be readable before the database check can pass.
+        for (var, path) in [
+            ("DB_SSL_CA", &cfg.store_tls.ca),
+            ("DB_SSL_CERT", &cfg.store_tls.cert),
+            ("DB_SSL_KEY", &cfg.store_tls.key),
+        ] {
+            if let Some(path) = path {
+                checks.push(match std::fs::File::open(path) {
+                    Ok(_) => Check {
+                        ok: true,
+                        what: format!("{var} {} is readable", path.display()),
+                        fix: String::new(),
+                    },
+                    Err(e) => Check {
+                        ok: false,
+                        what: format!("{var} {}: {e}", path.display()),
+                        fix: format!("point {var} at a readable PEM file"),
+                    },
+                });
+            }
+        }
         checks.push(match open_migrated(cfg).await {
             Ok(store) => match store.ping().await {
                 Ok(()) => Check { ok: true, what: format!("database reachable ({})", describe_store(cfg)), fix: String::new() },
@@ -260,7 +281,7 @@ pub async fn validate(data_dir: PathBuf) -> Result<ExitCode> {
             Err(e) => Check {
                 ok: false,
                 what: format!("database ({}): {e:#}", describe_store(cfg)),
-                fix: "check DB_CONNECTION, DB_HOST, DB_PORT, DB_DATABASE, DB_USERNAME, DB_PASSWORD; for SQLite, that the file's directory is writable".into(),
+                fix: "check DB_CONNECTION, DB_HOST, DB_PORT, DB_DATABASE, DB_USERNAME, DB_PASSWORD, DB_SSL_*; for SQLite, that the file's directory is writable".into(),
             },
         });
         checks.push(match TimeSeries::open_with(&cfg.timeseries, cfg.timeseries_options.clone()).await {

@@ -31,6 +31,7 @@ mod sqlite;
 
 pub use dump::{Dump, DumpApiToken, DumpUser, DUMP_FORMAT};
 pub use migrate::MigrationStatus;
+pub use mysql::{MysqlSslMode, MysqlTls};
 
 ops::define_ops!(sqlite_ops, sqlx::Sqlite, crate::sqlite);
 ops::define_ops!(mysql_ops, sqlx::MySql, crate::mysql);
@@ -349,6 +350,11 @@ impl Store {
     /// read-only (reads work, writes fail with `StoreError::ReadOnly`). MySQL: picks the
     /// first listed node that answers and is ready, creating the database if missing.
     pub async fn open(config: &StoreConfig) -> Result<Store> {
+        Store::open_with_tls(config, &MysqlTls::default()).await
+    }
+
+    /// [`Store::open`] with TLS settings for MySQL/MariaDB connections (ignored for SQLite).
+    pub async fn open_with_tls(config: &StoreConfig, tls: &MysqlTls) -> Result<Store> {
         let inner = match config {
             StoreConfig::Sqlite { path } => Inner::Sqlite(sqlite::SqliteBackend::open(path).await?),
             StoreConfig::Mysql {
@@ -356,9 +362,9 @@ impl Store {
                 database,
                 username,
                 password,
-            } => {
-                Inner::Mysql(mysql::MysqlBackend::open(hosts, database, username, password).await?)
-            }
+            } => Inner::Mysql(
+                mysql::MysqlBackend::open(hosts, database, username, password, tls).await?,
+            ),
         };
         Ok(Store {
             inner: Arc::new(inner),

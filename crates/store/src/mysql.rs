@@ -30,6 +30,74 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest wait for a pooled connection before the attempt counts as failed.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// `DB_SSL_MODE`, as sqlx's `MySqlSslMode` (and MySQL's `--ssl-mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MysqlSslMode {
+    /// Plain TCP.
+    Disabled,
+    /// TLS if the server offers it, else plain (the default, as MySQL's clients).
+    #[default]
+    Preferred,
+    /// TLS or fail; the server certificate is not checked.
+    Required,
+    /// TLS with the server certificate checked against the CA (`DB_SSL_CA`).
+    VerifyCa,
+    /// As `VerifyCa`, and the certificate must name the host connected to.
+    VerifyIdentity,
+}
+
+impl MysqlSslMode {
+    /// Parses `disabled|preferred|required|verify_ca|verify_identity` (case-insensitive,
+    /// `-` for `_` accepted).
+    pub fn parse(text: &str) -> Option<MysqlSslMode> {
+        match text.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "disabled" => Some(MysqlSslMode::Disabled),
+            "preferred" => Some(MysqlSslMode::Preferred),
+            "required" => Some(MysqlSslMode::Required),
+            "verify_ca" => Some(MysqlSslMode::VerifyCa),
+            "verify_identity" => Some(MysqlSslMode::VerifyIdentity),
+            _ => None,
+        }
+    }
+
+    fn to_sqlx(self) -> sqlx::mysql::MySqlSslMode {
+        use sqlx::mysql::MySqlSslMode as M;
+        match self {
+            MysqlSslMode::Disabled => M::Disabled,
+            MysqlSslMode::Preferred => M::Preferred,
+            MysqlSslMode::Required => M::Required,
+            MysqlSslMode::VerifyCa => M::VerifyCa,
+            MysqlSslMode::VerifyIdentity => M::VerifyIdentity,
+        }
+    }
+}
+
+/// TLS for MySQL/MariaDB connections (`DB_SSL_*`): the mode, the CA that signed the
+/// server's certificate, and an optional client certificate and key (PEM files).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MysqlTls {
+    pub mode: MysqlSslMode,
+    pub ca: Option<std::path::PathBuf>,
+    pub cert: Option<std::path::PathBuf>,
+    pub key: Option<std::path::PathBuf>,
+}
+
+impl MysqlTls {
+    fn apply(&self, mut o: MySqlConnectOptions) -> MySqlConnectOptions {
+        o = o.ssl_mode(self.mode.to_sqlx());
+        if let Some(ca) = &self.ca {
+            o = o.ssl_ca(ca);
+        }
+        if let Some(cert) = &self.cert {
+            o = o.ssl_client_cert(cert);
+        }
+        if let Some(key) = &self.key {
+            o = o.ssl_client_key(key);
+        }
+        o
+    }
+}
+
 pub(crate) fn enc_u64(v: Option<u64>) -> Option<u64> {
     v
 }
@@ -197,6 +265,7 @@ impl MysqlBackend {
         database: &str,
         username: &str,
         password: &str,
+        tls: &MysqlTls,
     ) -> Result<MysqlBackend> {
         let what = format!(
             "mysql://{username}@{}/{database}",
@@ -235,6 +304,7 @@ impl MysqlBackend {
                 // DATETIME columns hold UTC; the session zone only matters for NOW().
                 .timezone(Some("+00:00".to_string()))
                 .charset("utf8mb4");
+            let base = tls.apply(base);
             let pool = MySqlPoolOptions::new()
                 .max_connections(16)
                 // Short: a dead node makes the pool retry connecting until this time-out

@@ -1,7 +1,7 @@
 //! The CI's second database leg: with `LOOKOUT_TEST_DB=mysql` the crate-level tests that
 //! normally use a SQLite file run on the MariaDB at 127.0.0.1:3306 (root, no password)
 //! instead, each in a fresh database of its own that is dropped when its guard goes out of
-//! scope (also when the test panics).
+//! scope (also when the test panics). [`Server`] is a MariaDB of a test's own (e.g. with TLS).
 
 use std::process::Command;
 
@@ -50,4 +50,125 @@ pub fn sql(sql: &str) {
         "mariadb {sql}: {} (LOOKOUT_TEST_DB=mysql needs MariaDB on {HOST}:{PORT}, root, no password)",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A MariaDB server of the test's own (no Galera): fresh data dir, random loopback port,
+/// `extra` appended to its `[mysqld]` section; killed on drop.
+pub struct Server {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl Server {
+    pub async fn start(extra: &str) -> Server {
+        use crate::galera::{INSTALL_DB, MARIADBD};
+        for bin in [MARIADBD, INSTALL_DB] {
+            assert!(
+                std::path::Path::new(bin).exists(),
+                "{bin} missing: install the Debian package mariadb-server"
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("data")).unwrap();
+        let cnf = format!(
+            "[mysqld]\nuser=mysql\ndatadir={d}/data\nsocket={d}/mysqld.sock\nlog-error={d}/error.log\n\
+             pid-file={d}/mysqld.pid\nport={port}\nbind-address=127.0.0.1\nskip-name-resolve\n\
+             innodb_buffer_pool_size=32M\ninnodb_log_file_size=16M\nperformance_schema=OFF\n{extra}\n\
+             [client]\nsocket={d}/mysqld.sock\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("my.cnf"), cnf).unwrap();
+        // mariadbd runs as user mysql: it must reach its data dir (and any files in `d`).
+        for (cmd, args) in [
+            ("chmod", vec!["-R", "a+rX"]),
+            ("chown", vec!["-R", "mysql:mysql"]),
+        ] {
+            let st = Command::new(cmd).args(&args).arg(d).status().unwrap();
+            assert!(st.success(), "{cmd} {args:?}");
+        }
+        let out = Command::new(INSTALL_DB)
+            .arg(format!("--defaults-file={}", d.join("my.cnf").display()))
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mariadb-install-db: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let child = Command::new(MARIADBD)
+            .arg(format!("--defaults-file={}", d.join("my.cnf").display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start mariadbd");
+        let mut server = Server {
+            port,
+            dir,
+            child: Some(child),
+        };
+        let start = std::time::Instant::now();
+        loop {
+            if server.sql_socket("SELECT 1").is_ok() {
+                break;
+            }
+            if let Some(c) = server.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    panic!("mariadbd exited ({st}): {}", server.log());
+                }
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "mariadbd did not start: {}",
+                server.log()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        server
+    }
+
+    /// The server's temp dir (readable by the server: put certificates here).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+
+    /// Runs `sql` as root over the server's socket; the client's stderr on failure.
+    pub fn sql_socket(&self, sql: &str) -> Result<String, String> {
+        let out = Command::new(super::galera::MARIADB_CLIENT)
+            .arg(format!(
+                "--socket={}",
+                self.dir.path().join("mysqld.sock").display()
+            ))
+            .args(["-u", "root", "-N", "-B", "-e", sql])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            if std::thread::panicking() {
+                eprintln!("--- mariadbd error.log ---\n{}", self.log());
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
