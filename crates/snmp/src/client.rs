@@ -117,6 +117,7 @@ struct Pending {
 }
 
 /// A request datagram waiting in the outbox for the send task.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 struct Outgoing {
     id: i32,
     addr: SocketAddr,
