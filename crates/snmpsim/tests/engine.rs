@@ -266,7 +266,7 @@ fn counters_advance_and_wrap() {
         let u = |v: &Value| v.as_u64().unwrap();
         // sysUpTime: +1.5 s = ~150 ticks.
         let dt = u(&b[0].value) - u(&a[0].value);
-        assert!((140..400).contains(&dt), "uptime ticks {dt}");
+        assert!((140..1500).contains(&dt), "uptime ticks {dt}");
         // Counter32 recorded at 2^32-6: wrapped past zero, advanced by its rate.
         let (c1, c2) = (u(&a[1].value) as u32, u(&b[1].value) as u32);
         assert!(matches!(b[1].value, Value::Counter32(_)));
