@@ -96,6 +96,40 @@ pub fn find_recordings(dir: &Path) -> Result<Vec<(String, PathBuf)>, SimError> {
     Ok(out)
 }
 
+/// Loads recordings on all cores (decompressing and parsing 1.5 GB of snmpsim-data takes
+/// minutes on one), keeping the listing's order.
+fn load_all(list: &[(String, PathBuf)]) -> Result<Vec<Arc<Recording>>, SimError> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(list.len().max(1));
+    let mut slots: Vec<Option<Result<Recording, SimError>>> =
+        (0..list.len()).map(|_| None).collect();
+    let results = std::sync::Mutex::new(&mut slots);
+    std::thread::scope(|sc| {
+        for _ in 0..workers {
+            sc.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((name, path)) = list.get(i) else { break };
+                let r = Recording::load(path, name.clone());
+                if let Ok(r) = &r {
+                    tracing::info!(recording = %r.name, records = r.stats.records, skipped = r.stats.skipped, "loaded");
+                }
+                if let Ok(mut slots) = results.lock() {
+                    slots[i] = Some(r);
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| Err(SimError::Config("a loader thread failed".into())))
+                .map(Arc::new)
+        })
+        .collect()
+}
+
 /// A running simulator. Dropping it stops the threads.
 pub struct SimHandle {
     agent: Arc<Agent>,
@@ -113,11 +147,7 @@ impl Simulator {
     pub fn start(config: Config) -> Result<SimHandle, SimError> {
         let mut recordings = config.recordings.clone();
         if let Some(dir) = &config.data_dir {
-            for (name, path) in find_recordings(dir)? {
-                let r = Recording::load(&path, name)?;
-                tracing::info!(recording = %r.name, records = r.stats.records, skipped = r.stats.skipped, "loaded");
-                recordings.push(Arc::new(r));
-            }
+            recordings.extend(load_all(&find_recordings(dir)?)?);
             if recordings.is_empty() {
                 return Err(SimError::Config(format!(
                     "no .snmprec files under {}",

@@ -390,3 +390,66 @@ fn snmpv3_usm() {
     assert!(err.to_lowercase().contains("context"), "{err}");
     assert!(sim.stats().reports >= 4);
 }
+
+#[test]
+fn data_dir_with_plain_and_bz2_recordings() {
+    // A data dir: the fixture as is and a .bz2 recording in a subdirectory.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("lab")).unwrap();
+    std::fs::copy(
+        fixtures().join("lab/fixture.snmprec"),
+        dir.path().join("lab/fixture.snmprec"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("net/sw")).unwrap();
+    let f = std::fs::File::create(dir.path().join("net/sw/packed.snmprec.bz2")).unwrap();
+    let mut enc = bzip2::write::BzEncoder::new(f, bzip2::Compression::default());
+    std::io::Write::write_all(&mut enc, b"1.3.6.1.2.1.1.5.0|4|packed-switch\n").unwrap();
+    enc.finish().unwrap();
+    std::fs::write(dir.path().join("README.txt"), "not a recording").unwrap();
+
+    let sim = Simulator::start(Config {
+        data_dir: Some(dir.path().to_path_buf()),
+        freeze_counters: true,
+        ..Config::default()
+    })
+    .unwrap();
+    assert_eq!(sim.devices(), 2);
+    let host = format!("127.0.0.1:{}", sim.addr(0).port());
+    for (community, want) in [
+        ("lab/fixture", "\"lab-router-1\""),
+        ("net/sw/packed", "\"packed-switch\""),
+    ] {
+        let (ok, out, err) = tool(
+            "snmpget",
+            &["-v2c", "-c", community, "-Oqv", &host, ".1.3.6.1.2.1.1.5.0"],
+        );
+        assert!(ok, "{err}");
+        assert_eq!(out.trim(), want);
+    }
+    // No port device without --devices: the default community is unknown here.
+    let (ok, _, _) = tool(
+        "snmpget",
+        &[
+            "-v2c",
+            "-c",
+            "public",
+            "-t",
+            "0.3",
+            "-r",
+            "0",
+            &host,
+            ".1.3.6.1.2.1.1.5.0",
+        ],
+    );
+    assert!(!ok);
+    // An empty data dir is a clear error.
+    let empty = tempfile::tempdir().unwrap();
+    let e = Simulator::start(Config {
+        data_dir: Some(empty.path().to_path_buf()),
+        ..Config::default()
+    })
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("no .snmprec files"), "{e}");
+}
