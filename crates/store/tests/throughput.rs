@@ -1,7 +1,9 @@
 //! Measurement, not run by default (`cargo test -p lookout-store --test throughput --
 //! --ignored --nocapture`): how long `sync_ports` takes for a poll cycle of many devices
 //! with 48 ports each, on SQLite and on the local MariaDB, with 8 concurrent writers (as a
-//! poller would). Asserts that every port got its rate.
+//! poller would), and the same through `commit_poll` (a whole poll: fenced device row,
+//! ports, a processor, a storage row, the poll log and timing in one transaction). Asserts
+//! that every port got its rate.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -15,7 +17,7 @@ use lookout_core::{NewDevice, PortCounters, PortPoll, SnmpConfig};
 const DEVICES: usize = 100;
 const PORTS: i64 = 48;
 
-async fn cycle(fx: &Fixture, label: &str) {
+async fn cycle(fx: &Fixture, label: &str, commit: bool) {
     let store = fx.store().await;
     let mut ids = Vec::new();
     for i in 0..DEVICES {
@@ -28,6 +30,9 @@ async fn cycle(fx: &Fixture, label: &str) {
             .await
             .unwrap();
         ids.push(d.device_id);
+        if commit {
+            store.register_poll_token(d.device_id, 7).await.unwrap();
+        }
     }
     let t0 = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
     for round in 0..2u64 {
@@ -52,7 +57,14 @@ async fn cycle(fx: &Fixture, label: &str) {
                         })
                         .collect();
                     let at = t0 + Duration::seconds(round as i64 * 300);
-                    store.sync_ports(id, &polled, at).await.unwrap();
+                    if commit {
+                        store
+                            .commit_poll(id, &whole_poll(polled, at))
+                            .await
+                            .unwrap();
+                    } else {
+                        store.sync_ports(id, &polled, at).await.unwrap();
+                    }
                 }
             }));
         }
@@ -73,11 +85,80 @@ async fn cycle(fx: &Fixture, label: &str) {
     store.close().await;
 }
 
+/// A poll as the poller commits it (fenced with token 7).
+fn whole_poll(polled: Vec<PortPoll>, at: chrono::DateTime<Utc>) -> lookout_store::PollCommit {
+    let mut c = lookout_store::PollCommit::new(
+        lookout_core::DevicePollUpdate {
+            sys_name: Some("dev".into()),
+            sys_descr: None,
+            sys_object_id: None,
+            sys_contact: None,
+            sys_location: None,
+            os: Some("linux".into()),
+            hardware: None,
+            version: None,
+            serial: None,
+            uptime: Some(1000),
+            status: lookout_core::DeviceStatus::Up,
+            status_reason: String::new(),
+            last_polled: at,
+            last_polled_timetaken: 0.2,
+        },
+        Some(lookout_store::PollFence {
+            node_id: "n1".into(),
+            token: 7,
+            started: at,
+        }),
+    );
+    c.ports = Some(lookout_store::PortsStage {
+        polled,
+        polled_at: at,
+        reset_counters: false,
+        moves: Vec::new(),
+        events: None,
+    });
+    c.processors = Some(vec![lookout_store::ProcessorPoll {
+        processor_type: "hr".into(),
+        processor_index: "1".into(),
+        processor_oid: "1.3.6.1.2.1.25.3.3.1.2.1".into(),
+        processor_descr: "CPU".into(),
+        processor_usage: Some(5.0),
+    }]);
+    c.storage = Some(vec![lookout_store::StoragePoll {
+        storage_mib: "hrstorage".into(),
+        storage_index: 31,
+        storage_type: Some("hrStorageFixedDisk".into()),
+        storage_descr: "/".into(),
+        storage_size: 1 << 30,
+        storage_units: 4096,
+        storage_used: 1 << 29,
+        storage_free: 1 << 29,
+        storage_perc: 50.0,
+    }]);
+    c.module_perf = vec![lookout_store::ModulePerf {
+        module: "ports".into(),
+        seconds: 0.1,
+        status: "ok".into(),
+        message: None,
+        polled_at: at,
+    }];
+    c
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; run with --ignored --nocapture"]
 async fn sync_ports_throughput() {
-    cycle(&Fixture::sqlite(), "sqlite").await;
+    cycle(&Fixture::sqlite(), "sqlite", false).await;
     if let Some(my) = Fixture::mysql() {
-        cycle(&my, "mariadb").await;
+        cycle(&my, "mariadb", false).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; run with --ignored --nocapture"]
+async fn commit_poll_throughput() {
+    cycle(&Fixture::sqlite(), "sqlite commit_poll", true).await;
+    if let Some(my) = Fixture::mysql() {
+        cycle(&my, "mariadb commit_poll", true).await;
     }
 }
