@@ -65,3 +65,60 @@ pub struct DumpApiToken {
 /// Rows written per transaction on import: short transactions (Galera certifies each
 /// write set as a whole and large ones stall the cluster).
 pub(crate) const IMPORT_CHUNK: usize = 500;
+
+/// The module tables of `dump` (processors ... links) as partial dumps of at most
+/// [`IMPORT_CHUNK`] rows each, parents first, one import transaction each.
+pub(crate) fn module_parts(dump: &Dump) -> Vec<Dump> {
+    let empty = || Dump {
+        format: dump.format,
+        devices: Vec::new(),
+        ports: Vec::new(),
+        events: Vec::new(),
+        users: Vec::new(),
+        api_tokens: Vec::new(),
+        processors: Vec::new(),
+        mempools: Vec::new(),
+        storage: Vec::new(),
+        ipv4_addresses: Vec::new(),
+        ipv6_addresses: Vec::new(),
+        links: Vec::new(),
+    };
+    let mut parts = Vec::new();
+    for c in dump.processors.chunks(IMPORT_CHUNK) {
+        parts.push(Dump {
+            processors: c.to_vec(),
+            ..empty()
+        });
+    }
+    for c in dump.mempools.chunks(IMPORT_CHUNK) {
+        parts.push(Dump {
+            mempools: c.to_vec(),
+            ..empty()
+        });
+    }
+    for c in dump.storage.chunks(IMPORT_CHUNK) {
+        parts.push(Dump {
+            storage: c.to_vec(),
+            ..empty()
+        });
+    }
+    for c in dump.ipv4_addresses.chunks(IMPORT_CHUNK) {
+        parts.push(Dump {
+            ipv4_addresses: c.to_vec(),
+            ..empty()
+        });
+    }
+    for c in dump.ipv6_addresses.chunks(IMPORT_CHUNK) {
+        parts.push(Dump {
+            ipv6_addresses: c.to_vec(),
+            ..empty()
+        });
+    }
+    for c in dump.links.chunks(IMPORT_CHUNK) {
+        parts.push(Dump {
+            links: c.to_vec(),
+            ..empty()
+        });
+    }
+    parts
+}

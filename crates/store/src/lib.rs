@@ -576,8 +576,10 @@ impl Store {
         for chunk in dump.events.chunks(dump::IMPORT_CHUNK) {
             run!(self, write, "import", import_events(chunk))?;
         }
-        // The modules' tables (few rows per device): one transaction.
-        run!(self, write, "import", import_modules(dump))?;
+        // The modules' tables, in chunks like the others.
+        for part in dump::module_parts(dump) {
+            run!(self, write, "import", import_modules(&part))?;
+        }
         tracing::info!(
             devices = dump.devices.len(),
             ports = dump.ports.len(),
