@@ -10,7 +10,8 @@ PACKAGES=(
   python3-venv          # snmpsim (real-device recordings) in a venv for the poller tests
   sqlite3               # inspecting the embedded database
   chromium chromium-driver       # browser tests (headless)
-  redis-sentinel galera-4 haproxy mariadb-server # HA tests (Sentinel, Galera, HAProxy)
+  redis-sentinel galera-4 haproxy mariadb-server rsync # HA tests (Sentinel, Galera + rsync SST, HAProxy)
+  openssl               # the MySQL TLS test makes its CA and server certificate
   prometheus-snmp-exporter  # SNMP benchmark (scripts/bench-snmp.sh): the snmp_exporter comparison
 )
 missing=()
