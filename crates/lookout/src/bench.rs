@@ -793,7 +793,8 @@ fn report(
         "cpu_percent_of_one_core": {
             "dispatcher_thread": (pct(disp_cpu) * 100.0).round() / 100.0,
             "lookout_process": (pct(lookout_cpu) * 10.0).round() / 10.0,
-            "lookout_children_rrdtool": (pct(children) * 10.0).round() / 10.0,
+            // Everything this process started: the agents, rrdcached, rrdtool pipes.
+            "children": (pct(children) * 10.0).round() / 10.0,
             "mariadbd_whole_server": (pct(mysqld) * 10.0).round() / 10.0,
             "started": procs.iter().map(|(n, v)| (n.clone(), json!((pct(*v) * 10.0).round() / 10.0))).collect::<serde_json::Map<_, _>>(),
         },
@@ -829,7 +830,7 @@ fn report(
         line("poll duration s", &dur);
         println!("  polls per device in window: min {min_polls}, max {max_polls} (expected >= {}); never polled {never}", expected.saturating_sub(1));
         println!("  overran interval: {overran}; max behind: {max_behind}; max queue due: {max_due}; BEHIND: {}", if behind { "yes" } else { "no" });
-        println!("  CPU % of one core: dispatcher thread {:.2}, lookout process {:.1}, rrdtool children {:.1}, mariadbd (whole server) {:.1}", pct(disp_cpu), pct(lookout_cpu), pct(children), pct(mysqld));
+        println!("  CPU % of one core: dispatcher thread {:.2}, lookout process {:.1}, its children (agents, rrdcached, rrdtool) {:.1}, mariadbd (whole server) {:.1}", pct(disp_cpu), pct(lookout_cpu), pct(children), pct(mysqld));
         for (n, v) in &procs {
             println!("    {n}: {:.1}", pct(*v));
         }
