@@ -228,7 +228,9 @@ fn free_udp_block(n: usize) -> Result<u16> {
     let mut base = 2000usize;
     while base + n < 32768 {
         let busy = (base..base + n).find(|p| {
-            u16::try_from(*p).map_or(true, |p| std::net::UdpSocket::bind(("127.0.0.1", p)).is_err())
+            u16::try_from(*p).map_or(true, |p| {
+                std::net::UdpSocket::bind(("127.0.0.1", p)).is_err()
+            })
         });
         match busy {
             None => return Ok(u16::try_from(base)?),
