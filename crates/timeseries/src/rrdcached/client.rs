@@ -54,22 +54,37 @@ impl Conn {
     }
 
     async fn read_reply(&mut self) -> std::io::Result<Reply> {
-        let mut dec = ReplyDecoder::new();
-        loop {
-            self.line.clear();
-            let n = self.reader.read_line(&mut self.line).await?;
-            if n == 0 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "rrdcached closed the connection",
-                ));
+        read_reply(&mut self.reader, &mut self.line).await
+    }
+
+    /// Sends `commands` back to back and reads their replies, in order, while still writing:
+    /// one round trip for all of them instead of one each, and no deadlock when the replies
+    /// (INFO is ~100 lines) fill the socket buffers before every command is written.
+    pub(crate) async fn pipeline(&mut self, commands: &[String]) -> std::io::Result<Vec<Reply>> {
+        let Conn {
+            reader,
+            writer,
+            line,
+        } = self;
+        let write = async {
+            for c in commands {
+                writer.write_all(c.as_bytes()).await?;
             }
-            match dec.push_line(&self.line) {
-                Ok(Some(reply)) => return Ok(reply),
-                Ok(None) => {}
-                Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+            writer.flush().await
+        };
+        let read = async {
+            let mut out = Vec::with_capacity(commands.len());
+            for _ in 0..commands.len() {
+                out.push(read_reply(reader, line).await?);
             }
-        }
+            Ok(out)
+        };
+        let (_, out) = tokio::time::timeout(REPLY_TIMEOUT, async { tokio::try_join!(write, read) })
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "rrdcached reply timed out")
+            })??;
+        Ok(out)
     }
 
     /// Sends `text` (one or more commands) and reads `replies` replies.
@@ -116,5 +131,24 @@ impl Conn {
             }
         }
         Ok(last)
+    }
+}
+
+async fn read_reply(reader: &mut Reader, line: &mut String) -> std::io::Result<Reply> {
+    let mut dec = ReplyDecoder::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(line).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "rrdcached closed the connection",
+            ));
+        }
+        match dec.push_line(line) {
+            Ok(Some(reply)) => return Ok(reply),
+            Ok(None) => {}
+            Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        }
     }
 }
