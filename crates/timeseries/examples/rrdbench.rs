@@ -5,6 +5,13 @@
 //! DS, LibreNMS RRAs): `rrdtool update` once per file and poll (how a naive poller does it),
 //! the local backend (`rrdtool -` pipes), and rrdcached with BATCH (a private rrdcached started
 //! here on a free loopback port). File creation happens in an untimed first round.
+//!
+//! `... --example rrdbench -- scale [FILES] [ROUNDS]` (default 240000 files, 3 rounds) is the
+//! one-node scale of issue 7 (10,000 devices x 24 ports at 60 s) through rrdcached only:
+//! devices of 24 port files sent with `update_many` as the poller does, small RRAs (the
+//! files' size is not what is measured). It reports the first round, where every file is
+//! created (creates/s), then rounds of one update per file (a minute's worth each), with the
+//! CPU time of this process (the client; rrdcached is a child and not counted) per update.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -61,9 +68,149 @@ fn report(name: &str, updates: usize, took: Duration, naive: Option<f64>) -> f64
     rate
 }
 
+/// User + system CPU of this process (from /proc/self/stat, clock ticks of 10 ms).
+fn cpu_self() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split(' ').collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
+}
+
+fn start_rrdcached(tmp: &Path, extra: &[&str]) -> (std::process::Child, String) {
+    let base = tmp.join("base");
+    let journal = tmp.join("journal");
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::create_dir_all(&journal).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let daemon = Command::new("/usr/bin/rrdcached")
+        .args(["-g", "-R", "-B", "-F"])
+        .args(extra)
+        .args(["-l", &listen, "-b"])
+        .arg(&base)
+        .arg("-j")
+        .arg(&journal)
+        .arg("-p")
+        .arg(tmp.join("pid"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while std::net::TcpStream::connect(&listen).is_err() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (daemon, listen)
+}
+
+/// One round of the scale mode: every device sends its 24 port updates in one `update_many`.
+async fn device_round(ts: &TimeSeries, def: &Arc<RrdDef>, files: usize, t: i64, k: usize) {
+    let mut set = tokio::task::JoinSet::new();
+    for d in 0..files.div_ceil(24) {
+        let (ts, def) = (ts.clone(), def.clone());
+        set.spawn(async move {
+            let ports: Vec<usize> = (d * 24..((d + 1) * 24).min(files)).collect();
+            let names: Vec<String> = ports.iter().map(|&f| file(f)).collect();
+            let vals: Vec<Vec<Value>> = ports.iter().map(|&f| values(f, k)).collect();
+            let ups: Vec<lookout_timeseries::Update<'_>> = names
+                .iter()
+                .zip(&vals)
+                .map(|(n, v)| lookout_timeseries::Update {
+                    path: n,
+                    def: &def,
+                    at: t,
+                    values: v,
+                })
+                .collect();
+            for r in ts.update_many(&ups).await {
+                r.unwrap();
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap();
+    }
+}
+
+async fn scale(files: usize, rounds: usize) {
+    const STEP: i64 = 60;
+    let tmp = tempfile::tempdir().unwrap();
+    // rrdcached as the dispatcher benchmark runs it: writes a file a minute after its first
+    // cached value, spread over 10 s.
+    let (mut daemon, listen) = start_rrdcached(tmp.path(), &["-w", "60", "-z", "10"]);
+    let def = Arc::new(defs::port(STEP as u64));
+    let rras: Vec<lookout_timeseries::Rra> = defs::librenms_rras(STEP as u64)
+        .into_iter()
+        .map(|mut r| {
+            r.rows = r.rows.min(if r.steps == 1 { 10 } else { 2 });
+            r
+        })
+        .collect();
+    let opts = lookout_timeseries::TimeSeriesOptions {
+        spill_dir: Some(tmp.path().join("spill")),
+        rra_override: Some(rras),
+        ..Default::default()
+    };
+    let ts = TimeSeries::open_with(&TimeSeriesConfig::Rrdcached { address: listen }, opts)
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let t0 = (now - STEP * (rounds as i64 + 10)) / STEP * STEP;
+    println!(
+        "scale: {files} port files ({} devices x 24) through rrdcached -w 60 -z 10, {rounds} rounds; {} CPUs",
+        files.div_ceil(24),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    println!("\n| round | updates | wall | updates/s | client CPU | CPU per update |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for k in 0..=rounds {
+        let (w0, c0) = (Instant::now(), cpu_self());
+        device_round(&ts, &def, files, t0 + STEP * k as i64, k).await;
+        let (wall, cpu) = (w0.elapsed(), cpu_self() - c0);
+        let name = if k == 0 {
+            "1 (creates every file)".to_string()
+        } else {
+            format!("{}", k + 1)
+        };
+        println!(
+            "| {name} | {files} | {:.1} s | {:.0} | {:.1} s | {:.1} µs |",
+            wall.as_secs_f64(),
+            files as f64 / wall.as_secs_f64(),
+            cpu.as_secs_f64(),
+            cpu.as_secs_f64() * 1e6 / files as f64
+        );
+    }
+    let (w0, c0) = (Instant::now(), cpu_self());
+    ts.flush(Duration::from_secs(1800)).await.unwrap();
+    println!(
+        "\nfinal flush of every file: {:.1} s wall, {:.1} s client CPU",
+        w0.elapsed().as_secs_f64(),
+        (cpu_self() - c0).as_secs_f64()
+    );
+    println!("rrdcached handle stats: {:?}", ts.stats());
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("scale") {
+        args.next();
+        let files: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(240_000);
+        let rounds: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(3);
+        scale(files, rounds).await;
+        return;
+    }
     let files: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(200);
     let rounds: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(10);
     for bin in ["/usr/bin/rrdtool", "/usr/bin/rrdcached"] {
