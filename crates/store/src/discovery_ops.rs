@@ -17,8 +17,11 @@ macro_rules! discovery_ops_body {
         ) -> Result<crate::PollCommitted> {
             // First, so that a stale poll writes nothing; on MySQL the check's no-op UPDATE
             // holds the device row lock until commit, so the token cannot move under us.
-            if let Some(f) = &k.fence {
-                check_fence(&mut *c, id, f).await?;
+            // (Unfenced: the device row lock instead.) Either comes before any plain read,
+            // see `lock_device`.
+            match &k.fence {
+                Some(f) => check_fence(&mut *c, id, f).await?,
+                None => lock_device(&mut *c, "commit_poll", id).await?,
             }
             let mut out = crate::PollCommitted::default();
             let mut events: Vec<crate::NewEvent> = Vec::new();
@@ -29,8 +32,8 @@ macro_rules! discovery_ops_body {
                 if !p.moves.is_empty() {
                     renumber_ports(&mut *c, id, &p.moves).await?;
                 }
-                let before = ports(&mut *c, id).await?;
-                let sync = sync_ports(&mut *c, id, &p.polled, p.polled_at).await?;
+                let (before, sync) =
+                    sync_ports_locked(&mut *c, id, &p.polled, p.polled_at).await?;
                 if let Some(f) = p.events {
                     events.extend(f(&before, &sync));
                 }

@@ -390,6 +390,16 @@ impl Store {
         }
     }
 
+    /// Transactions this store ran again after a transient MySQL error since it was
+    /// opened: `(all, of which after a deadlock or certification conflict (1213))`. Always
+    /// `(0, 0)` on SQLite (no retries there).
+    pub fn retries(&self) -> (u64, u64) {
+        match &*self.inner {
+            Inner::Sqlite(_) => (0, 0),
+            Inner::Mysql(b) => b.retries(),
+        }
+    }
+
     /// `sqlite` or `mysql`.
     pub fn dialect(&self) -> &'static str {
         match &*self.inner {

@@ -10,7 +10,7 @@
 //! connection is run again as a whole, with exponential back-off; connection-level
 //! failures also move to another node first.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use lookout_core::Timestamp;
@@ -19,7 +19,9 @@ use sqlx::{Connection as _, Row as _};
 
 use crate::{Result, StoreError};
 
-pub(crate) use crate::sql::PORT_SYNC_SELECT_FOR_UPDATE as PORT_SYNC_SELECT;
+pub(crate) use crate::sql::DEVICE_LOCK_FOR_UPDATE as DEVICE_LOCK;
+/// Which conflict clause the batched port write takes.
+pub(crate) const SQLITE: bool = false;
 
 /// Attempts of one transaction before its error is returned.
 pub(crate) const MAX_ATTEMPTS: u32 = 8;
@@ -124,6 +126,10 @@ pub(crate) struct MysqlBackend {
     nodes: Vec<Node>,
     /// Index of the node in use.
     current: AtomicUsize,
+    /// Transactions run again after a transient error, and of those after a deadlock or
+    /// certification conflict (1213): for measurements and tests (`Store::retries`).
+    retries: AtomicU64,
+    deadlocks: AtomicU64,
 }
 
 /// What to do after a failed attempt.
@@ -135,6 +141,19 @@ pub(crate) enum Retry {
     SameNode,
     /// The node is gone or not ready: move to another node, then run it again.
     OtherNode,
+}
+
+/// The MySQL error number of a query error, if it is one.
+fn error_number(e: &StoreError) -> Option<u16> {
+    let (StoreError::Query { source, .. } | StoreError::Open { source, .. }) = e else {
+        return None;
+    };
+    match source.downcast_ref::<sqlx::Error>()? {
+        sqlx::Error::Database(d) => d
+            .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+            .map(|m| m.number()),
+        _ => None,
+    }
 }
 
 /// Classifies an error for the retry loop.
@@ -325,6 +344,8 @@ impl MysqlBackend {
         let backend = MysqlBackend {
             nodes,
             current: AtomicUsize::new(0),
+            retries: AtomicU64::new(0),
+            deadlocks: AtomicU64::new(0),
         };
         // Create the database if missing (a fresh install), on the first node that answers;
         // lacking the privilege is fine when it exists.
@@ -418,6 +439,14 @@ impl MysqlBackend {
 
     /// Called after attempt `attempt` failed on node `node` with a transient error:
     /// moves away from a failed node, then waits the back-off.
+    /// `(retries, of which after a 1213 deadlock/certification conflict)` so far.
+    pub(crate) fn retries(&self) -> (u64, u64) {
+        (
+            self.retries.load(Ordering::Relaxed),
+            self.deadlocks.load(Ordering::Relaxed),
+        )
+    }
+
     pub(crate) async fn recover(
         &self,
         op: &str,
@@ -427,6 +456,10 @@ impl MysqlBackend {
         e: &StoreError,
     ) {
         let delay = backoff(attempt);
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        if error_number(e) == Some(1213) {
+            self.deadlocks.fetch_add(1, Ordering::Relaxed);
+        }
         tracing::warn!(op, node = %self.nodes[node].label, attempt, ?retry, error = %e, ?delay, "transient database error, retrying");
         // Only the first task to notice moves the index; others see it moved already. A
         // node that still checks out healthy (a dropped connection, a pool time-out under

@@ -584,8 +584,20 @@ macro_rules! define_ops {
                 polled: &[PortPoll],
                 polled_at: Timestamp,
             ) -> Result<PortSync> {
-                let op = "sync_ports";
-                let exists = sqlx::query("SELECT device_id FROM devices WHERE device_id = ?")
+                lock_device(&mut *c, "sync_ports", device_id).await?;
+                sync_ports_locked(c, device_id, polled, polled_at).await.map(|(_, s)| s)
+            }
+
+            /// Locks the device row (MySQL; SQLite's write transaction excludes other
+            /// writers anyway) or fails with `NotFound`. Must come before any plain read of
+            /// the transaction: InnoDB makes the snapshot at the first plain read, which
+            /// then sees what the device's previous writer committed.
+            pub(crate) async fn lock_device(
+                c: &mut Conn,
+                op: &'static str,
+                device_id: DeviceId,
+            ) -> Result<()> {
+                let exists = sqlx::query(dialect::DEVICE_LOCK)
                     .bind(device_id)
                     .fetch_optional(&mut *c)
                     .await
@@ -596,21 +608,51 @@ macro_rules! define_ops {
                         key: device_id.to_string(),
                     });
                 }
-                let rows = sqlx::query(dialect::PORT_SYNC_SELECT)
+                Ok(())
+            }
+
+            /// `sync_ports` once the device row is locked (by `lock_device`, or by the
+            /// fence check of `commit_poll`). Returns the ports before the sync (not
+            /// deleted, by ifIndex) too, for the port events. Statements: one read, one
+            /// multi-row upsert per `PORT_BATCH` known ports, one multi-row insert per
+            /// batch of new ones, one update for the ports gone, and the read of the result;
+            /// a replayed port (same `polled_at`) is one update of its descriptive columns.
+            pub(crate) async fn sync_ports_locked(
+                c: &mut Conn,
+                device_id: DeviceId,
+                polled: &[PortPoll],
+                polled_at: Timestamp,
+            ) -> Result<(Vec<Port>, PortSync)> {
+                let op = "sync_ports";
+                let rows = sqlx::query(q::PORT_SYNC_SELECT)
                     .bind(device_id)
                     .fetch_all(&mut *c)
                     .await
                     .map_err(|e| query_err(op, e))?;
-                let existing = rows
-                    .iter()
-                    .map(existing_from_row)
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(|e| query_err(op, e))?;
+                let mut existing = Vec::with_capacity(rows.len());
+                let mut before = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let e = existing_from_row(r).map_err(|e| query_err(op, e))?;
+                    if !e.deleted {
+                        before.push(port_from_row(r).map_err(|e| query_err(op, e))?);
+                    }
+                    existing.push(e);
+                }
                 let by_index: std::collections::HashMap<i64, &Existing> =
                     existing.iter().map(|e| (e.if_index, e)).collect();
 
+                /// A known port's new values: its row, the poll, counters and rates.
+                struct Update<'a> {
+                    old: &'a Existing,
+                    p: &'a PortPoll,
+                    new: [Option<u64>; 15],
+                    rates: [Option<f64>; 6],
+                    period: Option<f64>,
+                }
                 let mut sync = PortSync::default();
                 let mut seen = std::collections::HashSet::new();
+                let mut updates: Vec<Update<'_>> = Vec::new();
+                let mut inserts: Vec<&PortPoll> = Vec::new();
                 for p in polled {
                     if !seen.insert(p.if_index) {
                         // An agent listing an ifIndex twice: keep the first, as a row can only
@@ -622,6 +664,7 @@ macro_rules! define_ops {
                     match by_index.get(&p.if_index) {
                         Some(old) if old.poll_time == Some(polled_at) => {
                             // Replay of a stored poll (a retried transaction): idempotent.
+                            // Rare, so one statement per port.
                             bind_descr!(sqlx::query(q::PORT_UPDATE_DESCR), p)
                                 .bind(old.port_id)
                                 .execute(&mut *c)
@@ -654,65 +697,80 @@ macro_rules! define_ops {
                                 rate(6, Width::Bits32, None),
                                 rate(7, Width::Bits32, None),
                             ];
-                            let mut query = bind_descr!(sqlx::query(q::PORT_UPDATE_POLL), p)
-                                .bind(p.counters.hc);
-                            for (new, prev) in new_counters.iter().zip(old.counters.iter()) {
-                                query = query.bind(enc_u64(*new)).bind(enc_u64(*prev));
-                            }
-                            for r in rates {
-                                query = query.bind(r);
-                            }
-                            query
-                                .bind(enc_ts(polled_at))
-                                .bind(old.poll_time.map(enc_ts))
-                                .bind(period)
-                                .bind(old.port_id)
-                                .execute(&mut *c)
-                                .await
-                                .map_err(|e| query_err(op, e))?;
                             if old.deleted {
                                 // Back from the dead: report it like a new port.
                                 sync.added.push(old.port_id);
                             }
+                            updates.push(Update { old, p, new: new_counters, rates, period });
                         }
-                        None => {
-                            let mut query = bind_descr!(
-                                sqlx::query(q::PORT_INSERT).bind(device_id).bind(p.if_index),
-                                p
-                            )
-                            .bind(p.counters.hc);
-                            for v in new_counters {
-                                query = query.bind(enc_u64(v));
-                            }
-                            query
-                                .bind(enc_ts(polled_at))
-                                .execute(&mut *c)
-                                .await
-                                .map_err(|e| query_err(op, e))?;
-                            let id: PortId = sqlx::query_scalar(
-                                "SELECT port_id FROM ports WHERE device_id = ? AND ifIndex = ?",
-                            )
-                            .bind(device_id)
-                            .bind(p.if_index)
-                            .fetch_one(&mut *c)
-                            .await
-                            .map_err(|e| query_err(op, e))?;
-                            sync.added.push(id);
-                        }
+                        None => inserts.push(p),
                     }
+                }
+                for chunk in updates.chunks(q::PORT_BATCH) {
+                    let sql = q::port_upsert(chunk.len(), dialect::SQLITE);
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for u in chunk {
+                        query = bind_descr!(
+                            query.bind(u.old.port_id).bind(device_id).bind(u.p.if_index),
+                            u.p
+                        )
+                        .bind(u.p.counters.hc);
+                        for (new, prev) in u.new.iter().zip(u.old.counters.iter()) {
+                            query = query.bind(enc_u64(*new)).bind(enc_u64(*prev));
+                        }
+                        for r in u.rates {
+                            query = query.bind(r);
+                        }
+                        query = query
+                            .bind(enc_ts(polled_at))
+                            .bind(u.old.poll_time.map(enc_ts))
+                            .bind(u.period);
+                    }
+                    query.execute(&mut *c).await.map_err(|e| query_err(op, e))?;
+                }
+                // New ports in ifIndex order, so that concurrent writers (of the same
+                // device, after a lost lock) insert in one order.
+                inserts.sort_by_key(|p| p.if_index);
+                for chunk in inserts.chunks(q::PORT_BATCH) {
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(q::port_insert(chunk.len())));
+                    for p in chunk {
+                        query = bind_descr!(query.bind(device_id).bind(p.if_index), p)
+                            .bind(p.counters.hc);
+                        for v in q::counter_values(&p.counters) {
+                            query = query.bind(enc_u64(v));
+                        }
+                        query = query.bind(enc_ts(polled_at));
+                    }
+                    query.execute(&mut *c).await.map_err(|e| query_err(op, e))?;
                 }
                 for old in &existing {
                     if !old.deleted && !seen.contains(&old.if_index) {
-                        sqlx::query("UPDATE ports SET deleted = 1 WHERE port_id = ?")
-                            .bind(old.port_id)
-                            .execute(&mut *c)
-                            .await
-                            .map_err(|e| query_err(op, e))?;
                         sync.removed.push(old.port_id);
                     }
                 }
+                for chunk in sync.removed.chunks(q::PORT_BATCH) {
+                    let mut query =
+                        sqlx::query(sqlx::AssertSqlSafe(q::ports_mark_deleted(chunk.len())));
+                    for id in chunk {
+                        query = query.bind(*id);
+                    }
+                    query.execute(&mut *c).await.map_err(|e| query_err(op, e))?;
+                }
                 sync.ports = ports(c, device_id).await?;
-                Ok(sync)
+                if !inserts.is_empty() {
+                    // New ids from the read above (auto-increment values have gaps on
+                    // Galera), in the order the agent listed the ports.
+                    let ids: std::collections::HashMap<i64, PortId> =
+                        sync.ports.iter().map(|p| (p.if_index, p.port_id)).collect();
+                    for p in polled.iter().filter(|p| !by_index.contains_key(&p.if_index)) {
+                        if let Some(id) = ids.get(&p.if_index) {
+                            if !sync.added.contains(id) {
+                                sync.added.push(*id);
+                            }
+                        }
+                    }
+                }
+                Ok((before, sync))
             }
 
             // ---------------------------------------------------------------- events

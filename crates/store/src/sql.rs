@@ -103,52 +103,154 @@ pub(crate) const PORTS_OF_DEVICE: &str =
      ifInUcastPkts_rate, ifOutUcastPkts_rate, ifInErrors_rate, ifOutErrors_rate, poll_time, \
      poll_period, deleted FROM ports WHERE device_id = ? AND deleted = 0 ORDER BY ifIndex";
 
-/// What `sync_ports` reads of the existing rows (all of them, deleted too).
+/// What `sync_ports` reads of the existing rows: all of them, deleted too, every column
+/// (the non-deleted ones are also the "before" of the port events). Not a locking read:
+/// the device row lock taken first serialises the writers of one device, and a
+/// `FOR UPDATE` here took gap locks on MySQL that deadlocked concurrent first polls of
+/// neighbouring devices (both lock the empty gap, then both insert into it).
 pub(crate) const PORT_SYNC_SELECT: &str =
-    "SELECT port_id, ifIndex, ifSpeed, ifCountersHC, ifInOctets, ifOutOctets, ifInUcastPkts, \
-     ifOutUcastPkts, ifInNUcastPkts, ifOutNUcastPkts, ifInErrors, ifOutErrors, ifInDiscards, \
-     ifOutDiscards, ifInUnknownProtos, ifInBroadcastPkts, ifOutBroadcastPkts, ifInMulticastPkts, \
-     ifOutMulticastPkts, poll_time, deleted FROM ports WHERE device_id = ?";
+    "SELECT port_id, device_id, ifIndex, ifName, ifDescr, ifAlias, ifType, ifMtu, ifSpeed, \
+     ifPhysAddress, ifAdminStatus, ifOperStatus, ifCountersHC, ifInOctets, ifOutOctets, \
+     ifInUcastPkts, ifOutUcastPkts, ifInNUcastPkts, ifOutNUcastPkts, ifInErrors, ifOutErrors, \
+     ifInDiscards, ifOutDiscards, ifInUnknownProtos, ifInBroadcastPkts, ifOutBroadcastPkts, \
+     ifInMulticastPkts, ifOutMulticastPkts, ifInOctets_rate, ifOutOctets_rate, \
+     ifInUcastPkts_rate, ifOutUcastPkts_rate, ifInErrors_rate, ifOutErrors_rate, poll_time, \
+     poll_period, deleted FROM ports WHERE device_id = ? ORDER BY ifIndex";
 
-/// The same with row locks, for MySQL/MariaDB (SQLite's write transaction already excludes
-/// other writers).
-pub(crate) const PORT_SYNC_SELECT_FOR_UPDATE: &str =
-    "SELECT port_id, ifIndex, ifSpeed, ifCountersHC, ifInOctets, ifOutOctets, ifInUcastPkts, \
-     ifOutUcastPkts, ifInNUcastPkts, ifOutNUcastPkts, ifInErrors, ifOutErrors, ifInDiscards, \
-     ifOutDiscards, ifInUnknownProtos, ifInBroadcastPkts, ifOutBroadcastPkts, ifInMulticastPkts, \
-     ifOutMulticastPkts, poll_time, deleted FROM ports WHERE device_id = ? FOR UPDATE";
+/// The device row, locked on MySQL (a record lock on the primary key: no gap lock, as the
+/// row exists). Taken before any plain read of the transaction, so that the InnoDB
+/// snapshot those reads use is made after the previous writer of the device committed.
+pub(crate) const DEVICE_LOCK_FOR_UPDATE: &str =
+    "SELECT device_id FROM devices WHERE device_id = ? FOR UPDATE";
 
-/// A new poll of a known port. The `_prev` values are bound from what the transaction read,
-/// not written as `x_prev = x`: MySQL evaluates SET left to right with the new values, SQLite
-/// with the old ones.
-pub(crate) const PORT_UPDATE_POLL: &str =
-    "UPDATE ports SET ifName = ?, ifDescr = ?, ifAlias = ?, ifType = ?, ifMtu = ?, ifSpeed = ?, \
-     ifPhysAddress = ?, ifAdminStatus = ?, ifOperStatus = ?, ifCountersHC = ?, ifInOctets = ?, \
-     ifInOctets_prev = ?, ifOutOctets = ?, ifOutOctets_prev = ?, ifInUcastPkts = ?, \
-     ifInUcastPkts_prev = ?, ifOutUcastPkts = ?, ifOutUcastPkts_prev = ?, ifInNUcastPkts = ?, \
-     ifInNUcastPkts_prev = ?, ifOutNUcastPkts = ?, ifOutNUcastPkts_prev = ?, ifInErrors = ?, \
-     ifInErrors_prev = ?, ifOutErrors = ?, ifOutErrors_prev = ?, ifInDiscards = ?, \
-     ifInDiscards_prev = ?, ifOutDiscards = ?, ifOutDiscards_prev = ?, ifInUnknownProtos = ?, \
-     ifInUnknownProtos_prev = ?, ifInBroadcastPkts = ?, ifInBroadcastPkts_prev = ?, \
-     ifOutBroadcastPkts = ?, ifOutBroadcastPkts_prev = ?, ifInMulticastPkts = ?, \
-     ifInMulticastPkts_prev = ?, ifOutMulticastPkts = ?, ifOutMulticastPkts_prev = ?, \
-     ifInOctets_rate = ?, ifOutOctets_rate = ?, ifInUcastPkts_rate = ?, ifOutUcastPkts_rate = ?, \
-     ifInErrors_rate = ?, ifOutErrors_rate = ?, poll_time = ?, poll_prev = ?, poll_period = ?, \
-     deleted = 0 WHERE port_id = ?";
+/// SQLite: `BEGIN IMMEDIATE` already excludes other writers.
+pub(crate) const DEVICE_LOCK: &str = "SELECT device_id FROM devices WHERE device_id = ?";
+
+/// Columns of the batched port write, in bind order: the key, the descriptive columns,
+/// HC, each counter with its `_prev`, the rates and the poll times. `_prev` values are
+/// bound from what the transaction read, not written as `x_prev = x`: MySQL evaluates
+/// SET left to right with the new values, SQLite with the old ones.
+pub(crate) const PORT_UPSERT_COLS: [&str; 52] = [
+    "port_id",
+    "device_id",
+    "ifIndex",
+    "ifName",
+    "ifDescr",
+    "ifAlias",
+    "ifType",
+    "ifMtu",
+    "ifSpeed",
+    "ifPhysAddress",
+    "ifAdminStatus",
+    "ifOperStatus",
+    "ifCountersHC",
+    "ifInOctets",
+    "ifInOctets_prev",
+    "ifOutOctets",
+    "ifOutOctets_prev",
+    "ifInUcastPkts",
+    "ifInUcastPkts_prev",
+    "ifOutUcastPkts",
+    "ifOutUcastPkts_prev",
+    "ifInNUcastPkts",
+    "ifInNUcastPkts_prev",
+    "ifOutNUcastPkts",
+    "ifOutNUcastPkts_prev",
+    "ifInErrors",
+    "ifInErrors_prev",
+    "ifOutErrors",
+    "ifOutErrors_prev",
+    "ifInDiscards",
+    "ifInDiscards_prev",
+    "ifOutDiscards",
+    "ifOutDiscards_prev",
+    "ifInUnknownProtos",
+    "ifInUnknownProtos_prev",
+    "ifInBroadcastPkts",
+    "ifInBroadcastPkts_prev",
+    "ifOutBroadcastPkts",
+    "ifOutBroadcastPkts_prev",
+    "ifInMulticastPkts",
+    "ifInMulticastPkts_prev",
+    "ifOutMulticastPkts",
+    "ifOutMulticastPkts_prev",
+    "ifInOctets_rate",
+    "ifOutOctets_rate",
+    "ifInUcastPkts_rate",
+    "ifOutUcastPkts_rate",
+    "ifInErrors_rate",
+    "ifOutErrors_rate",
+    "poll_time",
+    "poll_prev",
+    "poll_period",
+];
+
+/// Rows per batched port statement: 52 parameters each keeps a statement far below
+/// SQLite's 32,766 and MySQL's 65,535 placeholders, and a Galera write set small.
+pub(crate) const PORT_BATCH: usize = 100;
+
+/// `rows` rows of `cols` placeholders each: `(?, ?), (?, ?)`.
+pub(crate) fn placeholders(rows: usize, cols: usize) -> String {
+    let row = format!("({})", vec!["?"; cols].join(", "));
+    vec![row; rows].join(", ")
+}
+
+/// A multi-row write of polled ports that already have a row (matched by `port_id`, so
+/// the insert branch is never taken). `upsert_tail` is the dialect's conflict clause
+/// (SQLite `ON CONFLICT(port_id) DO UPDATE SET c = excluded.c`, MySQL `ON DUPLICATE KEY
+/// UPDATE c = VALUES(c)`); `deleted` is reset as a polled port exists again.
+pub(crate) fn port_upsert(rows: usize, sqlite: bool) -> String {
+    let cols = PORT_UPSERT_COLS;
+    let sets: Vec<String> = cols[1..]
+        .iter()
+        .map(|c| {
+            if sqlite {
+                format!("{c} = excluded.{c}")
+            } else {
+                format!("{c} = VALUES({c})")
+            }
+        })
+        .chain(std::iter::once("deleted = 0".to_string()))
+        .collect();
+    let tail = if sqlite {
+        "ON CONFLICT(port_id) DO UPDATE SET"
+    } else {
+        "ON DUPLICATE KEY UPDATE"
+    };
+    format!(
+        "INSERT INTO ports ({}) VALUES {} {tail} {}",
+        cols.join(", "),
+        placeholders(rows, cols.len()),
+        sets.join(", ")
+    )
+}
+
+/// New ports, `rows` at a time (`deleted` takes its default, 0).
+pub(crate) fn port_insert(rows: usize) -> String {
+    format!(
+        "INSERT INTO ports (device_id, ifIndex, ifName, ifDescr, ifAlias, ifType, ifMtu, \
+         ifSpeed, ifPhysAddress, ifAdminStatus, ifOperStatus, ifCountersHC, ifInOctets, \
+         ifOutOctets, ifInUcastPkts, ifOutUcastPkts, ifInNUcastPkts, ifOutNUcastPkts, \
+         ifInErrors, ifOutErrors, ifInDiscards, ifOutDiscards, ifInUnknownProtos, \
+         ifInBroadcastPkts, ifOutBroadcastPkts, ifInMulticastPkts, ifOutMulticastPkts, \
+         poll_time) VALUES {}",
+        placeholders(rows, 28)
+    )
+}
+
+/// Marks `rows` ports deleted by id.
+pub(crate) fn ports_mark_deleted(rows: usize) -> String {
+    format!(
+        "UPDATE ports SET deleted = 1 WHERE port_id IN ({})",
+        vec!["?"; rows].join(", ")
+    )
+}
 
 /// A replay of a poll already stored (same `poll_time`): only the descriptive columns,
 /// so that a retried transaction does not turn the rates into a zero-second period.
 pub(crate) const PORT_UPDATE_DESCR: &str =
     "UPDATE ports SET ifName = ?, ifDescr = ?, ifAlias = ?, ifType = ?, ifMtu = ?, ifSpeed = ?, \
      ifPhysAddress = ?, ifAdminStatus = ?, ifOperStatus = ?, deleted = 0 WHERE port_id = ?";
-
-pub(crate) const PORT_INSERT: &str =
-    "INSERT INTO ports (device_id, ifIndex, ifName, ifDescr, ifAlias, ifType, ifMtu, ifSpeed, \
-     ifPhysAddress, ifAdminStatus, ifOperStatus, ifCountersHC, ifInOctets, ifOutOctets, \
-     ifInUcastPkts, ifOutUcastPkts, ifInNUcastPkts, ifOutNUcastPkts, ifInErrors, ifOutErrors, \
-     ifInDiscards, ifOutDiscards, ifInUnknownProtos, ifInBroadcastPkts, ifOutBroadcastPkts, \
-     ifInMulticastPkts, ifOutMulticastPkts, poll_time, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, \
-     ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)";
 
 /// Newest first; the id breaks ties within one timestamp.
 pub(crate) const EVENTS_ALL: &str =

@@ -20,7 +20,9 @@ use sqlx::Row as _;
 
 use crate::{Result, StoreError};
 
-pub(crate) use crate::sql::PORT_SYNC_SELECT;
+pub(crate) use crate::sql::DEVICE_LOCK;
+/// Which conflict clause the batched port write takes.
+pub(crate) const SQLITE: bool = true;
 
 /// How long a writer waits for another writer before SQLITE_BUSY.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
