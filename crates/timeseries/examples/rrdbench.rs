@@ -6,11 +6,13 @@
 //! the local backend (`rrdtool -` pipes), and rrdcached with BATCH (a private rrdcached started
 //! here on a free loopback port). File creation happens in an untimed first round.
 //!
-//! `... --example rrdbench -- scale [FILES] [ROUNDS]` (default 240000 files, 3 rounds) is the
+//! `... --example rrdbench -- scale [FILES] [ROUNDS] [PACE]` (default 240000 files, 3 rounds,
+//! 60 s) is the
 //! one-node scale of issue 7 (10,000 devices x 24 ports at 60 s) through rrdcached only:
 //! devices of 24 port files sent with `update_many` as the poller does, small RRAs (the
 //! files' size is not what is measured). It reports the first round, where every file is
-//! created (creates/s), then rounds of one update per file (a minute's worth each), with the
+//! created (creates/s, unpaced), then rounds of one update per file, the devices spread
+//! evenly over PACE seconds as a poller's polls are (a minute with the default), with the
 //! CPU time of this process (the client; rrdcached is a child and not counted) per update.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -108,9 +110,19 @@ fn start_rrdcached(tmp: &Path, extra: &[&str]) -> (std::process::Child, String) 
 }
 
 /// One round of the scale mode: every device sends its 24 port updates in one `update_many`.
-async fn device_round(ts: &TimeSeries, def: &Arc<RrdDef>, files: usize, t: i64, k: usize) {
+async fn device_round(
+    ts: &TimeSeries,
+    def: &Arc<RrdDef>,
+    files: usize,
+    t: i64,
+    k: usize,
+    pace: Duration,
+) {
     let mut set = tokio::task::JoinSet::new();
-    for d in 0..files.div_ceil(24) {
+    let devices = files.div_ceil(24);
+    let start = tokio::time::Instant::now();
+    for d in 0..devices {
+        tokio::time::sleep_until(start + pace.mul_f64(d as f64 / devices as f64)).await;
         let (ts, def) = (ts.clone(), def.clone());
         set.spawn(async move {
             let ports: Vec<usize> = (d * 24..((d + 1) * 24).min(files)).collect();
@@ -136,7 +148,7 @@ async fn device_round(ts: &TimeSeries, def: &Arc<RrdDef>, files: usize, t: i64, 
     }
 }
 
-async fn scale(files: usize, rounds: usize) {
+async fn scale(files: usize, rounds: usize, pace: Duration) {
     const STEP: i64 = 60;
     let tmp = tempfile::tempdir().unwrap();
     // rrdcached as the dispatcher benchmark runs it: writes a file a minute after its first
@@ -164,8 +176,9 @@ async fn scale(files: usize, rounds: usize) {
         .as_secs() as i64;
     let t0 = (now - STEP * (rounds as i64 + 10)) / STEP * STEP;
     println!(
-        "scale: {files} port files ({} devices x 24) through rrdcached -w 60 -z 10, {rounds} rounds; {} CPUs",
+        "scale: {files} port files ({} devices x 24) through rrdcached -w 60 -z 10, {rounds} rounds paced over {} s; {} CPUs",
         files.div_ceil(24),
+        pace.as_secs(),
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
@@ -174,7 +187,8 @@ async fn scale(files: usize, rounds: usize) {
     println!("| --- | --- | --- | --- | --- | --- |");
     for k in 0..=rounds {
         let (w0, c0) = (Instant::now(), cpu_self());
-        device_round(&ts, &def, files, t0 + STEP * k as i64, k).await;
+        let pace = if k == 0 { Duration::ZERO } else { pace };
+        device_round(&ts, &def, files, t0 + STEP * k as i64, k, pace).await;
         let (wall, cpu) = (w0.elapsed(), cpu_self() - c0);
         let name = if k == 0 {
             "1 (creates every file)".to_string()
@@ -208,7 +222,8 @@ async fn main() {
         args.next();
         let files: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(240_000);
         let rounds: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(3);
-        scale(files, rounds).await;
+        let pace: u64 = args.next().map(|a| a.parse().unwrap()).unwrap_or(60);
+        scale(files, rounds, Duration::from_secs(pace)).await;
         return;
     }
     let files: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(200);
