@@ -325,11 +325,14 @@ macro_rules! discovery_ops_body {
             const OP: &str = "sync_links";
             device_exists(&mut *c, OP, id).await?;
             // Few rows per device, referenced by nothing: replace them all.
-            sqlx::query("DELETE FROM links WHERE local_device_id = ?")
-                .bind(id)
-                .execute(&mut *c)
-                .await
-                .map_err(|e| query_err(OP, e))?;
+            delete_device_rows(
+                &mut *c,
+                OP,
+                "SELECT id FROM links WHERE local_device_id = ?",
+                "DELETE FROM links WHERE id IN",
+                id,
+            )
+            .await?;
             for l in polled {
                 let local_port: Option<i64> = match l.local_if_index {
                     Some(idx) => sqlx::query_scalar(
@@ -446,11 +449,14 @@ macro_rules! discovery_ops_body {
         ) -> Result<Vec<crate::Ipv6Address>> {
             const OP: &str = "sync_ipv6_addresses";
             device_exists(&mut *c, OP, id).await?;
-            sqlx::query("DELETE FROM ipv6_addresses WHERE device_id = ?")
-                .bind(id)
-                .execute(&mut *c)
-                .await
-                .map_err(|e| query_err(OP, e))?;
+            delete_device_rows(
+                &mut *c,
+                OP,
+                "SELECT ipv6_address_id FROM ipv6_addresses WHERE device_id = ?",
+                "DELETE FROM ipv6_addresses WHERE ipv6_address_id IN",
+                id,
+            )
+            .await?;
             let mut seen = std::collections::HashSet::new();
             for a in polled {
                 let port: Option<i64> = sqlx::query_scalar(

@@ -54,20 +54,10 @@ macro_rules! health_ops_body {
             })
         }
 
+        /// `NotFound` unless the device exists; on MySQL also locks its row (see
+        /// `lock_device`), so writers of one device's rows queue on it.
         async fn device_exists(c: &mut Conn, op: &'static str, id: DeviceId) -> Result<()> {
-            let found: Option<i64> =
-                sqlx::query_scalar("SELECT device_id FROM devices WHERE device_id = ?")
-                    .bind(id)
-                    .fetch_optional(&mut *c)
-                    .await
-                    .map_err(|e| query_err(op, e))?;
-            match found {
-                Some(_) => Ok(()),
-                None => Err(StoreError::NotFound {
-                    what: "device",
-                    key: id.to_string(),
-                }),
-            }
+            lock_device(&mut *c, op, id).await
         }
 
         /// `(id, key)` of a device's rows; `key` builds the text that identifies a row
@@ -90,20 +80,42 @@ macro_rules! health_ops_body {
                 .map_err(|e| query_err(op, e))
         }
 
+        /// Deletes rows by primary key, `crate::sql::PORT_BATCH` ids per statement.
+        /// `sql` ends in `IN`. By key rather than `WHERE device_id = ?`: on MySQL a
+        /// delete by the device's secondary index gap-locks the index, and two writers of
+        /// neighbouring devices that then insert into the gap deadlock.
         async fn delete_ids(
             c: &mut Conn,
             op: &'static str,
             sql: &'static str,
             ids: &[i64],
         ) -> Result<()> {
-            for id in ids {
-                sqlx::query(sql)
-                    .bind(*id)
-                    .execute(&mut *c)
-                    .await
-                    .map_err(|e| query_err(op, e))?;
+            for chunk in ids.chunks(crate::sql::PORT_BATCH) {
+                let text = format!("{sql} ({})", vec!["?"; chunk.len()].join(", "));
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(text));
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                query.execute(&mut *c).await.map_err(|e| query_err(op, e))?;
             }
             Ok(())
+        }
+
+        /// Deletes the rows `select` (a plain read of their ids by device) finds, by key
+        /// (see `delete_ids`).
+        async fn delete_device_rows(
+            c: &mut Conn,
+            op: &'static str,
+            select: &'static str,
+            delete: &'static str,
+            id: DeviceId,
+        ) -> Result<()> {
+            let ids: Vec<i64> = sqlx::query_scalar(select)
+                .bind(id)
+                .fetch_all(&mut *c)
+                .await
+                .map_err(|e| query_err(op, e))?;
+            delete_ids(c, op, delete, &ids).await
         }
 
         pub(crate) async fn sync_processors(
@@ -169,7 +181,7 @@ macro_rules! health_ops_body {
                 .map(|(i, _)| *i)
                 .filter(|i| !keep.contains(i))
                 .collect();
-            delete_ids(&mut *c, OP, "DELETE FROM processors WHERE processor_id = ?", &gone).await?;
+            delete_ids(&mut *c, OP, "DELETE FROM processors WHERE processor_id IN", &gone).await?;
             processors(&mut *c, id).await
         }
 
@@ -260,7 +272,7 @@ macro_rules! health_ops_body {
                 .map(|(i, _)| *i)
                 .filter(|i| !keep.contains(i))
                 .collect();
-            delete_ids(&mut *c, OP, "DELETE FROM mempools WHERE mempool_id = ?", &gone).await?;
+            delete_ids(&mut *c, OP, "DELETE FROM mempools WHERE mempool_id IN", &gone).await?;
             mempools(&mut *c, id).await
         }
 
@@ -351,7 +363,7 @@ macro_rules! health_ops_body {
                 .map(|(i, _)| *i)
                 .filter(|i| !keep.contains(i))
                 .collect();
-            delete_ids(&mut *c, OP, "DELETE FROM storage WHERE storage_id = ?", &gone).await?;
+            delete_ids(&mut *c, OP, "DELETE FROM storage WHERE storage_id IN", &gone).await?;
             storage(&mut *c, id).await
         }
 
@@ -523,11 +535,14 @@ macro_rules! health_ops_body {
             const OP: &str = "sync_ipv4_addresses";
             device_exists(&mut *c, OP, id).await?;
             // Few rows per device: replace them all (ids are not referenced elsewhere).
-            sqlx::query("DELETE FROM ipv4_addresses WHERE device_id = ?")
-                .bind(id)
-                .execute(&mut *c)
-                .await
-                .map_err(|e| query_err(OP, e))?;
+            delete_device_rows(
+                &mut *c,
+                OP,
+                "SELECT ipv4_address_id FROM ipv4_addresses WHERE device_id = ?",
+                "DELETE FROM ipv4_addresses WHERE ipv4_address_id IN",
+                id,
+            )
+            .await?;
             for a in polled {
                 let port: Option<i64> = sqlx::query_scalar(
                     "SELECT port_id FROM ports WHERE device_id = ? AND ifIndex = ? AND deleted = 0",
