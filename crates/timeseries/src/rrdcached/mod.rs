@@ -278,6 +278,14 @@ struct Writer {
 /// A definition to check for a file: (definition, first update time, refusal).
 type DefCheck = (Arc<RrdDef>, i64, Option<String>);
 
+/// Ok when an INFO answer shows the file takes `def`'s updates.
+fn matches(info: Result<FileInfo, String>, def: &RrdDef) -> Result<(), String> {
+    match info?.mismatch(def) {
+        Some(m) => Err(m),
+        None => Ok(()),
+    }
+}
+
 /// A lost connection, with the items that were in flight.
 struct Lost(Vec<Item>, std::io::Error);
 
@@ -548,9 +556,11 @@ impl Writer {
     }
 
     /// Makes sure each `(path, def, first update time)` exists with `def`'s data sources:
-    /// INFO, else CREATE -O, then INFO. The commands of each step go out pipelined, so a
-    /// first round over thousands of new files costs three round trips per chunk instead of
-    /// three per file. One outcome per check, in order; Err(msg): the file cannot take
+    /// INFO, else CREATE -O, then INFO again only if someone else created it meanwhile
+    /// ("File exists"; a file this CREATE made has `def` by construction, and rrdcached's
+    /// INFO of a port file is ~1,000 lines to parse). The commands of each step go out
+    /// pipelined, so a first round over thousands of new files costs a few round trips per
+    /// chunk instead of three per file. One outcome per check, in order; Err(msg): the file cannot take
     /// these updates.
     async fn ensure_many(
         &mut self,
@@ -563,12 +573,12 @@ impl Writer {
             let conn = self.conn()?;
             let infos: Vec<String> = chunk.iter().map(|(p, _, _)| proto::info(p)).collect();
             let replies = conn.pipeline(&infos).await?;
-            // None: created (or created by someone else meanwhile), INFO again.
-            let mut outcome: Vec<Option<Result<FileInfo, String>>> = Vec::new();
+            // None: not there; CREATE it.
+            let mut outcome: Vec<Option<Result<(), String>>> = Vec::new();
             let mut creates = Vec::new();
             for ((path, def, at), r) in chunk.iter().zip(&replies) {
                 if !r.is_err() {
-                    outcome.push(Some(proto::parse_info(r)));
+                    outcome.push(Some(matches(proto::parse_info(r), def)));
                 } else if format::is_no_such_file(&r.message) {
                     outcome.push(None);
                     creates.push(proto::create(path, def, rras.as_deref(), at - 10));
@@ -587,35 +597,32 @@ impl Writer {
                     let Some(c) = created.next() else {
                         break;
                     };
-                    if c.is_err() && !c.message.contains("File exists") {
+                    if !c.is_err() {
+                        tracing::debug!(path = %path, "created rrd file through rrdcached");
+                        *o = Some(Ok(()));
+                    } else if !c.message.contains("File exists") {
                         *o = Some(Err(format!("create failed: {}", c.message)));
                     } else {
-                        if !c.is_err() {
-                            tracing::debug!(path = %path, "created rrd file through rrdcached");
-                        }
                         again.push(proto::info(path));
                     }
                 }
-                let checked = conn.pipeline(&again).await?;
+                let checked = if again.is_empty() {
+                    Vec::new()
+                } else {
+                    conn.pipeline(&again).await?
+                };
                 let mut checked = checked.iter();
-                for o in outcome.iter_mut() {
+                for ((_, def, _), o) in chunk.iter().zip(outcome.iter_mut()) {
                     if o.is_none() {
                         *o = Some(match checked.next() {
-                            Some(r) => proto::parse_info(r),
+                            Some(r) => matches(proto::parse_info(r), def),
                             None => Err("no INFO reply after CREATE".to_string()),
                         });
                     }
                 }
             }
-            for ((_, def, _), o) in chunk.iter().zip(outcome) {
-                out.push(match o {
-                    Some(Ok(info)) => match info.mismatch(def) {
-                        Some(m) => Err(m),
-                        None => Ok(()),
-                    },
-                    Some(Err(m)) => Err(m),
-                    None => Err("no INFO reply".to_string()),
-                });
+            for o in outcome {
+                out.push(o.unwrap_or_else(|| Err("no CREATE reply".to_string())));
             }
         }
         Ok(out)
