@@ -1,21 +1,74 @@
 //! Measurement, not run by default (`cargo test -p lookout-store --test throughput --
 //! --ignored --nocapture`): how long `sync_ports` takes for a poll cycle of many devices
-//! with 48 ports each, on SQLite and on the local MariaDB, with 8 concurrent writers (as a
+//! with 24 ports each, on SQLite and on the local MariaDB, with 8 concurrent writers (as a
 //! poller would), and the same through `commit_poll` (a whole poll: fenced device row,
-//! ports, a processor, a storage row, the poll log and timing in one transaction). Asserts
-//! that every port got its rate.
+//! ports, two IPv4 addresses, a processor, a storage row, the poll log and timing of two
+//! modules in one transaction). Asserts that every port got its rate. Statements are
+//! counted from sqlx's per-statement `sqlx::query` events (MySQL: BEGIN and COMMIT too), in
+//! separate rounds, so the counting does not slow the timed ones.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use chrono::{Duration, TimeZone, Utc};
 use common::Fixture;
 use lookout_core::{NewDevice, PortCounters, PortPoll, SnmpConfig};
+use tracing_subscriber::layer::SubscriberExt as _;
 
 const DEVICES: usize = 100;
-const PORTS: i64 = 48;
+const PORTS: i64 = 24;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static STATEMENTS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts sqlx's statement events while `COUNTING` is set.
+struct StatementCounter;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StatementCounter {
+    fn register_callsite(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if meta.target() == "sqlx::query" {
+            tracing::subscriber::Interest::sometimes()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+
+    fn enabled(
+        &self,
+        meta: &tracing::Metadata<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        meta.target() == "sqlx::query" && COUNTING.load(Ordering::Relaxed)
+    }
+
+    fn on_event(&self, e: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        STATEMENTS.fetch_add(1, Ordering::Relaxed);
+        if std::env::var_os("LOOKOUT_STMT_LOG").is_some() {
+            // Which statements: `LOOKOUT_STMT_LOG=1` prints each one's summary.
+            struct Summary;
+            impl tracing::field::Visit for Summary {
+                fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                    if f.name() == "summary" {
+                        eprintln!("stmt: {v:?}");
+                    }
+                }
+            }
+            e.record(&mut Summary);
+        }
+    }
+}
+
+fn install_counter() {
+    let _ = tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(StatementCounter),
+    );
+}
 
 async fn cycle(fx: &Fixture, label: &str, commit: bool) {
     let store = fx.store().await;
@@ -35,7 +88,11 @@ async fn cycle(fx: &Fixture, label: &str, commit: bool) {
         }
     }
     let t0 = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
-    for round in 0..2u64 {
+    // Round 0: first polls (ports inserted), counted; 1 and 2: timed; 3: counted.
+    for round in 0..4u64 {
+        let counted = round == 0 || round == 3;
+        COUNTING.store(counted, Ordering::Relaxed);
+        let before = STATEMENTS.load(Ordering::Relaxed);
         let started = Instant::now();
         let mut tasks = Vec::new();
         for chunk in ids.chunks(DEVICES / 8) {
@@ -72,10 +129,20 @@ async fn cycle(fx: &Fixture, label: &str, commit: bool) {
             t.await.unwrap();
         }
         let el = started.elapsed();
-        eprintln!(
-            "{label}: round {round}: {DEVICES} devices x {PORTS} ports in {el:?} ({:.1} ms/device)",
-            el.as_secs_f64() * 1000.0 / DEVICES as f64
-        );
+        COUNTING.store(false, Ordering::Relaxed);
+        if counted {
+            let n = STATEMENTS.load(Ordering::Relaxed) - before;
+            eprintln!(
+                "{label}: round {round} ({}): {:.1} statements/device",
+                if round == 0 { "first poll" } else { "steady" },
+                n as f64 / DEVICES as f64
+            );
+        } else {
+            eprintln!(
+                "{label}: round {round}: {DEVICES} devices x {PORTS} ports in {el:?} ({:.1} ms/device)",
+                el.as_secs_f64() * 1000.0 / DEVICES as f64
+            );
+        }
     }
     for id in ids {
         let ports = store.ports(id).await.unwrap();
@@ -117,6 +184,15 @@ fn whole_poll(polled: Vec<PortPoll>, at: chrono::DateTime<Utc>) -> lookout_store
         moves: Vec::new(),
         events: None,
     });
+    c.ipv4_addresses = Some(
+        (1..=2)
+            .map(|k| lookout_store::Ipv4AddressPoll {
+                if_index: k,
+                ipv4_address: format!("10.0.0.{k}"),
+                ipv4_prefixlen: 24,
+            })
+            .collect(),
+    );
     c.processors = Some(vec![lookout_store::ProcessorPoll {
         processor_type: "hr".into(),
         processor_index: "1".into(),
@@ -135,19 +211,23 @@ fn whole_poll(polled: Vec<PortPoll>, at: chrono::DateTime<Utc>) -> lookout_store
         storage_free: 1 << 29,
         storage_perc: 50.0,
     }]);
-    c.module_perf = vec![lookout_store::ModulePerf {
-        module: "ports".into(),
-        seconds: 0.1,
-        status: "ok".into(),
-        message: None,
-        polled_at: at,
-    }];
+    c.module_perf = ["ports", "processors"]
+        .into_iter()
+        .map(|m| lookout_store::ModulePerf {
+            module: m.into(),
+            seconds: 0.1,
+            status: "ok".into(),
+            message: None,
+            polled_at: at,
+        })
+        .collect();
     c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; run with --ignored --nocapture"]
 async fn sync_ports_throughput() {
+    install_counter();
     cycle(&Fixture::sqlite(), "sqlite", false).await;
     if let Some(my) = Fixture::mysql() {
         cycle(&my, "mariadb", false).await;
@@ -157,6 +237,7 @@ async fn sync_ports_throughput() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; run with --ignored --nocapture"]
 async fn commit_poll_throughput() {
+    install_counter();
     cycle(&Fixture::sqlite(), "sqlite commit_poll", true).await;
     if let Some(my) = Fixture::mysql() {
         cycle(&my, "mariadb commit_poll", true).await;
