@@ -136,9 +136,12 @@ pub struct TimeSeriesOptions {
     /// left there by a process that died are replayed at the next start.
     pub spill_dir: Option<std::path::PathBuf>,
     /// rrdcached: a file gets a FLUSH once its oldest unconfirmed update is this old; until
-    /// then Lookout keeps the update for replay.
+    /// then Lookout keeps the update (in memory) for replay. A FLUSH makes rrdcached write
+    /// the file then, so rrdcached coalesces at most this long's updates, not its `-w`'s;
+    /// 60 s by default to bound the memory held (docs/timeseries.md has the arithmetic).
     pub flush_after: Duration,
-    /// rrdcached: above this many unconfirmed updates, FLUSH at once.
+    /// rrdcached: above this many unconfirmed updates, the oldest files get a FLUSH at once
+    /// until it is under the limit again.
     pub max_unflushed: usize,
     /// rrdcached: updates per BATCH round trip.
     pub max_batch: usize,
