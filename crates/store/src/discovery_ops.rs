@@ -40,22 +40,22 @@ macro_rules! discovery_ops_body {
                 out.ports = Some(sync);
             }
             if let Some(a) = &k.ipv4_addresses {
-                sync_ipv4_addresses(&mut *c, id, a).await?;
+                sync_ipv4_addresses_locked(&mut *c, id, a).await?;
             }
             if let Some(a) = &k.ipv6_addresses {
-                sync_ipv6_addresses(&mut *c, id, a).await?;
+                sync_ipv6_addresses_locked(&mut *c, id, a).await?;
             }
             if let Some(p) = &k.processors {
-                sync_processors(&mut *c, id, p).await?;
+                sync_processors_locked(&mut *c, id, p).await?;
             }
             if let Some(m) = &k.mempools {
-                sync_mempools(&mut *c, id, m).await?;
+                sync_mempools_locked(&mut *c, id, m).await?;
             }
             if let Some(s) = &k.storage {
-                sync_storage(&mut *c, id, s).await?;
+                sync_storage_locked(&mut *c, id, s).await?;
             }
             if let Some(l) = &k.links {
-                sync_links(&mut *c, id, l).await?;
+                sync_links_locked(&mut *c, id, l).await?;
             }
             update_device_poll(&mut *c, id, &k.update).await?;
             if let Some(f) = &k.fence {
@@ -74,7 +74,7 @@ macro_rules! discovery_ops_body {
                 .await?;
             }
             if !k.module_perf.is_empty() {
-                record_module_perf(&mut *c, id, &k.module_perf).await?;
+                record_module_perf_locked(&mut *c, id, &k.module_perf).await?;
             }
             if let Some(t) = k.discovered_at {
                 mark_discovered(&mut *c, id, t).await?;
@@ -322,8 +322,17 @@ macro_rules! discovery_ops_body {
             id: DeviceId,
             polled: &[crate::LinkPoll],
         ) -> Result<Vec<crate::Link>> {
+            device_exists(&mut *c, "sync_links", id).await?;
+            sync_links_locked(c, id, polled).await
+        }
+
+        /// `sync_links` inside a transaction that holds the device row lock (`commit_poll`).
+        pub(crate) async fn sync_links_locked(
+            c: &mut Conn,
+            id: DeviceId,
+            polled: &[crate::LinkPoll],
+        ) -> Result<Vec<crate::Link>> {
             const OP: &str = "sync_links";
-            device_exists(&mut *c, OP, id).await?;
             // Few rows per device, referenced by nothing: replace them all.
             delete_device_rows(
                 &mut *c,
@@ -447,8 +456,17 @@ macro_rules! discovery_ops_body {
             id: DeviceId,
             polled: &[crate::Ipv6AddressPoll],
         ) -> Result<Vec<crate::Ipv6Address>> {
+            device_exists(&mut *c, "sync_ipv6_addresses", id).await?;
+            sync_ipv6_addresses_locked(c, id, polled).await
+        }
+
+        /// `sync_ipv6_addresses` inside a transaction that holds the device row lock (`commit_poll`).
+        pub(crate) async fn sync_ipv6_addresses_locked(
+            c: &mut Conn,
+            id: DeviceId,
+            polled: &[crate::Ipv6AddressPoll],
+        ) -> Result<Vec<crate::Ipv6Address>> {
             const OP: &str = "sync_ipv6_addresses";
-            device_exists(&mut *c, OP, id).await?;
             delete_device_rows(
                 &mut *c,
                 OP,

@@ -123,8 +123,17 @@ macro_rules! health_ops_body {
             id: DeviceId,
             polled: &[crate::ProcessorPoll],
         ) -> Result<Vec<crate::Processor>> {
+            device_exists(&mut *c, "sync_processors", id).await?;
+            sync_processors_locked(c, id, polled).await
+        }
+
+        /// `sync_processors` inside a transaction that holds the device row lock (`commit_poll`).
+        pub(crate) async fn sync_processors_locked(
+            c: &mut Conn,
+            id: DeviceId,
+            polled: &[crate::ProcessorPoll],
+        ) -> Result<Vec<crate::Processor>> {
             const OP: &str = "sync_processors";
-            device_exists(&mut *c, OP, id).await?;
             let existing = keyed_ids(
                 &mut *c,
                 OP,
@@ -206,8 +215,17 @@ macro_rules! health_ops_body {
             id: DeviceId,
             polled: &[crate::MempoolPoll],
         ) -> Result<Vec<crate::Mempool>> {
+            device_exists(&mut *c, "sync_mempools", id).await?;
+            sync_mempools_locked(c, id, polled).await
+        }
+
+        /// `sync_mempools` inside a transaction that holds the device row lock (`commit_poll`).
+        pub(crate) async fn sync_mempools_locked(
+            c: &mut Conn,
+            id: DeviceId,
+            polled: &[crate::MempoolPoll],
+        ) -> Result<Vec<crate::Mempool>> {
             const OP: &str = "sync_mempools";
-            device_exists(&mut *c, OP, id).await?;
             let existing = keyed_ids(
                 &mut *c,
                 OP,
@@ -297,8 +315,17 @@ macro_rules! health_ops_body {
             id: DeviceId,
             polled: &[crate::StoragePoll],
         ) -> Result<Vec<crate::Storage>> {
+            device_exists(&mut *c, "sync_storage", id).await?;
+            sync_storage_locked(c, id, polled).await
+        }
+
+        /// `sync_storage` inside a transaction that holds the device row lock (`commit_poll`).
+        pub(crate) async fn sync_storage_locked(
+            c: &mut Conn,
+            id: DeviceId,
+            polled: &[crate::StoragePoll],
+        ) -> Result<Vec<crate::Storage>> {
             const OP: &str = "sync_storage";
-            device_exists(&mut *c, OP, id).await?;
             let existing = keyed_ids(
                 &mut *c,
                 OP,
@@ -453,8 +480,17 @@ macro_rules! health_ops_body {
             id: DeviceId,
             perf: &[crate::ModulePerf],
         ) -> Result<()> {
+            device_exists(&mut *c, "record_module_perf", id).await?;
+            record_module_perf_locked(c, id, perf).await
+        }
+
+        /// `record_module_perf` inside a transaction that holds the device row lock (`commit_poll`).
+        pub(crate) async fn record_module_perf_locked(
+            c: &mut Conn,
+            id: DeviceId,
+            perf: &[crate::ModulePerf],
+        ) -> Result<()> {
             const OP: &str = "record_module_perf";
-            device_exists(&mut *c, OP, id).await?;
             for p in perf {
                 let res = sqlx::query(
                     "UPDATE device_module_perf SET seconds = ?, status = ?, message = ?, \
@@ -532,8 +568,17 @@ macro_rules! health_ops_body {
             id: DeviceId,
             polled: &[crate::Ipv4AddressPoll],
         ) -> Result<Vec<crate::Ipv4Address>> {
+            device_exists(&mut *c, "sync_ipv4_addresses", id).await?;
+            sync_ipv4_addresses_locked(c, id, polled).await
+        }
+
+        /// `sync_ipv4_addresses` inside a transaction that holds the device row lock (`commit_poll`).
+        pub(crate) async fn sync_ipv4_addresses_locked(
+            c: &mut Conn,
+            id: DeviceId,
+            polled: &[crate::Ipv4AddressPoll],
+        ) -> Result<Vec<crate::Ipv4Address>> {
             const OP: &str = "sync_ipv4_addresses";
-            device_exists(&mut *c, OP, id).await?;
             // Few rows per device: replace them all (ids are not referenced elsewhere).
             delete_device_rows(
                 &mut *c,
@@ -543,28 +588,40 @@ macro_rules! health_ops_body {
                 id,
             )
             .await?;
-            for a in polled {
-                let port: Option<i64> = sqlx::query_scalar(
-                    "SELECT port_id FROM ports WHERE device_id = ? AND ifIndex = ? AND deleted = 0",
-                )
-                .bind(id)
-                .bind(a.if_index)
-                .fetch_optional(&mut *c)
-                .await
-                .map_err(|e| query_err(OP, e))?;
-                // An address on an interface the ports module does not know is skipped.
-                let Some(port_id) = port else { continue };
-                sqlx::query(
-                    "INSERT INTO ipv4_addresses (device_id, port_id, ipv4_address, ipv4_prefixlen) \
-                     VALUES (?, ?, ?, ?)",
-                )
-                .bind(id)
-                .bind(port_id)
-                .bind(&a.ipv4_address)
-                .bind(a.ipv4_prefixlen)
-                .execute(&mut *c)
-                .await
-                .map_err(|e| query_err(OP, e))?;
+            if polled.is_empty() {
+                return ipv4_addresses(&mut *c, id).await;
+            }
+            // The device's ports by ifIndex in one read, the addresses in one insert per
+            // batch (was a read and an insert per address).
+            let ports: std::collections::HashMap<i64, i64> = sqlx::query_as::<_, (i64, i64)>(
+                "SELECT ifIndex, port_id FROM ports WHERE device_id = ? AND deleted = 0",
+            )
+            .bind(id)
+            .fetch_all(&mut *c)
+            .await
+            .map_err(|e| query_err(OP, e))?
+            .into_iter()
+            .collect();
+            // An address on an interface the ports module does not know is skipped.
+            let rows: Vec<(i64, &crate::Ipv4AddressPoll)> = polled
+                .iter()
+                .filter_map(|a| ports.get(&a.if_index).map(|p| (*p, a)))
+                .collect();
+            for chunk in rows.chunks(crate::sql::PORT_BATCH) {
+                let sql = format!(
+                    "INSERT INTO ipv4_addresses (device_id, port_id, ipv4_address, \
+                     ipv4_prefixlen) VALUES {}",
+                    crate::sql::placeholders(chunk.len(), 4)
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (port_id, a) in chunk {
+                    query = query
+                        .bind(id)
+                        .bind(*port_id)
+                        .bind(&a.ipv4_address)
+                        .bind(a.ipv4_prefixlen);
+                }
+                query.execute(&mut *c).await.map_err(|e| query_err(OP, e))?;
             }
             ipv4_addresses(&mut *c, id).await
         }
