@@ -640,3 +640,60 @@ async fn rrdcached_two_writer_processes_same_file() {
         );
     }
 }
+
+/// Over `max_unflushed`, only the oldest files get a FLUSH, until the count is under the limit
+/// (not every file), and the updates of the others are still held. rrdcached runs with
+/// `-w 3600`, so a file's last update is on disk only if it was FLUSHed.
+#[tokio::test]
+async fn rrdcached_over_max_unflushed_flushes_the_oldest_files() {
+    let d = Rrdcached::start_tcp();
+    let spill = tempfile::tempdir().unwrap();
+    let ts = TimeSeries::open_with(
+        &TimeSeriesConfig::Rrdcached {
+            address: d.address(),
+        },
+        TimeSeriesOptions {
+            flush_after: Duration::from_secs(3600),
+            max_unflushed: 10,
+            spill_dir: Some(spill.path().to_path_buf()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let def = defs::uptime(STEP);
+    let t0 = aligned_past(STEP as i64, 3600);
+    for f in 0..30 {
+        ts.update(
+            &format!("m{f}/uptime.rrd"),
+            &def,
+            t0,
+            &[Value::Gauge(f as f64)],
+        )
+        .await
+        .unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ts.stats().unflushed > 10 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(ts.stats().unflushed, 10, "{:?}", ts.stats());
+    let last = |f: usize| -> i64 {
+        let info = rrdtool_info(&d.base().join(format!("m{f}/uptime.rrd")));
+        info.lines()
+            .find_map(|l| l.strip_prefix("last_update = "))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    for f in [0, 10, 19] {
+        assert_eq!(last(f), t0, "file {f} (among the oldest) was flushed");
+    }
+    for f in [20, 29] {
+        assert!(last(f) < t0, "file {f} (among the newest) is still held");
+    }
+    ts.flush(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(ts.stats().unflushed, 0);
+    assert_eq!(last(29), t0);
+}
