@@ -697,3 +697,49 @@ async fn rrdcached_over_max_unflushed_flushes_the_oldest_files() {
     assert_eq!(ts.stats().unflushed, 0);
     assert_eq!(last(29), t0);
 }
+
+/// Two definitions for one new file in one BATCH: the pipelined CREATEs make it with the first,
+/// the second CREATE finds it there and its INFO shows the other definition: refused.
+#[tokio::test]
+async fn rrdcached_new_file_with_two_definitions_in_one_batch() {
+    let d = Rrdcached::start_tcp();
+    let ts = TimeSeries::open(&TimeSeriesConfig::Rrdcached {
+        address: d.address(),
+    })
+    .await
+    .unwrap();
+    let (uptime, port) = (defs::uptime(STEP), defs::port(STEP));
+    let t0 = aligned_past(STEP as i64, 3600);
+    let (vu, vp) = ([Value::Gauge(1.0)], vec![Value::Counter(1); 15]);
+    let names: Vec<String> = (0..50).map(|f| format!("two/p{f}.rrd")).collect();
+    let mut ups = vec![lookout_timeseries::Update {
+        path: "two/x.rrd",
+        def: &uptime,
+        at: t0,
+        values: &vu,
+    }];
+    for name in &names {
+        // Other new files in the same batch, so that the checks go out pipelined.
+        ups.push(lookout_timeseries::Update {
+            path: name,
+            def: &port,
+            at: t0,
+            values: &vp,
+        });
+    }
+    ups.push(lookout_timeseries::Update {
+        path: "two/x.rrd",
+        def: &port,
+        at: t0,
+        values: &vp,
+    });
+    let out = ts.update_many(&ups).await;
+    out[0].as_ref().unwrap();
+    for r in &out[1..51] {
+        r.as_ref().unwrap();
+    }
+    assert!(is_rrd_err(&out[51], "another definition"), "{:?}", out[51]);
+    ts.flush(Duration::from_secs(30)).await.unwrap();
+    assert!(rrdtool_info(&d.base().join("two/x.rrd")).contains("ds[uptime].type = \"GAUGE\""));
+    assert!(rrdtool_info(&d.base().join("two/p49.rrd")).contains("ds[INOCTETS].type = \"DERIVE\""));
+}
