@@ -269,6 +269,7 @@ macro_rules! run {
         match &*$store.inner {
             Inner::Sqlite(b) => {
                 let res: Result<_> = async {
+                    let _writer = b.write_gate.lock().await;
                     let mut tx = b
                         .pool
                         .begin_with("BEGIN IMMEDIATE")
