@@ -348,7 +348,7 @@ fn setup() -> (PathBuf, PathBuf) {
 }
 
 fn start_snmpsim(venv: &Path, work: &Path) -> Snmpsim {
-    let port = common::free_udp_port();
+    let port = lookout_testkit::snmpd::free_udp_port();
     std::fs::create_dir_all(work.join("cache")).unwrap();
     let log = std::fs::File::create(work.join(format!("snmpsim-{port}.log"))).unwrap();
     let mut cmd = Command::new(venv.join("bin/snmpsim-command-responder"));
@@ -369,7 +369,7 @@ fn start_snmpsim(venv: &Path, work: &Path) -> Snmpsim {
     let sim = Snmpsim { child, port };
     // The first start indexes every file (minutes for all of them); later starts reuse
     // the cache and answer in about a second.
-    common::wait_snmp_for(
+    lookout_testkit::snmpd::wait_snmp(
         port,
         &format!("first/{}", CASES[0].recording.replace('/', "_")),
         std::time::Duration::from_secs(600),

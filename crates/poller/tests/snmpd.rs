@@ -9,7 +9,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Proxy, Rig, Snmpd};
+use common::{start_snmpd, Proxy, Rig};
 use lookout_core::Port;
 use lookout_poller::{ModuleOutcome, PollReport};
 use lookout_snmp::pdu::Pdu;
@@ -61,7 +61,7 @@ async fn poll(rig: &Rig, id: i64) -> PollReport {
 
 #[tokio::test]
 async fn live_snmpd_values_match_the_host() {
-    let agent = Snmpd::start();
+    let agent = start_snmpd();
     let rig = Rig::new("").await;
     let dev = rig.add("127.0.0.1", agent.port, "public").await;
     let r1 = poll(&rig, dev.device_id).await;
@@ -267,7 +267,7 @@ async fn live_snmpd_values_match_the_host() {
 
 #[tokio::test]
 async fn agent_that_stops_answering_mid_walk_changes_nothing() {
-    let agent = Snmpd::start();
+    let agent = start_snmpd();
     let proxy = Proxy::start(agent.port).await;
     let rig = Rig::new("-processors,-mempools,-storage").await;
     let dev = rig.add("127.0.0.1", proxy.port, "public").await;
@@ -314,7 +314,7 @@ async fn agent_that_stops_answering_mid_walk_changes_nothing() {
 
 #[tokio::test]
 async fn non_increasing_oid_is_reported_not_looped() {
-    let agent = Snmpd::start();
+    let agent = start_snmpd();
     let proxy = Proxy::start(agent.port).await;
     let rig = Rig::new("-processors,-mempools,-storage").await;
     let dev = rig.add("127.0.0.1", proxy.port, "public").await;
@@ -344,7 +344,7 @@ async fn non_increasing_oid_is_reported_not_looped() {
 
 #[tokio::test]
 async fn removed_interface_is_marked_and_logged() {
-    let agent = Snmpd::start();
+    let agent = start_snmpd();
     let proxy = Proxy::start(agent.port).await;
     let rig = Rig::new("-processors,-mempools,-storage").await;
     let dev = rig.add("127.0.0.1", proxy.port, "public").await;
@@ -377,7 +377,7 @@ async fn counter_pair(
     first: Value,
     second: Value,
 ) -> (Port, Port) {
-    let agent = Snmpd::start();
+    let agent = start_snmpd();
     let proxy = Proxy::start(agent.port).await;
     let rig = Rig::new("-processors,-mempools,-storage").await;
     let dev = rig.add("127.0.0.1", proxy.port, "public").await;
@@ -448,7 +448,7 @@ async fn counter64_wrap_gives_no_rate_rather_than_a_huge_one() {
 
 #[tokio::test]
 async fn agent_reboot_gives_no_negative_or_huge_rates() {
-    let agent = Snmpd::start();
+    let agent = start_snmpd();
     let proxy = Proxy::start(agent.port).await;
     let rig = Rig::new("-processors,-mempools,-storage").await;
     let dev = rig.add("127.0.0.1", proxy.port, "public").await;
@@ -497,7 +497,7 @@ async fn agent_reboot_gives_no_negative_or_huge_rates() {
 
 #[tokio::test]
 async fn renumbered_interface_keeps_its_port_id() {
-    let agent = Snmpd::start();
+    let agent = start_snmpd();
     let proxy = Proxy::start(agent.port).await;
     let rig = Rig::new("-processors,-mempools,-storage").await;
     let dev = rig.add("127.0.0.1", proxy.port, "public").await;
@@ -550,7 +550,7 @@ async fn renumbered_interface_keeps_its_port_id() {
 
 #[tokio::test]
 async fn modules_switch_off_per_device() {
-    let agent = Snmpd::start();
+    let agent = start_snmpd();
     let rig = Rig::new("").await;
     let dev = rig.add("127.0.0.1", agent.port, "public").await;
     rig.store
@@ -586,7 +586,7 @@ async fn modules_switch_off_per_device() {
 
 #[tokio::test]
 async fn slow_agent_is_cut_at_the_poll_budget() {
-    let agent = Snmpd::start();
+    let agent = start_snmpd();
     let proxy = Proxy::start(agent.port).await;
     let rig = Rig::with_budget("", Some(Duration::from_millis(1500))).await;
     let dev = rig.add("127.0.0.1", proxy.port, "public").await;
@@ -619,7 +619,7 @@ async fn slow_agent_is_cut_at_the_poll_budget() {
 
 #[tokio::test]
 async fn garbage_from_the_agent_fails_the_module_not_the_poller() {
-    let agent = Snmpd::start();
+    let agent = start_snmpd();
     let proxy = Proxy::start(agent.port).await;
     let rig = Rig::new("-processors,-mempools").await;
     let dev = rig.add("127.0.0.1", proxy.port, "public").await;
@@ -678,7 +678,7 @@ async fn stale_poll_writes_no_port_health_or_rrd_change() {
     use lookout_poller::PollError;
     use lookout_store::{PollFence, StoreError};
 
-    let agent = Snmpd::start();
+    let agent = start_snmpd();
     let proxy = Proxy::start(agent.port).await;
     let rig = Rig::new("").await;
     let dev = rig.add("127.0.0.1", proxy.port, "public").await;
@@ -781,7 +781,7 @@ async fn live_snmpd_ipv6_addresses_and_on_demand_discovery() {
         eprintln!("\n!!! no ::1 on lo ({ip:?}): SKIPPING the live IPv6 address test !!!\n");
         return;
     }
-    let agent = Snmpd::start();
+    let agent = start_snmpd();
     let rig = Rig::new("-processors,-mempools,-storage").await;
     let dev = rig.add("127.0.0.1", agent.port, "public").await;
     let r1 = poll(&rig, dev.device_id).await;

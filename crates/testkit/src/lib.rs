@@ -5,6 +5,8 @@
 //!   random loopback ports with its own data dirs, and HAProxy in TCP mode in front of it.
 //! - [`mariadb`]: `LOOKOUT_TEST_DB=mysql` (the CI's MariaDB leg) and a fresh database per
 //!   test on the MariaDB at 127.0.0.1:3306, dropped afterwards.
+//! - [`snmpd`]: a net-snmp `snmpd` on 127.0.0.1, or on 127.0.0.2 .. 127.0.0.(1+n) as n
+//!   devices, and waiting for any SNMP agent to answer.
 //!
 //! Failures panic with the server's log tail: this crate only runs inside tests, where a
 //! panic is how a fixture reports that it could not be set up.
@@ -12,3 +14,4 @@
 
 pub mod galera;
 pub mod mariadb;
+pub mod snmpd;

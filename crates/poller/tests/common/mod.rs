@@ -1,109 +1,27 @@
-//! Shared pieces of the poller's integration tests: a real net-snmp `snmpd` on loopback, a
-//! fault-injecting UDP proxy in front of an agent, and a poller over a temporary SQLite store
+//! Shared pieces of the poller's integration tests: a real net-snmp `snmpd` on loopback
+//! (`lookout-testkit`), a fault-injecting UDP proxy in front of an agent, and a poller over a temporary SQLite store
 //! (or, with `LOOKOUT_TEST_DB=mysql`, a fresh database on the MariaDB at 127.0.0.1:3306) and
 //! RRD directory.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lookout_core::{Device, NewDevice, SnmpConfig};
 use lookout_poller::{ModuleSet, Poller, PollerConfig};
 use lookout_snmp::pdu::{decode_community_message, encode_community_message, AnyPdu, Pdu};
 use lookout_store::{Store, StoreConfig};
 use lookout_testkit::mariadb::{self, test_db_is_mysql, TestDatabase};
+use lookout_testkit::snmpd::{Snmpd, SnmpdConfig};
 use lookout_timeseries::{TimeSeries, TimeSeriesConfig};
 
-/// A UDP port free on 127.0.0.1 right now.
-pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A real snmpd answering v1/v2c (community `public`) on 127.0.0.1:`port`; killed on drop.
-pub struct Snmpd {
-    child: Child,
-    pub port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Snmpd {
-    pub fn start() -> Snmpd {
-        let bin = Path::new("/usr/sbin/snmpd");
-        assert!(bin.exists(), "snmpd missing: apt-get install snmpd");
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_udp_port();
-        let conf = dir.path().join("snmpd.conf");
-        std::fs::write(
-            &conf,
-            "rocommunity public 127.0.0.0/8\nsysName poller-test-agent\n",
-        )
-        .unwrap();
-        let child = Command::new(bin)
-            .arg("-f")
-            .arg("-Lf")
-            .arg(dir.path().join("snmpd.log"))
-            .arg("-C")
-            .arg("-c")
-            .arg(&conf)
-            .arg("-p")
-            .arg(dir.path().join("snmpd.pid"))
-            .arg(format!(
-                "--persistentDir={}",
-                dir.path().join("persist").display()
-            ))
-            .arg(format!("udp:127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start snmpd");
-        let s = Snmpd {
-            child,
-            port,
-            _dir: dir,
-        };
-        wait_snmp(port, "public");
-        s
-    }
-}
-
-impl Drop for Snmpd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Waits until an agent answers sysName.0 on 127.0.0.1:`port` (net-snmp's snmpget).
-pub fn wait_snmp(port: u16, community: &str) {
-    wait_snmp_for(port, community, Duration::from_secs(10));
-}
-
-/// [`wait_snmp`] with a deadline.
-pub fn wait_snmp_for(port: u16, community: &str, limit: Duration) {
-    let bin = Path::new("/usr/bin/snmpget");
-    assert!(bin.exists(), "snmpget missing: apt-get install snmp");
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        let ok = Command::new(bin)
-            .args(["-v2c", "-c", community, "-t", "0.5", "-r", "0", "-On"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("1.3.6.1.2.1.1.5.0")
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if ok {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("no SNMP agent answered on port {port} (community {community})");
+/// The poller tests' agent: a real snmpd answering v1/v2c (community `public`) on
+/// 127.0.0.1, sysName `poller-test-agent`; killed on drop.
+pub fn start_snmpd() -> Snmpd {
+    Snmpd::start(SnmpdConfig::new("poller-test-agent"))
 }
 
 /// What the proxy does with a response before passing it on: `(request, response)`;
