@@ -11,7 +11,6 @@ mod common;
 
 use chrono::{TimeZone, Utc};
 use common::Fixture;
-use lookout_core::{NewDevice, PortCounters, PortPoll, SnmpConfig};
 use sqlx::Row as _;
 
 const WRITERS: usize = 16;
@@ -27,76 +26,9 @@ async fn innodb_deadlocks() -> i64 {
     row.get::<String, _>(1).parse().unwrap()
 }
 
+/// The first poll of a device: 24 new ports, 3 IPv4 addresses, a processor, a storage row.
 fn first_poll(at: chrono::DateTime<Utc>) -> lookout_store::PollCommit {
-    let mut c = lookout_store::PollCommit::new(
-        lookout_core::DevicePollUpdate {
-            sys_name: Some("dev".into()),
-            sys_descr: None,
-            sys_object_id: None,
-            sys_contact: None,
-            sys_location: None,
-            os: Some("linux".into()),
-            hardware: None,
-            version: None,
-            serial: None,
-            uptime: Some(1000),
-            status: lookout_core::DeviceStatus::Up,
-            status_reason: String::new(),
-            last_polled: at,
-            last_polled_timetaken: 0.2,
-        },
-        Some(lookout_store::PollFence {
-            node_id: "n1".into(),
-            token: 7,
-            started: at,
-        }),
-    );
-    c.ports = Some(lookout_store::PortsStage {
-        polled: (1..=PORTS)
-            .map(|k| PortPoll {
-                if_index: k,
-                if_name: Some(format!("eth{k}")),
-                counters: PortCounters {
-                    in_octets: Some(1000),
-                    hc: true,
-                    ..PortCounters::default()
-                },
-                ..PortPoll::default()
-            })
-            .collect(),
-        polled_at: at,
-        reset_counters: false,
-        moves: Vec::new(),
-        events: None,
-    });
-    c.ipv4_addresses = Some(
-        (1..=3)
-            .map(|k| lookout_store::Ipv4AddressPoll {
-                if_index: k,
-                ipv4_address: format!("10.0.0.{k}"),
-                ipv4_prefixlen: 24,
-            })
-            .collect(),
-    );
-    c.processors = Some(vec![lookout_store::ProcessorPoll {
-        processor_type: "hr".into(),
-        processor_index: "1".into(),
-        processor_oid: "1.3.6.1.2.1.25.3.3.1.2.1".into(),
-        processor_descr: "CPU".into(),
-        processor_usage: Some(5.0),
-    }]);
-    c.storage = Some(vec![lookout_store::StoragePoll {
-        storage_mib: "hrstorage".into(),
-        storage_index: 31,
-        storage_type: Some("hrStorageFixedDisk".into()),
-        storage_descr: "/".into(),
-        storage_size: 1 << 30,
-        storage_units: 4096,
-        storage_used: 1 << 29,
-        storage_free: 1 << 29,
-        storage_perc: 50.0,
-    }]);
-    c
+    common::whole_poll(at, 7, common::port_polls(PORTS, 1000, None), 3)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -107,19 +39,7 @@ async fn concurrent_first_polls_do_not_deadlock() {
     let innodb_before = innodb_deadlocks().await;
     let mut all = Vec::new();
     for round in 0..ROUNDS {
-        let mut ids = Vec::new();
-        for i in 0..WRITERS {
-            let d = store
-                .add_device(&NewDevice {
-                    hostname: format!("r{round}-dev{i:02}"),
-                    snmp: SnmpConfig::default(),
-                    poller_group: 0,
-                })
-                .await
-                .unwrap();
-            store.register_poll_token(d.device_id, 7).await.unwrap();
-            ids.push(d.device_id);
-        }
+        let ids = common::add_devices(&store, &format!("r{round}-dev"), WRITERS, Some(7)).await;
         // All writers start together: a barrier, so that the first statements overlap.
         let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(WRITERS));
         let tasks: Vec<_> = ids

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use chrono::{Duration, TimeZone, Utc};
 use common::Fixture;
-use lookout_core::{NewDevice, PortCounters, PortPoll, SnmpConfig};
+use lookout_core::PortPoll;
 use tracing_subscriber::layer::SubscriberExt as _;
 
 const DEVICES: usize = 100;
@@ -72,21 +72,7 @@ fn install_counter() {
 
 async fn cycle(fx: &Fixture, label: &str, commit: bool) {
     let store = fx.store().await;
-    let mut ids = Vec::new();
-    for i in 0..DEVICES {
-        let d = store
-            .add_device(&NewDevice {
-                hostname: format!("dev{i:04}"),
-                snmp: SnmpConfig::default(),
-                poller_group: 0,
-            })
-            .await
-            .unwrap();
-        ids.push(d.device_id);
-        if commit {
-            store.register_poll_token(d.device_id, 7).await.unwrap();
-        }
-    }
+    let ids = common::add_devices(&store, "dev", DEVICES, commit.then_some(7)).await;
     let t0 = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
     // Round 0: first polls (ports inserted), counted; 1 and 2: timed; 3: counted.
     for round in 0..4u64 {
@@ -100,19 +86,7 @@ async fn cycle(fx: &Fixture, label: &str, commit: bool) {
             let chunk = chunk.to_vec();
             tasks.push(tokio::spawn(async move {
                 for id in chunk {
-                    let polled: Vec<_> = (1..=PORTS)
-                        .map(|k| PortPoll {
-                            if_index: k,
-                            if_name: Some(format!("eth{k}")),
-                            counters: PortCounters {
-                                in_octets: Some(round * 300_000),
-                                out_octets: Some(round * 600_000),
-                                hc: true,
-                                ..PortCounters::default()
-                            },
-                            ..PortPoll::default()
-                        })
-                        .collect();
+                    let polled = common::port_polls(PORTS, round * 300_000, Some(round * 600_000));
                     let at = t0 + Duration::seconds(round as i64 * 300);
                     if commit {
                         store
@@ -152,65 +126,9 @@ async fn cycle(fx: &Fixture, label: &str, commit: bool) {
     store.close().await;
 }
 
-/// A poll as the poller commits it (fenced with token 7).
+/// A poll as the poller commits it (fenced with token 7), with the timing of two modules.
 fn whole_poll(polled: Vec<PortPoll>, at: chrono::DateTime<Utc>) -> lookout_store::PollCommit {
-    let mut c = lookout_store::PollCommit::new(
-        lookout_core::DevicePollUpdate {
-            sys_name: Some("dev".into()),
-            sys_descr: None,
-            sys_object_id: None,
-            sys_contact: None,
-            sys_location: None,
-            os: Some("linux".into()),
-            hardware: None,
-            version: None,
-            serial: None,
-            uptime: Some(1000),
-            status: lookout_core::DeviceStatus::Up,
-            status_reason: String::new(),
-            last_polled: at,
-            last_polled_timetaken: 0.2,
-        },
-        Some(lookout_store::PollFence {
-            node_id: "n1".into(),
-            token: 7,
-            started: at,
-        }),
-    );
-    c.ports = Some(lookout_store::PortsStage {
-        polled,
-        polled_at: at,
-        reset_counters: false,
-        moves: Vec::new(),
-        events: None,
-    });
-    c.ipv4_addresses = Some(
-        (1..=2)
-            .map(|k| lookout_store::Ipv4AddressPoll {
-                if_index: k,
-                ipv4_address: format!("10.0.0.{k}"),
-                ipv4_prefixlen: 24,
-            })
-            .collect(),
-    );
-    c.processors = Some(vec![lookout_store::ProcessorPoll {
-        processor_type: "hr".into(),
-        processor_index: "1".into(),
-        processor_oid: "1.3.6.1.2.1.25.3.3.1.2.1".into(),
-        processor_descr: "CPU".into(),
-        processor_usage: Some(5.0),
-    }]);
-    c.storage = Some(vec![lookout_store::StoragePoll {
-        storage_mib: "hrstorage".into(),
-        storage_index: 31,
-        storage_type: Some("hrStorageFixedDisk".into()),
-        storage_descr: "/".into(),
-        storage_size: 1 << 30,
-        storage_units: 4096,
-        storage_used: 1 << 29,
-        storage_free: 1 << 29,
-        storage_perc: 50.0,
-    }]);
+    let mut c = common::whole_poll(at, 7, polled, 2);
     c.module_perf = ["ports", "processors"]
         .into_iter()
         .map(|m| lookout_store::ModulePerf {

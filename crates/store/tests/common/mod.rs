@@ -195,3 +195,115 @@ impl Fixture {
         }
     }
 }
+
+/// Devices `<prefix>0000`, `<prefix>0001`, ... (`n` of them, default SNMP settings, poller
+/// group 0); with `token`, each has that poll token registered (as a claimed poll would).
+pub async fn add_devices(store: &Store, prefix: &str, n: usize, token: Option<u64>) -> Vec<i64> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let d = store
+            .add_device(&lookout_core::NewDevice {
+                hostname: format!("{prefix}{i:04}"),
+                snmp: lookout_core::SnmpConfig::default(),
+                poller_group: 0,
+            })
+            .await
+            .unwrap();
+        if let Some(token) = token {
+            store.register_poll_token(d.device_id, token).await.unwrap();
+        }
+        ids.push(d.device_id);
+    }
+    ids
+}
+
+/// Ports `eth1` .. `eth<n>` (ifIndex 1..n, 64-bit counters) with these octet counters.
+pub fn port_polls(n: i64, in_octets: u64, out_octets: Option<u64>) -> Vec<lookout_core::PortPoll> {
+    (1..=n)
+        .map(|k| lookout_core::PortPoll {
+            if_index: k,
+            if_name: Some(format!("eth{k}")),
+            counters: lookout_core::PortCounters {
+                in_octets: Some(in_octets),
+                out_octets,
+                hc: true,
+                ..lookout_core::PortCounters::default()
+            },
+            ..lookout_core::PortPoll::default()
+        })
+        .collect()
+}
+
+/// A whole poll as the poller commits it, fenced by node `n1` with `token`: the device row
+/// (up, linux, uptime 1000), `ports`, `ipv4` addresses 10.0.0.1 .. on ifIndex 1.., one
+/// processor and one storage row.
+pub fn whole_poll(
+    at: chrono::DateTime<chrono::Utc>,
+    token: u64,
+    ports: Vec<lookout_core::PortPoll>,
+    ipv4: i64,
+) -> lookout_store::PollCommit {
+    let mut c = lookout_store::PollCommit::new(
+        lookout_core::DevicePollUpdate {
+            sys_name: Some("dev".into()),
+            sys_descr: None,
+            sys_object_id: None,
+            sys_contact: None,
+            sys_location: None,
+            os: Some("linux".into()),
+            hardware: None,
+            version: None,
+            serial: None,
+            uptime: Some(1000),
+            status: lookout_core::DeviceStatus::Up,
+            status_reason: String::new(),
+            last_polled: at,
+            last_polled_timetaken: 0.2,
+        },
+        Some(lookout_store::PollFence {
+            node_id: "n1".into(),
+            token,
+            started: at,
+        }),
+    );
+    c.ports = Some(lookout_store::PortsStage {
+        polled: ports,
+        polled_at: at,
+        reset_counters: false,
+        moves: Vec::new(),
+        events: None,
+    });
+    c.ipv4_addresses = Some(
+        (1..=ipv4)
+            .map(|k| lookout_store::Ipv4AddressPoll {
+                if_index: k,
+                ipv4_address: format!("10.0.0.{k}"),
+                ipv4_prefixlen: 24,
+            })
+            .collect(),
+    );
+    c.processors = Some(vec![lookout_store::ProcessorPoll {
+        processor_type: "hr".into(),
+        processor_index: "1".into(),
+        processor_oid: "1.3.6.1.2.1.25.3.3.1.2.1".into(),
+        processor_descr: "CPU".into(),
+        processor_usage: Some(5.0),
+    }]);
+    c.storage = Some(vec![root_storage()]);
+    c
+}
+
+/// `/`: 1 GiB in 4 KiB units, half used.
+pub fn root_storage() -> lookout_store::StoragePoll {
+    lookout_store::StoragePoll {
+        storage_mib: "hrstorage".into(),
+        storage_index: 31,
+        storage_type: Some("hrStorageFixedDisk".into()),
+        storage_descr: "/".into(),
+        storage_size: 1 << 30,
+        storage_units: 4096,
+        storage_used: 1 << 29,
+        storage_free: 1 << 29,
+        storage_perc: 50.0,
+    }
+}
