@@ -15,22 +15,71 @@ fn fixture() -> Arc<Recording> {
     Arc::new(Recording::load(&path, "lab/fixture").unwrap())
 }
 
+/// An SNMPv3 USM user: name, (auth protocol, password), (privacy protocol, password), as
+/// net-snmp's tools spell the protocols.
+type Usm = (
+    &'static str,
+    Option<(&'static str, &'static str)>,
+    Option<(&'static str, &'static str)>,
+);
+
+/// The simulator's v3 users: one per auth/priv combination the walks cover.
+const USERS: &[Usm] = &[
+    (
+        "shaaes",
+        Some(("SHA", "shapassword")),
+        Some(("AES", "aespassword")),
+    ),
+    (
+        "md5des",
+        Some(("MD5", "md5password")),
+        Some(("DES", "despassword")),
+    ),
+    (
+        "sha256aes256",
+        Some(("SHA-256", "sha256password")),
+        Some(("AES-256", "aes256password")),
+    ),
+    ("authonly", Some(("SHA-512", "sha512password")), None),
+    ("noauth", None, None),
+];
+
+/// The simulator's `--v3-user` spec of `u`: `name[:AUTH:pass[:PRIV:pass]]`.
+fn user_spec((name, auth, privacy): &Usm) -> String {
+    let mut parts = vec![*name];
+    for (proto, pass) in [auth, privacy].into_iter().flatten() {
+        parts.extend([*proto, *pass]);
+    }
+    parts.join(":")
+}
+
+/// net-snmp's `-l level -u name [-a -A [-x -X]]` options for `u`.
+fn usm_args((name, auth, privacy): &Usm) -> Vec<&'static str> {
+    let level = match (auth, privacy) {
+        (None, _) => "noAuthNoPriv",
+        (Some(_), None) => "authNoPriv",
+        (Some(_), Some(_)) => "authPriv",
+    };
+    let mut args = vec!["-l", level, "-u", name];
+    if let Some((proto, pass)) = auth {
+        args.extend(["-a", proto, "-A", pass]);
+    }
+    if let Some((proto, pass)) = privacy {
+        args.extend(["-x", proto, "-X", pass]);
+    }
+    args
+}
+
 fn start(recs: Vec<Arc<Recording>>, devices: Option<usize>) -> SimHandle {
     Simulator::start(Config {
         recordings: recs,
         devices,
         community: "portdev".into(),
         freeze_counters: true,
-        v3_users: [
-            "shaaes:SHA:shapassword:AES:aespassword",
-            "md5des:MD5:md5password:DES:despassword",
-            "sha256aes256:SHA-256:sha256password:AES-256:aes256password",
-            "authonly:SHA-512:sha512password",
-            "noauth",
-        ]
-        .iter()
-        .map(|u| V3User::parse(u).unwrap())
-        .collect(),
+        v3_users: USERS
+            .iter()
+            .map(|u| V3User::parse(&user_spec(u)).unwrap())
+            .collect(),
         ..Config::default()
     })
     .unwrap()
@@ -139,32 +188,21 @@ fn get_exceptions_and_errors() {
     );
 
     // SET: notWritable (v2c), readOnly (v1).
-    let (ok, _, err) = tool(
-        "snmpset",
-        &[
-            "-v2c",
-            "-c",
-            "lab/fixture",
-            &host,
-            ".1.3.6.1.2.1.1.5.0",
-            "s",
-            "x",
-        ],
-    );
-    assert!(!ok && err.contains("notWritable"), "{err}");
-    let (ok, _, err) = tool(
-        "snmpset",
-        &[
-            "-v1",
-            "-c",
-            "lab/fixture",
-            &host,
-            ".1.3.6.1.2.1.1.5.0",
-            "s",
-            "x",
-        ],
-    );
-    assert!(!ok && err.contains("readOnly"), "{err}");
+    for (version, reason) in [("-v2c", "notWritable"), ("-v1", "readOnly")] {
+        let (ok, _, err) = tool(
+            "snmpset",
+            &[
+                version,
+                "-c",
+                "lab/fixture",
+                &host,
+                ".1.3.6.1.2.1.1.5.0",
+                "s",
+                "x",
+            ],
+        );
+        assert!(!ok && err.contains(reason), "{version}: {err}");
+    }
 
     // Unknown community: no answer (a timeout), counted.
     let (ok, _, err) = tool(
@@ -226,168 +264,59 @@ fn snmpv3_usm() {
     let sim = start(vec![rec.clone()], Some(1));
     let host = format!("127.0.0.1:{}", sim.addr(0).port());
     let want = expected_walk(&rec, false);
-    let cases: &[&[&str]] = &[
-        &[
-            "-l",
-            "authPriv",
-            "-u",
-            "shaaes",
-            "-a",
-            "SHA",
-            "-A",
-            "shapassword",
-            "-x",
-            "AES",
-            "-X",
-            "aespassword",
-        ],
-        &[
-            "-l",
-            "authPriv",
-            "-u",
-            "md5des",
-            "-a",
-            "MD5",
-            "-A",
-            "md5password",
-            "-x",
-            "DES",
-            "-X",
-            "despassword",
-        ],
-        &[
-            "-l",
-            "authPriv",
-            "-u",
-            "sha256aes256",
-            "-a",
-            "SHA-256",
-            "-A",
-            "sha256password",
-            "-x",
-            "AES-256",
-            "-X",
-            "aes256password",
-        ],
-        &[
-            "-l",
-            "authNoPriv",
-            "-u",
-            "authonly",
-            "-a",
-            "SHA-512",
-            "-A",
-            "sha512password",
-        ],
-        &["-l", "noAuthNoPriv", "-u", "noauth"],
-    ];
-    for c in cases {
+    for u in USERS {
         // Empty context: the port's device; context = recording path: that recording.
         for ctx in [&[][..], &["-n", "lab/fixture"][..]] {
             let mut args = vec!["-v3", "-On", "-Oe", "-t", "3"];
-            args.extend_from_slice(c);
+            args.extend(usm_args(u));
             args.extend_from_slice(ctx);
             args.extend_from_slice(&[&host, ".1"]);
             let (ok, out, err) = tool("snmpbulkwalk", &args);
-            assert!(ok, "{c:?} {ctx:?}: {err}");
-            assert_eq!(walk_lines(&out), want, "{c:?} {ctx:?}");
+            assert!(ok, "{u:?} {ctx:?}: {err}");
+            assert_eq!(walk_lines(&out), want, "{u:?} {ctx:?}");
         }
     }
-    // Wrong auth password: net-snmp reports an authentication failure (wrongDigest).
-    let (ok, _, err) = tool(
-        "snmpget",
-        &[
-            "-v3",
-            "-l",
-            "authPriv",
-            "-u",
-            "shaaes",
-            "-a",
-            "SHA",
-            "-A",
-            "wrongpassword",
-            "-x",
-            "AES",
-            "-X",
-            "aespassword",
-            "-t",
-            "2",
-            "-r",
-            "0",
-            &host,
-            ".1.3.6.1.2.1.1.5.0",
-        ],
-    );
-    assert!(!ok && err.contains("Authentication failure"), "{err}");
-    // Unknown user.
-    let (ok, _, err) = tool(
-        "snmpget",
-        &[
-            "-v3",
-            "-l",
-            "authNoPriv",
-            "-u",
-            "nobody",
-            "-a",
-            "SHA",
-            "-A",
-            "somepassword",
-            "-t",
-            "2",
-            "-r",
-            "0",
-            &host,
-            ".1.3.6.1.2.1.1.5.0",
-        ],
-    );
-    assert!(!ok && err.contains("Unknown user name"), "{err}");
-    // A level the user does not have.
-    let (ok, _, err) = tool(
-        "snmpget",
-        &[
-            "-v3",
-            "-l",
-            "authPriv",
-            "-u",
-            "authonly",
-            "-a",
-            "SHA-512",
-            "-A",
-            "sha512password",
-            "-x",
-            "AES",
-            "-X",
-            "aespassword",
-            "-t",
-            "2",
-            "-r",
-            "0",
-            &host,
-            ".1.3.6.1.2.1.1.5.0",
-        ],
-    );
-    assert!(!ok && err.contains("Unsupported security level"), "{err}");
-    // Unknown context.
-    let (ok, out, err) = tool(
-        "snmpget",
-        &[
-            "-v3",
-            "-l",
-            "noAuthNoPriv",
-            "-u",
-            "noauth",
-            "-n",
-            "no/such",
-            "-t",
-            "2",
-            "-r",
-            "0",
-            &host,
-            ".1.3.6.1.2.1.1.5.0",
-        ],
-    );
-    assert!(!ok, "{out}");
-    assert!(err.to_lowercase().contains("context"), "{err}");
+    // Refused, each with net-snmp's own reason (lower case), and a report counted.
+    let refused: &[(Usm, &[&str], &str)] = &[
+        // Wrong auth password: wrongDigest.
+        (
+            (
+                "shaaes",
+                Some(("SHA", "wrongpassword")),
+                Some(("AES", "aespassword")),
+            ),
+            &[],
+            "authentication failure",
+        ),
+        (
+            ("nobody", Some(("SHA", "somepassword")), None),
+            &[],
+            "unknown user name",
+        ),
+        // A level the user does not have.
+        (
+            (
+                "authonly",
+                Some(("SHA-512", "sha512password")),
+                Some(("AES", "aespassword")),
+            ),
+            &[],
+            "unsupported security level",
+        ),
+        (("noauth", None, None), &["-n", "no/such"], "context"),
+    ];
+    for (u, extra, reason) in refused {
+        let mut args = vec!["-v3"];
+        args.extend(usm_args(u));
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["-t", "2", "-r", "0", &host, ".1.3.6.1.2.1.1.5.0"]);
+        let (ok, out, err) = tool("snmpget", &args);
+        assert!(!ok, "{u:?} {extra:?} answered: {out}");
+        assert!(
+            err.to_lowercase().contains(reason),
+            "{u:?} {extra:?}: {err}"
+        );
+    }
     assert!(sim.stats().reports >= 4);
 }
 
