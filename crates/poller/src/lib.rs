@@ -850,7 +850,20 @@ impl Poller {
         let polled = ports::ports_from_walks(&if_table, &if_x_table);
         // Renumbering is decided on the stored ports read now; the commit applies it in
         // its transaction (a stale poll's decision is discarded with the rest).
-        let before = self.inner.store.ports(device.device_id).await?;
+        // Only an interface with an ifIndex never stored can be a renumbered one; the
+        // whole rows are read only then (a steady poll saves reading every port row).
+        let known: std::collections::HashSet<i64> = self
+            .inner
+            .store
+            .port_if_indexes(device.device_id)
+            .await?
+            .into_iter()
+            .collect();
+        let before = if polled.iter().all(|p| known.contains(&p.if_index)) {
+            Vec::new()
+        } else {
+            self.inner.store.ports(device.device_id).await?
+        };
         let moves = ports::renumbered(&before, &polled);
         for (port_id, new_index) in &moves {
             if let Some(p) = before.iter().find(|p| p.port_id == *port_id) {

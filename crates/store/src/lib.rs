@@ -695,6 +695,12 @@ impl Store {
     pub async fn ports(&self, device_id: DeviceId) -> Result<Vec<Port>> {
         run!(self, read, "ports", ports(device_id))
     }
+    /// The ifIndexes of all the device's port rows (deleted ones too): what a poll needs to
+    /// see whether any interface is new (only then can one have been renumbered), without
+    /// reading whole port rows.
+    pub async fn port_if_indexes(&self, device_id: DeviceId) -> Result<Vec<i64>> {
+        run!(self, read, "port_if_indexes", port_if_indexes(device_id))
+    }
     pub async fn port(&self, port_id: PortId) -> Result<Option<Port>> {
         run!(self, read, "port", port(port_id))
     }

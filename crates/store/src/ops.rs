@@ -524,6 +524,16 @@ macro_rules! define_ops {
                     .map_err(|e| query_err("ports", e))
             }
 
+            pub(crate) async fn port_if_indexes(c: &mut Conn, device_id: DeviceId) -> Result<Vec<i64>> {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT ifIndex FROM ports WHERE device_id = ?",
+                )
+                .bind(device_id)
+                .fetch_all(&mut *c)
+                .await
+                .map_err(|e| query_err("port_if_indexes", e))
+            }
+
             pub(crate) async fn port(c: &mut Conn, port_id: PortId) -> Result<Option<Port>> {
                 let row = sqlx::query(q::PORT_BY_ID)
                     .bind(port_id)
