@@ -70,6 +70,26 @@ fn usm_args((name, auth, privacy): &Usm) -> Vec<&'static str> {
     args
 }
 
+/// A v2c GET of sysName.0 at `host` for `community`, one try of 0.5 s, value only:
+/// (succeeded, stdout, stderr).
+fn get_sys_name(host: &str, community: &str) -> (bool, String, String) {
+    tool(
+        "snmpget",
+        &[
+            "-v2c",
+            "-c",
+            community,
+            "-Oqv",
+            "-t",
+            "0.5",
+            "-r",
+            "0",
+            host,
+            ".1.3.6.1.2.1.1.5.0",
+        ],
+    )
+}
+
 fn start(recs: Vec<Arc<Recording>>, devices: Option<usize>) -> SimHandle {
     Simulator::start(Config {
         recordings: recs,
@@ -205,20 +225,7 @@ fn get_exceptions_and_errors() {
     }
 
     // Unknown community: no answer (a timeout), counted.
-    let (ok, _, err) = tool(
-        "snmpget",
-        &[
-            "-v2c",
-            "-c",
-            "nope",
-            "-t",
-            "0.3",
-            "-r",
-            "0",
-            &host,
-            ".1.3.6.1.2.1.1.5.0",
-        ],
-    );
+    let (ok, _, err) = get_sys_name(&host, "nope");
     assert!(!ok && err.contains("Timeout"), "{err}");
     assert!(sim.stats().unknown_community >= 1);
 }
@@ -233,21 +240,7 @@ fn port_devices_and_communities() {
     let sim = start(vec![rec, other], Some(3));
     assert_eq!(sim.devices(), 3);
     let get = |port: u16, community: &str| {
-        let (_, out, _) = tool(
-            "snmpget",
-            &[
-                "-v2c",
-                "-c",
-                community,
-                "-Oqv",
-                "-t",
-                "0.5",
-                "-r",
-                "0",
-                &format!("127.0.0.1:{port}"),
-                ".1.3.6.1.2.1.1.5.0",
-            ],
-        );
+        let (_, out, _) = get_sys_name(&format!("127.0.0.1:{port}"), community);
         out.trim().to_string()
     };
     // Round robin: port 0 fixture, port 1 other, port 2 fixture again.
@@ -357,20 +350,7 @@ fn data_dir_with_plain_and_bz2_recordings() {
         assert_eq!(out.trim(), want);
     }
     // No port device without --devices: the default community is unknown here.
-    let (ok, _, _) = tool(
-        "snmpget",
-        &[
-            "-v2c",
-            "-c",
-            "public",
-            "-t",
-            "0.3",
-            "-r",
-            "0",
-            &host,
-            ".1.3.6.1.2.1.1.5.0",
-        ],
-    );
+    let (ok, _, _) = get_sys_name(&host, "public");
     assert!(!ok);
     // An empty data dir is a clear error.
     let empty = tempfile::tempdir().unwrap();
