@@ -748,6 +748,32 @@ impl Store {
             log_event(device_id, kind, message, severity, reference, at)
         )
     }
+    /// Deletes events logged before `before` (the master's eventlog purge,
+    /// `EVENTLOG_PURGE_DAYS`); returns how many. In transactions of at most
+    /// [`Store::PURGE_BATCH`] rows each, so a large backlog never becomes one huge write set
+    /// (Galera certifies and replicates a transaction as a whole).
+    pub async fn purge_events(&self, before: Timestamp) -> Result<u64> {
+        self.purge_events_in_batches(before, Self::PURGE_BATCH)
+            .await
+    }
+    /// Rows per transaction of [`Store::purge_events`].
+    pub const PURGE_BATCH: u32 = 10_000;
+    /// [`Store::purge_events`] with another batch size (tests use small ones).
+    pub async fn purge_events_in_batches(&self, before: Timestamp, batch: u32) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let n = run!(
+                self,
+                write,
+                "purge_events",
+                purge_events_batch(before, batch)
+            )?;
+            total += n;
+            if n < u64::from(batch.max(1)) {
+                return Ok(total);
+            }
+        }
+    }
     /// Newest first; `None` lists the events of all devices (and those of none).
     pub async fn events(&self, device_id: Option<DeviceId>, limit: u32) -> Result<Vec<Event>> {
         run!(self, read, "events", events(device_id, limit))

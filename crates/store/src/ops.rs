@@ -448,6 +448,44 @@ macro_rules! define_ops {
                 Ok(res.rows_affected())
             }
 
+            /// Deletes at most `batch` events older than `before`, oldest first; returns how
+            /// many. The batch is bounded by the id of its last row (found with LIMIT/OFFSET,
+            /// which both dialects have) because SQLite has no `DELETE ... LIMIT` and MySQL no
+            /// `LIMIT` in an `IN` subquery.
+            pub(crate) async fn purge_events_batch(
+                c: &mut Conn,
+                before: Timestamp,
+                batch: u32,
+            ) -> Result<u64> {
+                let last: Option<i64> = sqlx::query_scalar(
+                    "SELECT event_id FROM eventlog WHERE datetime < ? \
+                     ORDER BY event_id LIMIT 1 OFFSET ?",
+                )
+                .bind(enc_ts(crate::micros(before)))
+                .bind(i64::from(batch.max(1)) - 1)
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(|e| query_err("purge_events", e))?;
+                let res = match last {
+                    Some(last) => {
+                        sqlx::query("DELETE FROM eventlog WHERE datetime < ? AND event_id <= ?")
+                            .bind(enc_ts(crate::micros(before)))
+                            .bind(last)
+                            .execute(&mut *c)
+                            .await
+                    }
+                    // Fewer than `batch` rows are old enough: all of them.
+                    None => {
+                        sqlx::query("DELETE FROM eventlog WHERE datetime < ?")
+                            .bind(enc_ts(crate::micros(before)))
+                            .execute(&mut *c)
+                            .await
+                    }
+                }
+                .map_err(|e| query_err("purge_events", e))?;
+                Ok(res.rows_affected())
+            }
+
             pub(crate) async fn poll_log(
                 c: &mut Conn,
                 since: Timestamp,
