@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use chrono::Utc;
-use lookout_coord::{Coord, CoordConfig, RedisConfig};
+use lookout_coord::{Coord, CoordConfig, RedisConfig, Work};
 
 struct Server(Child);
 
@@ -61,7 +61,7 @@ async fn run(name: &str, make: impl Fn() -> Coord, devices: i64, workers: usize)
     let now = Utc::now();
     let t = Instant::now();
     for d in 0..devices {
-        c.enqueue((d % 4) as i32, d, now).await?;
+        c.enqueue((d % 4) as i32, d, now, Work::Poll).await?;
     }
     let enq = t.elapsed();
 

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use lookout_core::DeviceId;
 
 use crate::lease::{Holder, Millis, Refusal, Token};
-use crate::queue::Granted;
+use crate::queue::{Granted, Work};
 use crate::{NodeInfo, NodeStatus, QueueDepth};
 
 /// The cause of a failed backend call. Boxed so the Redis client's error type does not
@@ -42,6 +42,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
         group: i32,
         device_id: DeviceId,
         due: Millis,
+        work: Work,
         fence: Fence<'_>,
     ) -> BResult<Result<bool, Refusal>>;
     async fn claim(&self, groups: &[i32], node_id: &str, ttl_ms: u64) -> BResult<Option<Granted>>;
@@ -59,5 +60,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
         token: Token,
     ) -> BResult<Result<(), Refusal>>;
     async fn requeue_expired(&self, fence: Fence<'_>) -> BResult<Result<Vec<DeviceId>, Refusal>>;
-    async fn queue_depths(&self) -> BResult<Vec<QueueDepth>>;
+    /// With `late_ms`, [`QueueDepth::late`] counts the queued devices due at least that
+    /// long ago on the backend's clock.
+    async fn queue_depths(&self, late_ms: Option<u64>) -> BResult<Vec<QueueDepth>>;
 }

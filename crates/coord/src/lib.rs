@@ -44,7 +44,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), lookout_coord::CoordError> {
 //! use std::time::Duration;
-//! use lookout_coord::{Coord, CoordConfig, NodeInfo};
+//! use lookout_coord::{Coord, CoordConfig, NodeInfo, Work};
 //!
 //! // REDIS_SENTINEL / REDIS_HOST / ... as LibreNMS names them; nothing set = memory.
 //! let coord = Coord::connect(&CoordConfig::from_lookup(|k| std::env::var(k).ok())?).await?;
@@ -54,7 +54,7 @@
 //! // Dispatcher: act as master only while the lease is valid on the local clock.
 //! if let Some(lease) = coord.try_acquire_master(&me.node_id, Duration::from_secs(5)).await? {
 //!     // Fenced by the lease in the backend, and idempotent: re-enqueue freely.
-//!     coord.enqueue_as_master(&lease, 0, 42, chrono::Utc::now()).await?;
+//!     coord.enqueue_as_master(&lease, 0, 42, chrono::Utc::now(), Work::Poll).await?;
 //!     coord.requeue_expired_as_master(&lease).await?;
 //!     let _lease = coord.renew_master(&lease).await?; // at lease.renew_at()
 //! }
@@ -90,6 +90,7 @@ use serde::{Deserialize, Serialize};
 
 pub use config::{CoordConfig, RedisConfig, RedisTarget};
 pub use lease::Token;
+pub use queue::Work;
 
 use backend::{Backend, BackendError};
 use lease::{Millis, Refusal};
@@ -178,6 +179,8 @@ pub struct Claim {
     /// When the device was due in its queue (the master's schedule, or the expiry of a
     /// re-queued claim), on the backend's clock; `None` if the backend did not say.
     pub due_at: Option<Timestamp>,
+    /// What the master queued the device for.
+    pub work: Work,
 }
 
 impl Claim {
@@ -207,6 +210,14 @@ pub struct QueueDepth {
     pub claimed: u64,
     /// Acknowledged since the backend started (memory) or was created (Redis).
     pub done: u64,
+    /// Due time of the most overdue queued device (the queue's head), on the clock of
+    /// whoever enqueued it: `now - oldest_due` is the group's queue lag.
+    #[serde(default)]
+    pub oldest_due: Option<Timestamp>,
+    /// Queued devices due at least the `late_after` given to [`Coord::queue_lag`] ago
+    /// (always 0 from [`Coord::queue_depths`]).
+    #[serde(default)]
+    pub late: u64,
 }
 
 /// Errors of the coordination layer. A `*Lost` error means the lease or claim is gone
@@ -489,16 +500,19 @@ impl Coord {
         }))
     }
 
-    /// Queue `device_id` in poller group `group`, claimable from `due_at`. Returns false
-    /// if the device is already queued (in any group) or claimed: queueing is idempotent.
+    /// Queue `device_id` in poller group `group` for `work`, claimable from `due_at`.
+    /// Returns false if the device is already queued (in any group, for any work) or
+    /// claimed: queueing is idempotent and a device is in one place at a time.
     /// Unfenced: the master's scheduler should use [`Coord::enqueue_as_master`].
     pub async fn enqueue(
         &self,
         group: i32,
         device_id: DeviceId,
         due_at: Timestamp,
+        work: Work,
     ) -> Result<bool, CoordError> {
-        self.enqueue_fenced(None, group, device_id, due_at).await
+        self.enqueue_fenced(None, group, device_id, due_at, work)
+            .await
     }
 
     /// [`Coord::enqueue`], refused with [`CoordError::MasterLost`] unless `lease` is the
@@ -511,8 +525,9 @@ impl Coord {
         group: i32,
         device_id: DeviceId,
         due_at: Timestamp,
+        work: Work,
     ) -> Result<bool, CoordError> {
-        self.enqueue_fenced(Some(lease), group, device_id, due_at)
+        self.enqueue_fenced(Some(lease), group, device_id, due_at, work)
             .await
     }
 
@@ -522,11 +537,12 @@ impl Coord {
         group: i32,
         device_id: DeviceId,
         due_at: Timestamp,
+        work: Work,
     ) -> Result<bool, CoordError> {
         let fence = lease.map(|l| (l.node_id.as_str(), l.token));
         let r = self
             .backend
-            .enqueue(group, device_id, from_timestamp(due_at), fence)
+            .enqueue(group, device_id, from_timestamp(due_at), work, fence)
             .await
             .map_err(|source| CoordError::Enqueue {
                 group,
@@ -565,6 +581,7 @@ impl Coord {
             ttl: lease_ttl,
             valid_until: sent + lease_ttl,
             due_at: (g.due > 0).then(|| to_timestamp(g.due)),
+            work: g.work,
         }))
     }
 
@@ -655,9 +672,20 @@ impl Coord {
 
     /// Depth of every poller group's queue, by group.
     pub async fn queue_depths(&self) -> Result<Vec<QueueDepth>, CoordError> {
+        self.depths(None).await
+    }
+
+    /// [`Coord::queue_depths`] with [`QueueDepth::late`] counting the queued devices due
+    /// at least `late_after` ago (on the backend's clock): the master's queue-lag check
+    /// (devices waiting in a queue for longer than one interval = the pollers are behind).
+    pub async fn queue_lag(&self, late_after: Duration) -> Result<Vec<QueueDepth>, CoordError> {
+        self.depths(Some(ttl_ms(late_after))).await
+    }
+
+    async fn depths(&self, late_ms: Option<u64>) -> Result<Vec<QueueDepth>, CoordError> {
         let mut v = self
             .backend
-            .queue_depths()
+            .queue_depths(late_ms)
             .await
             .map_err(CoordError::QueueDepths)?;
         v.sort_by_key(|d| d.group);

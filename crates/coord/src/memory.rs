@@ -11,7 +11,7 @@ use lookout_core::DeviceId;
 
 use crate::backend::{BResult, Backend, Fence};
 use crate::lease::{Holder, LeaseSlot, Millis, Refusal, Token};
-use crate::queue::{Granted, WorkQueues};
+use crate::queue::{Granted, Work, WorkQueues};
 use crate::{to_timestamp, NodeInfo, NodeStatus, QueueDepth};
 
 struct NodeRecord {
@@ -121,6 +121,7 @@ impl Backend for MemoryBackend {
         group: i32,
         device_id: DeviceId,
         due: Millis,
+        work: Work,
         fence: Fence<'_>,
     ) -> BResult<Result<bool, Refusal>> {
         let mut st = self.lock();
@@ -129,7 +130,7 @@ impl Backend for MemoryBackend {
                 return Ok(Err(r));
             }
         }
-        Ok(Ok(st.queues.enqueue(group, device_id, due)))
+        Ok(Ok(st.queues.enqueue(group, device_id, due, work)))
     }
 
     async fn claim(&self, groups: &[i32], node_id: &str, ttl_ms: u64) -> BResult<Option<Granted>> {
@@ -169,7 +170,7 @@ impl Backend for MemoryBackend {
         Ok(Ok(st.queues.requeue_expired(now)))
     }
 
-    async fn queue_depths(&self) -> BResult<Vec<QueueDepth>> {
-        Ok(self.lock().queues.depths(now_ms()))
+    async fn queue_depths(&self, late_ms: Option<u64>) -> BResult<Vec<QueueDepth>> {
+        Ok(self.lock().queues.depths(now_ms(), late_ms))
     }
 }

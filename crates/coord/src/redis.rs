@@ -12,7 +12,9 @@
 //! Keys (all under the configured prefix `P`): `P nodes` / `P beats` (hashes: node info
 //! JSON / "last:expires"), `P master` (hash owner/token/expires), `P master:token`,
 //! `P q:<group>` (sorted set device → due ms), `P qidx` (hash device → group),
-//! `P claim:<device>` (hash group/owner/token/expires), `P claims` (sorted set device →
+//! `P qwork` (hash device → `discover` for queued discoveries; absent = poll, which is
+//! also what an item queued by an older version reads as),
+//! `P claim:<device>` (hash group/owner/token/expires/work), `P claims` (sorted set device →
 //! expiry), `P claim:token`, `P groups` (set), `P done` (hash group → count). Keys are
 //! built inside the scripts, so this targets a single primary (Sentinel), not Redis Cluster.
 
@@ -27,7 +29,7 @@ use lookout_core::DeviceId;
 use crate::backend::{BResult, Backend, BackendError, Fence};
 use crate::config::{RedisConfig, RedisTarget};
 use crate::lease::{Holder, Millis, Refusal, Token};
-use crate::queue::Granted;
+use crate::queue::{Granted, Work};
 use crate::sentinel;
 use crate::{to_timestamp, NodeInfo, NodeStatus, QueueDepth};
 
@@ -118,13 +120,14 @@ end
 "#;
 
 const ENQUEUE: &str = r#"
--- ARGV: P, fence owner, fence token, group, device, due_ms
+-- ARGV: P, fence owner, fence token, group, device, due_ms, work
 local refused = fenced()
 if refused then return refused end
 local d = ARGV[5]
 if redis.call('HEXISTS', P .. 'qidx', d) == 1 or redis.call('EXISTS', P .. 'claim:' .. d) == 1 then return {3, 0} end
 redis.call('ZADD', P .. 'q:' .. ARGV[4], ARGV[6], d)
 redis.call('HSET', P .. 'qidx', d, ARGV[4])
+if ARGV[7] == 'discover' then redis.call('HSET', P .. 'qwork', d, 'discover') else redis.call('HDEL', P .. 'qwork', d) end
 redis.call('SADD', P .. 'groups', ARGV[4])
 return {3, 1}
 "#;
@@ -144,11 +147,13 @@ end
 if not best then return false end
 redis.call('ZREM', P .. 'q:' .. bg, best)
 redis.call('HDEL', P .. 'qidx', best)
+local work = redis.call('HGET', P .. 'qwork', best) or 'poll'
+redis.call('HDEL', P .. 'qwork', best)
 local tok = next_token(P .. 'claim:token')
 local exp = now + tonumber(ARGV[3])
-redis.call('HSET', P .. 'claim:' .. best, 'group', bg, 'owner', ARGV[2], 'token', s(tok), 'expires', s(exp))
+redis.call('HSET', P .. 'claim:' .. best, 'group', bg, 'owner', ARGV[2], 'token', s(tok), 'expires', s(exp), 'work', work)
 redis.call('ZADD', P .. 'claims', s(exp), best)
-return {tonumber(best), tonumber(bg), tok, exp, bs}
+return {tonumber(best), tonumber(bg), tok, exp, bs, work}
 "#;
 
 const RENEW_CLAIM: &str = r#"
@@ -159,7 +164,7 @@ if refused then return refused end
 local exp = now + tonumber(ARGV[5])
 redis.call('HSET', k, 'expires', s(exp))
 redis.call('ZADD', P .. 'claims', s(exp), ARGV[2])
-return {3, tonumber(h[4]), exp}
+return {3, tonumber(h[4]), exp, redis.call('HGET', k, 'work') or 'poll'}
 "#;
 
 const ACK: &str = r#"
@@ -182,12 +187,13 @@ local out = {}
 local ds = redis.call('ZRANGEBYSCORE', P .. 'claims', '-inf', s(now), 'LIMIT', 0, 1000)
 for _, d in ipairs(ds) do
   local k = P .. 'claim:' .. d
-  local h = redis.call('HMGET', k, 'group', 'expires')
+  local h = redis.call('HMGET', k, 'group', 'expires', 'work')
   redis.call('DEL', k)
   redis.call('ZREM', P .. 'claims', d)
   if h[1] then
     redis.call('ZADD', P .. 'q:' .. h[1], h[2], d)
     redis.call('HSET', P .. 'qidx', d, h[1])
+    if h[3] == 'discover' then redis.call('HSET', P .. 'qwork', d, 'discover') end
     table.insert(out, tonumber(d))
   end
 end
@@ -195,6 +201,8 @@ return {3, out}
 "#;
 
 const DEPTHS: &str = r#"
+-- ARGV: P, late_ms ('' for no late count). The oldest due is -1 for an empty queue (a nil
+-- would cut the reply array short).
 local claimed = {}
 for _, d in ipairs(redis.call('ZRANGE', P .. 'claims', 0, -1)) do
   local g = redis.call('HGET', P .. 'claim:' .. d, 'group')
@@ -203,8 +211,13 @@ end
 local out = {}
 for _, g in ipairs(redis.call('SMEMBERS', P .. 'groups')) do
   local q = P .. 'q:' .. g
+  local head = redis.call('ZRANGE', q, 0, 0, 'WITHSCORES')
+  local oldest = -1
+  if head[2] then oldest = tonumber(head[2]) end
+  local late = 0
+  if ARGV[2] ~= '' then late = redis.call('ZCOUNT', q, '-inf', s(now - tonumber(ARGV[2]))) end
   table.insert(out, {tonumber(g), redis.call('ZCARD', q), redis.call('ZCOUNT', q, '-inf', s(now)),
-    claimed[g] or 0, tonumber(redis.call('HGET', P .. 'done', g) or '0')})
+    claimed[g] or 0, tonumber(redis.call('HGET', P .. 'done', g) or '0'), oldest, late})
 end
 return out
 "#;
@@ -329,6 +342,12 @@ fn uint(v: &Value) -> BResult<u64> {
 fn at(v: &[Value], i: usize) -> BResult<&Value> {
     v.get(i)
         .ok_or_else(|| Box::new(BadReply(format!("reply too short: {v:?}"))) as BackendError)
+}
+
+/// The work field of a claim reply; missing (an older script) is a poll.
+fn work_of(v: Option<&Value>) -> Work {
+    v.and_then(|v| v.as_string())
+        .map_or(Work::Poll, |s| Work::parse(&s))
 }
 
 fn group_of(v: &Value) -> BResult<i32> {
@@ -557,10 +576,16 @@ impl Backend for RedisBackend {
         group: i32,
         device_id: DeviceId,
         due: Millis,
+        work: Work,
         fence: Fence<'_>,
     ) -> BResult<Result<bool, Refusal>> {
         let mut args = fence_args(fence);
-        args.extend([group.to_string(), device_id.to_string(), due.to_string()]);
+        args.extend([
+            group.to_string(),
+            device_id.to_string(),
+            due.to_string(),
+            work.as_str().to_owned(),
+        ]);
         let v = self.run(&self.scripts.enqueue, args).await?.into_array();
         Ok(match refusal(&v)? {
             Some(r) => Err(r),
@@ -582,6 +607,7 @@ impl Backend for RedisBackend {
             token: uint(at(&v, 2)?)?,
             expires: uint(at(&v, 3)?)?,
             due: v.get(4).map(uint).transpose()?.unwrap_or(0),
+            work: work_of(v.get(5)),
         }))
     }
 
@@ -612,6 +638,7 @@ impl Backend for RedisBackend {
                 token,
                 expires: uint(at(&v, 2)?)?,
                 due: 0,
+                work: work_of(v.get(3)),
             }),
         })
     }
@@ -651,8 +678,9 @@ impl Backend for RedisBackend {
         })
     }
 
-    async fn queue_depths(&self) -> BResult<Vec<QueueDepth>> {
-        let v = self.run(&self.scripts.depths, vec![]).await?;
+    async fn queue_depths(&self, late_ms: Option<u64>) -> BResult<Vec<QueueDepth>> {
+        let late = late_ms.map(|l| l.to_string()).unwrap_or_default();
+        let v = self.run(&self.scripts.depths, vec![late]).await?;
         if v.is_null() {
             return Ok(Vec::new());
         }
@@ -666,6 +694,11 @@ impl Backend for RedisBackend {
                     due: uint(at(&r, 2)?)?,
                     claimed: uint(at(&r, 3)?)?,
                     done: uint(at(&r, 4)?)?,
+                    oldest_due: match r.get(5).map(int).transpose()? {
+                        Some(ms) if ms >= 0 => Some(to_timestamp(ms.unsigned_abs())),
+                        _ => None,
+                    },
+                    late: r.get(6).map(uint).transpose()?.unwrap_or(0),
                 })
             })
             .collect()

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::Utc;
-use lookout_coord::{Coord, CoordConfig, CoordError, NodeInfo, QueueDepth, RedisConfig};
+use lookout_coord::{Coord, CoordConfig, CoordError, NodeInfo, QueueDepth, RedisConfig, Work};
 use servers::{Lab, Proc};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
@@ -138,14 +138,14 @@ async fn master_race(a: Coord, b: Coord) {
 
 async fn claim_ack_expiry_requeue(a: Coord, b: Coord) {
     let now = Utc::now();
-    assert!(a.enqueue(0, 1, now).await.unwrap());
+    assert!(a.enqueue(0, 1, now, Work::Poll).await.unwrap());
     assert!(a
-        .enqueue(1, 2, now - chrono::Duration::seconds(10))
+        .enqueue(1, 2, now - chrono::Duration::seconds(10), Work::Poll)
         .await
         .unwrap());
-    assert!(a.enqueue(2, 3, now).await.unwrap());
+    assert!(a.enqueue(2, 3, now, Work::Poll).await.unwrap());
     assert!(a
-        .enqueue(0, 4, now + chrono::Duration::seconds(60))
+        .enqueue(0, 4, now + chrono::Duration::seconds(60), Work::Poll)
         .await
         .unwrap());
 
@@ -211,40 +211,123 @@ async fn claim_ack_expiry_requeue(a: Coord, b: Coord) {
     assert!(b.ack(&c2b).await.unwrap());
 
     let d = a.queue_depths().await.unwrap();
+    let ms = |t: chrono::DateTime<Utc>| Some(t.timestamp_millis());
     assert_eq!(
-        d,
+        d.iter()
+            .map(|q| (q.oldest_due.and_then(ms), q.late))
+            .collect::<Vec<_>>(),
+        vec![
+            (ms(now + chrono::Duration::seconds(60)), 0),
+            (None, 0),
+            (ms(now), 0)
+        ],
+        "the head of each queue is its oldest due; no late count from queue_depths"
+    );
+    assert_eq!(
+        d.into_iter()
+            .map(|q| QueueDepth {
+                oldest_due: None,
+                ..q
+            })
+            .collect::<Vec<_>>(),
         vec![
             QueueDepth {
                 group: 0,
                 queued: 1,
                 due: 0,
                 claimed: 0,
-                done: 1
+                done: 1,
+                ..QueueDepth::default()
             },
             QueueDepth {
                 group: 1,
                 queued: 0,
                 due: 0,
                 claimed: 0,
-                done: 1
+                done: 1,
+                ..QueueDepth::default()
             },
             QueueDepth {
                 group: 2,
                 queued: 1,
                 due: 1,
                 claimed: 0,
-                done: 0
+                done: 0,
+                ..QueueDepth::default()
             },
         ]
     );
 }
 
+/// The work kind travels from enqueue to the claim, across renewal and an expired
+/// claim's re-queue; a device is in one place whatever its work; `queue_lag` counts the
+/// queued devices due at least that long ago.
+async fn work_kinds_and_queue_lag(a: Coord, b: Coord) {
+    let now = Utc::now();
+    let lease = a
+        .try_acquire_master("m", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    let ago = |s: i64| now - chrono::Duration::seconds(s);
+    assert!(a
+        .enqueue_as_master(&lease, 0, 1, ago(120), Work::Discover)
+        .await
+        .unwrap());
+    assert!(a.enqueue(0, 2, ago(30), Work::Poll).await.unwrap());
+    assert!(a.enqueue(0, 3, ago(100), Work::Poll).await.unwrap());
+    assert!(
+        !a.enqueue(0, 1, now, Work::Poll).await.unwrap(),
+        "queued for discovery: not queued again as a poll"
+    );
+    assert!(!a.enqueue(4, 2, now, Work::Discover).await.unwrap());
+    let lag = b.queue_lag(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(lag.len(), 1);
+    assert_eq!((lag[0].queued, lag[0].due, lag[0].late), (3, 3, 2));
+    assert_eq!(
+        lag[0].oldest_due.map(|t| t.timestamp_millis()),
+        Some(ago(120).timestamp_millis())
+    );
+    assert_eq!(
+        b.queue_lag(Duration::from_secs(600)).await.unwrap()[0].late,
+        0
+    );
+
+    let c1 = b.claim(&[0], "w", MS(400)).await.unwrap().unwrap();
+    assert_eq!((c1.device_id, c1.work), (1, Work::Discover));
+    assert!(
+        !a.enqueue(0, 1, now, Work::Discover).await.unwrap(),
+        "claimed: not queued again"
+    );
+    let c3 = b.claim(&[0], "w", MS(5_000)).await.unwrap().unwrap();
+    assert_eq!((c3.device_id, c3.work), (3, Work::Poll));
+    assert_eq!(b.renew_claim(&c3).await.unwrap().work, Work::Poll);
+    assert_eq!(b.renew_claim(&c1).await.unwrap().work, Work::Discover);
+    assert!(b.ack(&c3).await.unwrap());
+    // c1 runs out: re-queued, it is still a discovery.
+    tokio::time::sleep(MS(700)).await;
+    assert_eq!(a.requeue_expired().await.unwrap(), vec![1]);
+    // Device 2 was due 30 s ago, the re-queued claim when it expired: 2 comes first.
+    let c2 = a.claim(&[0], "w2", MS(5_000)).await.unwrap().unwrap();
+    assert_eq!((c2.device_id, c2.work), (2, Work::Poll));
+    assert!(a.ack(&c2).await.unwrap());
+    let c1b = a.claim(&[0], "w2", MS(5_000)).await.unwrap().unwrap();
+    assert_eq!((c1b.device_id, c1b.work), (1, Work::Discover));
+    assert!(a.ack(&c1b).await.unwrap());
+    // Acknowledged: the same device may now be queued as a poll, and claims as one.
+    assert!(a.enqueue(0, 1, now, Work::Poll).await.unwrap());
+    let c = b.claim(&[0], "w", MS(5_000)).await.unwrap().unwrap();
+    assert_eq!((c.device_id, c.work), (1, Work::Poll));
+    let d = b.queue_depths().await.unwrap();
+    assert_eq!((d[0].queued, d[0].oldest_due, d[0].late), (0, None, 0));
+}
+
 async fn idempotent_enqueue(c: Coord) {
     let now = Utc::now();
-    assert!(c.enqueue(5, 42, now).await.unwrap());
-    assert!(!c.enqueue(5, 42, now).await.unwrap());
+    assert!(c.enqueue(5, 42, now, Work::Poll).await.unwrap());
+    assert!(!c.enqueue(5, 42, now, Work::Poll).await.unwrap());
     assert!(
-        !c.enqueue(6, 42, now).await.unwrap(),
+        !c.enqueue(6, 42, now, Work::Poll).await.unwrap(),
         "one device, one queue"
     );
     let d = c.queue_depths().await.unwrap();
@@ -254,12 +337,12 @@ async fn idempotent_enqueue(c: Coord) {
     );
     let cl = c.claim(&[5, 6], "n", MS(5_000)).await.unwrap().unwrap();
     assert!(
-        !c.enqueue(5, 42, now).await.unwrap(),
+        !c.enqueue(5, 42, now, Work::Poll).await.unwrap(),
         "claimed: not queued twice"
     );
     assert!(c.ack(&cl).await.unwrap());
     assert!(
-        c.enqueue(5, 42, now).await.unwrap(),
+        c.enqueue(5, 42, now, Work::Poll).await.unwrap(),
         "after ack the next interval may queue it"
     );
 }
@@ -267,7 +350,7 @@ async fn idempotent_enqueue(c: Coord) {
 async fn concurrent_claims(a: Coord, b: Coord) {
     let now = Utc::now();
     for d in 0..60 {
-        assert!(a.enqueue((d % 3) as i32, d, now).await.unwrap());
+        assert!(a.enqueue((d % 3) as i32, d, now, Work::Poll).await.unwrap());
     }
     let mut tasks = Vec::new();
     for w in 0..6 {
@@ -301,13 +384,19 @@ async fn concurrent_claims(a: Coord, b: Coord) {
 async fn master_fenced_scheduling(a: Coord, b: Coord) {
     let now = Utc::now();
     let old = a.try_acquire_master("old", MS(500)).await.unwrap().unwrap();
-    assert!(a.enqueue_as_master(&old, 0, 1, now).await.unwrap());
-    assert!(!a.enqueue_as_master(&old, 0, 1, now).await.unwrap());
+    assert!(a
+        .enqueue_as_master(&old, 0, 1, now, Work::Poll)
+        .await
+        .unwrap());
+    assert!(!a
+        .enqueue_as_master(&old, 0, 1, now, Work::Poll)
+        .await
+        .unwrap());
     assert!(a.requeue_expired_as_master(&old).await.unwrap().is_empty());
     // "old" pauses past its lease: even before anyone takes over, it cannot schedule.
     tokio::time::sleep(MS(700)).await;
     assert!(a
-        .enqueue_as_master(&old, 0, 2, now)
+        .enqueue_as_master(&old, 0, 2, now, Work::Poll)
         .await
         .unwrap_err()
         .is_lost());
@@ -316,7 +405,7 @@ async fn master_fenced_scheduling(a: Coord, b: Coord) {
         .await
         .unwrap()
         .unwrap();
-    match a.enqueue_as_master(&old, 0, 2, now).await {
+    match a.enqueue_as_master(&old, 0, 2, now, Work::Poll).await {
         Err(CoordError::MasterLost { node_id, token, .. }) => {
             assert_eq!((node_id.as_str(), token), ("old", old.token))
         }
@@ -327,7 +416,10 @@ async fn master_fenced_scheduling(a: Coord, b: Coord) {
         .await
         .unwrap_err()
         .is_lost());
-    assert!(b.enqueue_as_master(&new, 0, 2, now).await.unwrap());
+    assert!(b
+        .enqueue_as_master(&new, 0, 2, now, Work::Poll)
+        .await
+        .unwrap());
     assert!(b.requeue_expired_as_master(&new).await.unwrap().is_empty());
     let d = b.queue_depths().await.unwrap();
     assert_eq!(
@@ -390,6 +482,7 @@ contract!(membership_and_death, one, membership);
 contract!(master_election, two, master_race);
 contract!(claims, two, claim_ack_expiry_requeue);
 contract!(enqueue_is_idempotent, one, idempotent_enqueue);
+contract!(work_kinds_queue_lag, two, work_kinds_and_queue_lag);
 contract!(many_workers, two, concurrent_claims);
 contract!(
     scheduling_is_fenced_by_the_master_lease,
@@ -458,7 +551,7 @@ async fn renew_at_is_a_third_into_the_lease() {
         .unwrap();
     let third = l.valid_until - l.renew_at();
     assert!(third >= Duration::from_secs(6) && third <= Duration::from_secs(6) + MS(1));
-    c.enqueue(0, 1, Utc::now()).await.unwrap();
+    c.enqueue(0, 1, Utc::now(), Work::Poll).await.unwrap();
     let cl = c
         .claim(&[0], "n", Duration::from_secs(3))
         .await
@@ -476,7 +569,7 @@ async fn redis_password_and_database() {
     let c = Coord::connect(&CoordConfig::Redis(RedisConfig::from_url(&url).unwrap()))
         .await
         .unwrap();
-    assert!(c.enqueue(0, 1, Utc::now()).await.unwrap());
+    assert!(c.enqueue(0, 1, Utc::now(), Work::Poll).await.unwrap());
     let auth = ["-a", "s3cret", "--no-auth-warning"];
     let zcard = |db: &str| {
         let mut args = auth.to_vec();

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use lookout_coord::{Coord, CoordConfig, NodeInfo, RedisConfig};
+use lookout_coord::{Coord, CoordConfig, NodeInfo, RedisConfig, Work};
 use servers::{cli, Lab, Proc};
 
 const SERVICE: &str = "mymaster";
@@ -148,7 +148,7 @@ async fn coord_follows_sentinel_failover() {
         .unwrap();
     let now = Utc::now();
     for d in 1..=20 {
-        assert!(coord.enqueue(0, d, now).await.unwrap());
+        assert!(coord.enqueue(0, d, now, Work::Poll).await.unwrap());
     }
     let held = coord
         .claim(&[0], "a", Duration::from_secs(60))
@@ -307,7 +307,7 @@ async fn coord_follows_forced_failover_without_a_kill() {
             "Coord stuck on the old primary"
         );
         i += 1;
-        if coord.enqueue(0, i, Utc::now()).await.is_err() {
+        if coord.enqueue(0, i, Utc::now(), Work::Poll).await.is_err() {
             continue;
         }
         if cli(new_port, &["ZSCORE", "lookout:q:0", &i.to_string()]).is_empty() {
@@ -366,7 +366,7 @@ async fn work_survives_a_failover_under_load() {
     const DEVICES: i64 = 600;
     let now = Utc::now();
     for d in 0..DEVICES {
-        assert!(nodes[0].enqueue(0, d, now).await.unwrap());
+        assert!(nodes[0].enqueue(0, d, now, Work::Poll).await.unwrap());
     }
     wait_until("replication of the queue", Duration::from_secs(5), || {
         replicas_caught_up(&cl)

@@ -6,32 +6,38 @@
 //! * **Master** (`dispatcher` role): every such node tries to take the master lease; the
 //!   holder keeps the [`Schedule`] (fed from the store inventory, reloaded periodically,
 //!   first due times from each device's `last_polled` so a new master does not re-poll
-//!   what its predecessor just polled), enqueues due devices in their poller group's queue
-//!   with `enqueue_as_master` (fenced by the lease in the backend), re-queues claims whose
-//!   lease ran out, and stops at once when a renewal is refused or its lease runs out on
-//!   its own clock.
+//!   what its predecessor just polled) and the [`Discoveries`] (from `last_discovered`),
+//!   enqueues due devices in their poller group's queue with `enqueue_as_master` (fenced
+//!   by the lease in the backend) as a poll or, when the device's discovery is due, as a
+//!   discovery (`Work::Discover`), re-queues claims whose lease ran out, runs the
+//!   master-only jobs ([`JobKind`]), and stops at once when a renewal is refused or its
+//!   lease runs out on its own clock.
 //! * **Workers** (`poller` role): claim a device of the node's groups under a lease,
 //!   renew it while the poll runs, register the claim's fencing token in the store before
 //!   polling and write the results only while that token is still the device's
-//!   (`Store::update_device_poll_fenced`), then acknowledge.
+//!   (`Store::update_device_poll_fenced`), then acknowledge. A `Discover` claim runs
+//!   `Poller::discover_fenced`; the poller should run with `DiscoveryMode::Scheduled` so
+//!   that it does not also decide on discovery by itself.
 //!
 //! Back-pressure: a device that cannot be queued because its previous poll is still
 //! queued or running is retried every quarter interval; still refused a whole interval
-//! after it was due, it counts as "behind" (logged as "poller is behind" and published
-//! in the heartbeat).
+//! after it was due, it counts as "behind". So do queued devices due for longer than one
+//! interval (queue lag: every device got queued but the workers do not get to them in
+//! time). Both are logged as "poller is behind" and published in the heartbeat.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use lookout_coord::{Claim, Coord, Lease, NodeInfo};
+use lookout_coord::{Claim, Coord, Lease, NodeInfo, Work};
 use lookout_core::DeviceId;
 use lookout_poller::{PollError, Poller};
 use lookout_store::{PollFence, PollLogEntry, PollOutcome, Store, StoreError};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
 
+use crate::discovery::Discoveries;
 use crate::metrics::{PollMetrics, PollSample};
 use crate::schedule::Schedule;
 
@@ -163,6 +169,11 @@ pub struct ClusterConfig {
     /// Dead nodes whose last check-in is older than this are removed from the cluster
     /// status by the master (hourly job), as LibreNMS drops stale `poller_cluster` rows.
     pub dead_node_keep: Duration,
+    /// Time between discoveries of a device (`DISCOVERY_INTERVAL`, LibreNMS's 6 h).
+    pub discovery_interval: Duration,
+    /// How long eventlog rows are kept (`EVENTLOG_PURGE_DAYS`; the master purges hourly);
+    /// `None` keeps them forever.
+    pub eventlog_keep: Option<Duration>,
     /// Lag and duration of this node's polls (heartbeat figures; a benchmark may keep
     /// every sample).
     pub metrics: Arc<PollMetrics>,
@@ -186,6 +197,8 @@ impl ClusterConfig {
             heartbeat_every: Duration::from_secs(1),
             poll_log_keep: Duration::from_secs(86_400),
             dead_node_keep: Duration::from_secs(86_400),
+            discovery_interval: Duration::from_secs(6 * 3600),
+            eventlog_keep: Some(Duration::from_secs(30 * 86_400)),
             metrics: Arc::new(PollMetrics::new(Duration::from_secs(interval_secs.max(1)))),
         }
     }
@@ -392,6 +405,7 @@ async fn master_loop(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
 /// The master's schedule plus what it needs to enqueue.
 struct MasterState {
     schedule: Schedule,
+    discoveries: Discoveries,
     groups: HashMap<DeviceId, i32>,
     last_reload: Option<Instant>,
     last_requeue: Option<Instant>,
@@ -401,6 +415,10 @@ struct MasterState {
     /// when they were due (unix seconds): refused for a whole interval = the pollers are
     /// behind.
     refused_since: HashMap<DeviceId, i64>,
+    /// Per group from the last queue-lag read: (queued devices due for longer than an
+    /// interval, seconds the oldest queued device has been due).
+    queue_lag: BTreeMap<i32, (u64, i64)>,
+    last_lag_read: Option<Instant>,
 }
 
 /// The master-only periodic jobs (LibreNMS runs these from its dispatcher's master too).
@@ -410,6 +428,9 @@ pub enum JobKind {
     PollLogCleanup,
     /// Forget dead nodes whose last check-in is older than [`ClusterConfig::dead_node_keep`].
     DeadNodes,
+    /// Delete eventlog rows older than [`ClusterConfig::eventlog_keep`] (LibreNMS's
+    /// `eventlog_purge`), in batches of at most 10,000 rows per transaction.
+    EventlogPurge,
 }
 
 impl JobKind {
@@ -417,6 +438,7 @@ impl JobKind {
         match self {
             JobKind::PollLogCleanup => "poll-log-cleanup",
             JobKind::DeadNodes => "dead-nodes",
+            JobKind::EventlogPurge => "eventlog-purge",
         }
     }
 }
@@ -427,12 +449,14 @@ struct Job {
     last: Option<Instant>,
 }
 
-fn job_table() -> Vec<Job> {
-    // Discovery (every 6 h per device) needs no job: the poller runs the discovery-only
-    // modules inside the poll when `last_discovered` is 6 h old (PollerConfig::
-    // discovery_interval_secs). Eventlog purge (EVENTLOG_PURGE_DAYS) is not here yet: the
-    // store has no `purge_events(before)`.
-    [JobKind::PollLogCleanup, JobKind::DeadNodes]
+fn job_table(cfg: &ClusterConfig) -> Vec<Job> {
+    // Discovery is not a job: it rides on the device's poll (the master queues the poll
+    // as `Work::Discover` when the device's discovery is due, see `Discoveries`).
+    let mut kinds = vec![JobKind::PollLogCleanup, JobKind::DeadNodes];
+    if cfg.eventlog_keep.is_some() {
+        kinds.push(JobKind::EventlogPurge);
+    }
+    kinds
         .into_iter()
         .map(|kind| Job {
             kind,
@@ -450,14 +474,27 @@ enum Step {
 
 /// Acts as master while the lease holds. Returns true when shutting down.
 async fn act_as_master(ctx: &Ctx, mut lease: Lease, shutdown: &mut watch::Receiver<bool>) -> bool {
+    // A discovery that left no trace in the store (device down, or its claim lost) is
+    // handed out again after a quarter of the discovery interval, and never before two
+    // polls and two inventory reads could have shown it.
+    let retry = (ctx.cfg.discovery_interval / 4)
+        .max(Duration::from_secs(2 * ctx.cfg.interval_secs))
+        .max(2 * ctx.cfg.reload_every);
     let mut st = MasterState {
         schedule: Schedule::new(ctx.cfg.interval_secs),
+        discoveries: Discoveries::new(
+            ctx.cfg.discovery_interval.as_secs(),
+            ctx.cfg.interval_secs,
+            retry.as_secs(),
+        ),
         groups: HashMap::new(),
         last_reload: None,
         last_requeue: None,
-        jobs: job_table(),
+        jobs: job_table(&ctx.cfg),
         behind_logged: None,
         refused_since: HashMap::new(),
+        queue_lag: BTreeMap::new(),
+        last_lag_read: None,
     };
     let tick = Duration::from_millis(250);
     loop {
@@ -558,10 +595,19 @@ async fn master_step(ctx: &Ctx, lease: &mut Lease, st: &mut MasterState) -> Step
         // device retried after refusals keeps the time it was first due.
         let due_secs = st.refused_since.get(&id).copied().unwrap_or(now - late);
         let due_at = chrono::DateTime::<Utc>::from_timestamp(due_secs, 0).unwrap_or_else(Utc::now);
-        match ctx.coord.enqueue_as_master(lease, group, id, due_at).await {
+        let work = st.discoveries.work_for(id, now);
+        match ctx
+            .coord
+            .enqueue_as_master(lease, group, id, due_at, work)
+            .await
+        {
             Ok(true) => {
                 st.refused_since.remove(&id);
                 enqueued += 1;
+                if work == Work::Discover {
+                    st.discoveries.started(id, now);
+                    ctx.stats.add("discoveries_queued", 1.0);
+                }
                 if late > 2 {
                     debug!(device_id = id, late_secs = late, "enqueued late");
                 }
@@ -592,8 +638,40 @@ async fn master_step(ctx: &Ctx, lease: &mut Lease, st: &mut MasterState) -> Step
     if enqueued > 0 {
         debug!(enqueued, "devices queued");
     }
+    ctx.stats
+        .set("discoveries_waiting", st.discoveries.waiting(now) as f64);
+    if let Some(next) = st.discoveries.next_due_in(now) {
+        ctx.stats.set("discovery_next_secs", next as f64);
+    }
+    // Queue lag, once a second: queued devices due for longer than one interval (the
+    // workers do not get to them in time although every device did get queued).
+    if st
+        .last_lag_read
+        .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+    {
+        st.last_lag_read = Some(Instant::now());
+        match ctx
+            .coord
+            .queue_lag(Duration::from_secs(ctx.cfg.interval_secs.max(1)))
+            .await
+        {
+            Ok(depths) => {
+                let at = Utc::now();
+                st.queue_lag = depths
+                    .iter()
+                    .map(|d| {
+                        let lag = d.oldest_due.map_or(0, |t| (at - t).num_seconds().max(0));
+                        (d.group, (d.late, lag))
+                    })
+                    .collect();
+            }
+            Err(e) => debug!(error = %e, "cannot read the queue lag"),
+        }
+    }
     // Back-pressure: per group, the devices whose previous poll has been queued or
-    // running for a whole interval past their due time (LibreNMS's "poller is behind").
+    // running for a whole interval past their due time (LibreNMS's "poller is behind"),
+    // or the queued devices due for longer than an interval, whichever is more (a device
+    // stuck in the queue is usually in both counts).
     let mut behind: BTreeMap<i32, (u64, i64)> = st.groups.values().map(|g| (*g, (0, 0))).collect();
     for (id, since) in &st.refused_since {
         let over = now - since;
@@ -605,11 +683,21 @@ async fn master_step(ctx: &Ctx, lease: &mut Lease, st: &mut MasterState) -> Step
             e.1 = e.1.max(over);
         }
     }
+    for (g, (late, lag)) in &st.queue_lag {
+        let e = behind.entry(*g).or_default();
+        e.0 = e.0.max(*late);
+        if *late > 0 {
+            e.1 = e.1.max(*lag);
+        }
+    }
     let total: u64 = behind.values().map(|(n, _)| n).sum();
     for (g, (n, worst)) in &behind {
         ctx.stats.set(&format!("group.{g}.behind"), *n as f64);
         ctx.stats
             .set(&format!("group.{g}.behind_max_secs"), *worst as f64);
+        let lag = st.queue_lag.get(g).map_or(0, |(_, l)| *l);
+        ctx.stats
+            .set(&format!("group.{g}.queue_lag_secs"), lag as f64);
     }
     ctx.stats.set("behind", total as f64);
     let every = Duration::from_secs(ctx.cfg.interval_secs.max(1));
@@ -617,7 +705,10 @@ async fn master_step(ctx: &Ctx, lease: &mut Lease, st: &mut MasterState) -> Step
         let groups: Vec<String> = behind
             .iter()
             .filter(|(_, (n, _))| *n > 0)
-            .map(|(g, (n, w))| format!("group {g}: {n} devices, up to {w} s late"))
+            .map(|(g, (n, w))| {
+                let lag = st.queue_lag.get(g).map_or(0, |(_, l)| *l);
+                format!("group {g}: {n} devices, up to {w} s late, queue lag {lag} s")
+            })
             .collect();
         warn!(
             devices = total,
@@ -638,6 +729,20 @@ async fn run_job(ctx: &Ctx, kind: JobKind) {
                 Ok(n) if n > 0 => info!(rows = n, "pruned the poll log"),
                 Ok(_) => {}
                 Err(e) => warn!(error = %e, "cannot prune the poll log"),
+            }
+        }
+        JobKind::EventlogPurge => {
+            let Some(keep) = ctx.cfg.eventlog_keep else {
+                return;
+            };
+            let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+            let before = Utc::now()
+                .checked_sub_signed(keep)
+                .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
+            match ctx.store.purge_events(before).await {
+                Ok(n) if n > 0 => info!(rows = n, before = %before, "purged the eventlog"),
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "cannot purge the eventlog"),
             }
         }
         JobKind::DeadNodes => {
@@ -678,11 +783,14 @@ async fn reload_inventory(ctx: &Ctx, st: &mut MasterState) {
             st.refused_since.retain(|id, _| keep.contains(id));
             st.groups.clear();
             let mut known = Vec::with_capacity(keep.len());
+            let mut discovered = Vec::with_capacity(keep.len());
             for d in devices.iter().filter(|d| !d.disabled) {
                 st.groups.insert(d.device_id, d.poller_group);
                 known.push((d.device_id, d.last_polled.map(|t| t.timestamp())));
+                discovered.push((d.device_id, d.last_discovered.map(|t| t.timestamp())));
             }
             st.schedule.upsert_all(&known, now);
+            st.discoveries.sync(&discovered);
             debug!(devices = st.schedule.len(), "inventory loaded");
         }
         Err(e) => warn!(error = %e, "cannot read the device inventory; keeping the old schedule"),
@@ -771,9 +879,14 @@ async fn run_claim(ctx: &Ctx, poller: &Poller, claim: Claim, worker: usize) {
     };
     // A poll landed less than half an interval ago (e.g. a claim re-queued after its
     // lease ran out while its poll still finished): polling again would poll twice in one
-    // interval.
+    // interval. For a discovery what counts is the last discovery: one that is due runs
+    // even right after a poll.
     let half = i64::try_from(ctx.cfg.interval_secs / 2).unwrap_or(i64::MAX);
-    if let Some(last) = device.last_polled {
+    let last = match claim.work {
+        Work::Poll => device.last_polled,
+        Work::Discover => device.last_discovered,
+    };
+    if let Some(last) = last {
         if (started_at - last).num_seconds() < half {
             debug!(device = %device.hostname, "polled moments ago; skipping");
             ctx.stats.add(&format!("group.{group}.skipped"), 1.0);
@@ -816,8 +929,11 @@ async fn run_claim(ctx: &Ctx, poller: &Poller, claim: Claim, worker: usize) {
         .add(&format!("group.{group}.worker_seconds"), secs);
     let outcome = match &result {
         Ok(r) => {
-            info!(worker, device = %r.hostname, status = ?r.status, token = claim.token, seconds = format!("{secs:.3}"), "polled");
+            info!(worker, device = %r.hostname, status = ?r.status, work = claim.work.as_str(), discovered = r.discovered, token = claim.token, seconds = format!("{secs:.3}"), "polled");
             ctx.stats.add(&format!("group.{group}.done"), 1.0);
+            if r.discovered {
+                ctx.stats.add(&format!("group.{group}.discoveries"), 1.0);
+            }
             None
         }
         Err(PollError::Store(StoreError::Fenced { current, .. })) => {
@@ -857,7 +973,13 @@ async fn poll_renewing(
     fence: &PollFence,
     mut claim: Claim,
 ) -> (Result<lookout_poller::PollReport, PollError>, Claim) {
-    let poll = poller.poll_fenced(device, Some(fence));
+    let work = claim.work;
+    let poll = async move {
+        match work {
+            Work::Poll => poller.poll_fenced(device, Some(fence)).await,
+            Work::Discover => poller.discover_fenced(device, Some(fence)).await,
+        }
+    };
     tokio::pin!(poll);
     let mut next_renew = claim.renew_at();
     let mut lost = false;

@@ -8,6 +8,7 @@
 //! [`schedule::Schedule`].
 
 pub mod cluster;
+pub mod discovery;
 pub mod metrics;
 pub mod schedule;
 

@@ -58,6 +58,12 @@ pub struct Config {
     pub master_lease: Duration,
     /// `POLLER_CLAIM_SECS`: claim lease TTL of a device being polled.
     pub claim_lease: Duration,
+    /// `DISCOVERY_INTERVAL` seconds between discoveries of a device (the dispatcher's
+    /// master schedules them; LibreNMS's 6 h by default).
+    pub discovery_interval: Duration,
+    /// `EVENTLOG_PURGE_DAYS`: eventlog rows older than this are deleted by the master
+    /// (LibreNMS's `eventlog_purge`, 30 days by default); `None` (0) keeps them forever.
+    pub eventlog_keep: Option<Duration>,
 }
 
 /// Values the command line may override.
@@ -274,6 +280,14 @@ impl Config {
         if !(1.0..=300.0).contains(&master_lease) || !(1.0..=3600.0).contains(&claim_lease) {
             bail!("DISPATCHER_LEASE_SECS must be 1..=300 and POLLER_CLAIM_SECS 1..=3600 seconds");
         }
+        let discovery_interval: u64 = vars.parse("DISCOVERY_INTERVAL", 6 * 3600)?;
+        if !(60..=30 * 86_400).contains(&discovery_interval) {
+            bail!("DISCOVERY_INTERVAL={discovery_interval} is out of range (60..=2592000 seconds)");
+        }
+        let eventlog_days: u64 = vars.parse("EVENTLOG_PURGE_DAYS", 30)?;
+        if eventlog_days > 36_500 {
+            bail!("EVENTLOG_PURGE_DAYS={eventlog_days} is out of range (0 = keep forever, up to 36500)");
+        }
 
         Ok(Config {
             data_dir,
@@ -293,6 +307,8 @@ impl Config {
             coord,
             master_lease: Duration::from_secs_f64(master_lease),
             claim_lease: Duration::from_secs_f64(claim_lease),
+            discovery_interval: Duration::from_secs(discovery_interval),
+            eventlog_keep: (eventlog_days > 0).then(|| Duration::from_secs(eventlog_days * 86_400)),
         })
     }
 }
@@ -386,6 +402,33 @@ mod tests {
         assert_eq!(c.roles, Roles::default());
         assert_eq!(c.poller_groups, vec![0]);
         assert_eq!(c.coord, CoordConfig::Memory);
+        assert_eq!(c.discovery_interval, Duration::from_secs(6 * 3600));
+        assert_eq!(c.eventlog_keep, Some(Duration::from_secs(30 * 86_400)));
+    }
+
+    #[test]
+    fn discovery_interval_and_eventlog_purge() {
+        let c = Config::from_vars(
+            "d".into(),
+            &vars(&[("DISCOVERY_INTERVAL", "3600"), ("EVENTLOG_PURGE_DAYS", "0")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.discovery_interval, Duration::from_secs(3600));
+        assert_eq!(c.eventlog_keep, None, "0 keeps events forever");
+        let c = Config::from_vars(
+            "d".into(),
+            &vars(&[("EVENTLOG_PURGE_DAYS", "7")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.eventlog_keep, Some(Duration::from_secs(7 * 86_400)));
+        for bad in [("DISCOVERY_INTERVAL", "10"), ("EVENTLOG_PURGE_DAYS", "-1")] {
+            let e = Config::from_vars("d".into(), &vars(&[bad]), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(bad.0), "{e}");
+        }
     }
 
     #[test]

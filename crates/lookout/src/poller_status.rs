@@ -31,7 +31,20 @@ pub async fn status(cfg: &Config, json: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     match &master {
-        Some(m) => println!("master: {} (token {})", m.node_id, m.token),
+        Some(m) => {
+            println!("master: {} (token {})", m.node_id, m.token);
+            // The master's discovery schedule, as its last heartbeat published it.
+            if let Some(n) = nodes.iter().find(|n| n.info.node_id == m.node_id) {
+                let stat = |k: &str| n.info.stats.get(k).copied();
+                if let Some(next) = stat("discovery_next_secs") {
+                    println!(
+                        "discovery: {} devices due, next in {} s",
+                        stat("discoveries_waiting").unwrap_or(0.0),
+                        next
+                    );
+                }
+            }
+        }
         None => println!("master: none"),
     }
     println!(
@@ -57,13 +70,21 @@ pub async fn status(cfg: &Config, json: bool) -> Result<ExitCode> {
         );
     }
     println!(
-        "{:<6} {:>7} {:>7} {:>5} {:>8} {:>8} {:>16}  behind",
-        "group", "workers", "queued", "due", "claimed", "done", "lag p99/max s"
+        "{:<6} {:>7} {:>7} {:>5} {:>8} {:>8} {:>16} {:>11} {:>11}  behind",
+        "group",
+        "workers",
+        "queued",
+        "due",
+        "claimed",
+        "done",
+        "lag p99/max s",
+        "queue lag s",
+        "discoveries"
     );
     let summaries = queue_summaries(master.as_ref(), &nodes, &queues);
     for q in &summaries {
         println!(
-            "{:<6} {:>7} {:>7} {:>5} {:>8} {:>8} {:>16}  {}",
+            "{:<6} {:>7} {:>7} {:>5} {:>8} {:>8} {:>16} {:>11} {:>11}  {}",
             q.group,
             q.workers,
             q.queued,
@@ -71,10 +92,12 @@ pub async fn status(cfg: &Config, json: bool) -> Result<ExitCode> {
             q.claimed,
             q.done,
             format!("{:.1}/{:.1}", q.lag_p99_secs, q.lag_max_secs),
+            q.queue_lag_secs,
+            q.discoveries,
             if q.behind > 0 {
                 format!(
-                    "POLLER IS BEHIND: {} devices, up to {} s late",
-                    q.behind, q.behind_max_secs
+                    "POLLER IS BEHIND: {} devices, up to {} s late, queue lag {} s",
+                    q.behind, q.behind_max_secs, q.queue_lag_secs
                 )
             } else {
                 "no".to_string()

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use lookout_coord::Coord;
 use lookout_dispatcher::ClusterConfig;
-use lookout_poller::{Poller, PollerConfig};
+use lookout_poller::{DiscoveryMode, Poller, PollerConfig};
 use lookout_store::Store;
 use lookout_timeseries::TimeSeries;
 use lookout_web::auth::AppKey;
@@ -79,6 +79,8 @@ pub async fn serve(mut cfg: Config) -> Result<()> {
                 timeseries.clone(),
                 PollerConfig {
                     step_secs: cfg.poll_interval_secs,
+                    // The dispatcher's master decides when a device is discovered.
+                    discovery: DiscoveryMode::Scheduled,
                     ..PollerConfig::default()
                 },
             )
@@ -135,6 +137,8 @@ pub async fn serve(mut cfg: Config) -> Result<()> {
         cc.group_workers = cfg.poller_group_workers.clone();
         cc.master_ttl = cfg.master_lease;
         cc.claim_ttl = cfg.claim_lease;
+        cc.discovery_interval = cfg.discovery_interval;
+        cc.eventlog_keep = cfg.eventlog_keep;
         Some(tokio::spawn(lookout_dispatcher::run_cluster(
             store,
             poller,

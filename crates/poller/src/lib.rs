@@ -12,7 +12,9 @@
 //!
 //! - discovery-only work (first poll, every `discovery_interval_secs`, after a reboot, or on
 //!   demand with [`Poller::discover`]): ENTITY-MIB chassis, LLDP/CDP neighbours and IPv6
-//!   addresses (see [`discovery`]).
+//!   addresses (see [`discovery`]). Under the dispatcher ([`DiscoveryMode::Scheduled`]) the
+//!   master decides when a device is discovered and the worker calls
+//!   [`Poller::discover_fenced`]; the poller then only adds the chassis walk after a reboot.
 //!
 //! Nothing is written while the modules run: the store rows and events of a poll go into one
 //! `Store::commit_poll` transaction at the end (checked against the claim token for a
@@ -86,6 +88,20 @@ pub struct PollReport {
     pub timeseries_errors: Vec<String>,
 }
 
+/// Who decides when a device's discovery-only work runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DiscoveryMode {
+    /// The poller itself: on the first poll and whenever `last_discovered` is
+    /// `discovery_interval_secs` old (standalone `lookout device poll`, embedding).
+    #[default]
+    Inline,
+    /// The dispatcher's master: it queues the device as a discovery
+    /// (`lookout_coord::Work::Discover`) and the worker calls
+    /// [`Poller::discover_fenced`]; a plain poll never discovers on its own (only the
+    /// chassis walk after a reboot stays, in both modes).
+    Scheduled,
+}
+
 /// Settings of the poller.
 #[derive(Clone, Debug)]
 pub struct PollerConfig {
@@ -94,8 +110,11 @@ pub struct PollerConfig {
     pub ping: PingConfig,
     /// Modules that run unless a device overrides them.
     pub modules: ModuleSet,
-    /// Seconds between discoveries (ENTITY-MIB model/serial), LibreNMS's 6 hours.
+    /// Seconds between discoveries (ENTITY-MIB model/serial), LibreNMS's 6 hours
+    /// ([`DiscoveryMode::Inline`] only; the dispatcher has its own setting).
     pub discovery_interval_secs: u64,
+    /// Whether the poller decides on discovery itself or leaves it to the dispatcher.
+    pub discovery: DiscoveryMode,
     /// How long one device's poll may take before its remaining SNMP modules give up
     /// (`None`: the poll interval, `step_secs`).
     pub poll_budget: Option<std::time::Duration>,
@@ -108,6 +127,7 @@ impl Default for PollerConfig {
             ping: PingConfig::default(),
             modules: ModuleSet::all(),
             discovery_interval_secs: 6 * 3600,
+            discovery: DiscoveryMode::Inline,
             poll_budget: None,
         }
     }
@@ -233,6 +253,17 @@ impl Poller {
         self.run_poll(device, None, true).await
     }
 
+    /// [`Poller::discover`] under a distributed claim (the master queued the device as a
+    /// discovery): written only while `fence.token` is still the device's poll token, as
+    /// [`Poller::poll_fenced`].
+    pub async fn discover_fenced(
+        &self,
+        device: &Device,
+        fence: Option<&lookout_store::PollFence>,
+    ) -> Result<PollReport, PollError> {
+        self.run_poll(device, fence, true).await
+    }
+
     async fn run_poll(
         &self,
         device: &Device,
@@ -255,11 +286,15 @@ impl Poller {
             secs: budget_secs,
         };
         // Discovery-only work (the ENTITY-MIB chassis walk) runs on the first poll, every
-        // `discovery_interval_secs`, and after a reboot.
+        // `discovery_interval_secs`, and after a reboot. Scheduled: only when asked (the
+        // dispatcher's master spreads discoveries; deciding here too would discover a
+        // device twice or bunch them up again).
         let discovery_due = force_discovery
-            || device.last_discovered.is_none_or(|t| {
-                (polled_at - t).num_seconds() >= self.inner.config.discovery_interval_secs as i64
-            });
+            || (self.inner.config.discovery == DiscoveryMode::Inline
+                && device.last_discovered.is_none_or(|t| {
+                    (polled_at - t).num_seconds()
+                        >= self.inner.config.discovery_interval_secs as i64
+                }));
         let mut timings = Vec::new();
         // Nothing is written while the modules run: store rows and events go into one
         // commit at the end (checked against the claim token when fenced), RRD updates

@@ -17,8 +17,10 @@ use crate::Shared;
 
 /// One poller group's queue with what the nodes report about it: workers (alive nodes
 /// serving it, each capped by `POLLER_GROUP_WORKERS`), "behind" (from the master: devices
-/// whose previous poll is still queued or running a whole interval after they were due,
-/// and the worst lateness) and the recent poll lag (worst over the nodes).
+/// whose previous poll is still queued or running a whole interval after they were due, or
+/// queued devices due for longer than an interval, and the worst lateness; the queue lag:
+/// how long the oldest queued device has been due), the recent poll lag (worst over the
+/// nodes) and the discoveries run (sum over the nodes since they started).
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct QueueSummary {
     pub group: i32,
@@ -29,6 +31,8 @@ pub struct QueueSummary {
     pub workers: u64,
     pub behind: u64,
     pub behind_max_secs: u64,
+    pub queue_lag_secs: u64,
+    pub discoveries: u64,
     pub lag_p50_secs: f64,
     pub lag_p99_secs: f64,
     pub lag_max_secs: f64,
@@ -72,6 +76,7 @@ pub fn queue_summaries(
             e.lag_p50_secs = e.lag_p50_secs.max(stat(n, format!("group.{g}.lag_p50")));
             e.lag_p99_secs = e.lag_p99_secs.max(stat(n, format!("group.{g}.lag_p99")));
             e.lag_max_secs = e.lag_max_secs.max(stat(n, format!("group.{g}.lag_max")));
+            e.discoveries += stat(n, format!("group.{g}.discoveries")) as u64;
         }
         if master.is_some_and(|m| m.node_id == n.info.node_id) {
             for (key, v) in &n.info.stats {
@@ -88,6 +93,7 @@ pub fn queue_summaries(
                 });
                 e.behind = *v as u64;
                 e.behind_max_secs = stat(n, format!("group.{g}.behind_max_secs")) as u64;
+                e.queue_lag_secs = stat(n, format!("group.{g}.queue_lag_secs")) as u64;
             }
         }
     }
@@ -243,7 +249,10 @@ pub(crate) async fn page(u: PageUser, State(ctx): State<Shared>) -> Result<Respo
             done: q.done,
             workers: q.workers,
             behind: if q.behind > 0 {
-                format!("{} devices, up to {} s late", q.behind, q.behind_max_secs)
+                format!(
+                    "{} devices, up to {} s late, queue lag {} s",
+                    q.behind, q.behind_max_secs, q.queue_lag_secs
+                )
             } else {
                 String::new()
             },
@@ -301,8 +310,10 @@ mod tests {
                     ("group.2.workers", 4.0),
                     ("group.2.behind", 3.0),
                     ("group.2.behind_max_secs", 75.0),
+                    ("group.2.queue_lag_secs", 70.0),
                     ("group.0.behind", 0.0),
                     ("group.2.lag_p99", 1.5),
+                    ("group.2.discoveries", 4.0),
                 ],
             ),
             // No per-group limit published: all its workers count.
@@ -310,7 +321,12 @@ mod tests {
                 "b",
                 vec![2],
                 true,
-                &[("group.2.lag_p99", 2.5), ("group.2.behind", 9.0)],
+                &[
+                    ("group.2.lag_p99", 2.5),
+                    ("group.2.behind", 9.0),
+                    ("group.2.queue_lag_secs", 99.0),
+                    ("group.2.discoveries", 1.0),
+                ],
             ),
             node("dead", vec![0], false, &[("group.0.workers", 100.0)]),
         ];
@@ -320,17 +336,23 @@ mod tests {
             due: 4,
             claimed: 2,
             done: 10,
+            ..QueueDepth::default()
         }];
         let q = queue_summaries(Some(&master), &nodes, &queues);
         assert_eq!(q.len(), 2);
         assert_eq!((q[0].group, q[0].workers, q[0].behind), (0, 8, 0));
         assert_eq!((q[1].group, q[1].workers, q[1].queued), (2, 20, 5));
         // Only the master's "behind" counts (b's is from when it was master, stale).
-        assert_eq!((q[1].behind, q[1].behind_max_secs), (3, 75));
+        assert_eq!(
+            (q[1].behind, q[1].behind_max_secs, q[1].queue_lag_secs),
+            (3, 75, 70)
+        );
+        assert_eq!(q[1].discoveries, 5, "discoveries add up over the nodes");
         assert_eq!(q[1].lag_p99_secs, 2.5);
         let doc = status_json("memory", Some(&master), &nodes, &queues);
         assert_eq!(doc["behind"], true);
         assert_eq!(doc["queues"][1]["behind"], 3);
         assert_eq!(doc["queues"][1]["workers"], 20);
+        assert_eq!(doc["queues"][1]["queue_lag_secs"], 70);
     }
 }
