@@ -182,7 +182,16 @@ impl Store {
         commit: &PollCommit,
     ) -> Result<PollCommitted> {
         let at = now();
-        let commit = &normalised(commit);
+        let commit = normalised(commit);
+        if let crate::Inner::Sqlite(b) = &*self.inner {
+            return b
+                .write_on_writer("commit_poll", move |mut tx| async move {
+                    let out = sqlite_ops::commit_poll(&mut tx, device_id, &commit, at).await;
+                    (out, tx)
+                })
+                .await;
+        }
+        let commit = &commit;
         run!(
             self,
             write,

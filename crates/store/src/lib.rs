@@ -648,6 +648,15 @@ impl Store {
     /// newer (larger) token is registered already: someone newer owns the device, skip
     /// the poll. `StoreError::NotFound` for an unknown device.
     pub async fn register_poll_token(&self, id: DeviceId, token: u64) -> Result<bool> {
+        // Once per poll, like the commit: on the writer thread (see `write_on_writer`).
+        if let Inner::Sqlite(b) = &*self.inner {
+            return b
+                .write_on_writer("register_poll_token", move |mut tx| async move {
+                    let out = sqlite_ops::register_poll_token(&mut tx, id, token).await;
+                    (out, tx)
+                })
+                .await;
+        }
         run!(
             self,
             write,
