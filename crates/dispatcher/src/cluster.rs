@@ -342,11 +342,78 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
+/// What this node's workers did since the last summary: one info line per interval (at
+/// least a minute) instead of a line per poll.
+struct Summary {
+    every: Duration,
+    last: Instant,
+    prev: BTreeMap<String, f64>,
+}
+
+impl Summary {
+    /// Per-poll counters of the heartbeat stats (`group.{g}.{key}`), summed over groups.
+    const KEYS: [&'static str; 5] = ["done", "failed", "stale", "skipped", "discoveries"];
+
+    fn new(ctx: &Ctx) -> Summary {
+        Summary {
+            every: Duration::from_secs(ctx.cfg.interval_secs.max(60)),
+            last: Instant::now(),
+            prev: BTreeMap::new(),
+        }
+    }
+
+    fn totals(stats: &BTreeMap<String, f64>) -> [f64; 5] {
+        let mut out = [0.0; 5];
+        for (k, v) in stats {
+            if let Some(rest) = k.strip_prefix("group.") {
+                for (i, key) in Self::KEYS.iter().enumerate() {
+                    if rest.split_once('.').is_some_and(|(_, name)| name == *key) {
+                        out[i] += v;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn maybe_log(&mut self, ctx: &Ctx) {
+        if !ctx.cfg.roles.poller || self.last.elapsed() < self.every {
+            return;
+        }
+        let now = ctx.stats.snapshot();
+        let (a, b) = (Self::totals(&self.prev), Self::totals(&now));
+        let d: Vec<u64> = a
+            .iter()
+            .zip(b)
+            .map(|(a, b)| (b - a).max(0.0) as u64)
+            .collect();
+        let lag = ctx.cfg.metrics.recent_lag();
+        let p50 = lag.values().map(|p| p.p50).fold(0.0, f64::max);
+        let p99 = lag.values().map(|p| p.p99).fold(0.0, f64::max);
+        info!(
+            secs = self.last.elapsed().as_secs(),
+            polls_ok = d[0],
+            failed = d[1],
+            stale = d[2],
+            skipped = d[3],
+            discoveries = d[4],
+            lag_p50_secs = round3(p50),
+            lag_p99_secs = round3(p99),
+            busy_workers = now.get("busy").copied().unwrap_or(0.0),
+            "polling summary (each poll at debug: RUST_LOG=lookout_dispatcher=debug)"
+        );
+        self.prev = now;
+        self.last = Instant::now();
+    }
+}
+
 async fn heartbeat_loop(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
     let started = Utc::now();
     let ttl = ctx.cfg.heartbeat_every * 3;
     let mut failing = false;
+    let mut summary = Summary::new(&ctx);
     loop {
+        summary.maybe_log(&ctx);
         match ctx.coord.heartbeat(&node_info(&ctx, started), ttl).await {
             Ok(()) => {
                 if failing {
@@ -929,7 +996,9 @@ async fn run_claim(ctx: &Ctx, poller: &Poller, claim: Claim, worker: usize) {
         .add(&format!("group.{group}.worker_seconds"), secs);
     let outcome = match &result {
         Ok(r) => {
-            info!(worker, device = %r.hostname, status = ?r.status, work = claim.work.as_str(), discovered = r.discovered, token = claim.token, seconds = format!("{secs:.3}"), "polled");
+            // Per poll at debug: 10,000 devices a minute would be 170 lines a second. The
+            // heartbeat loop logs a summary per interval at info instead.
+            debug!(worker, device = %r.hostname, status = ?r.status, work = claim.work.as_str(), discovered = r.discovered, token = claim.token, seconds = format!("{secs:.3}"), "polled");
             ctx.stats.add(&format!("group.{group}.done"), 1.0);
             if r.discovered {
                 ctx.stats.add(&format!("group.{group}.discoveries"), 1.0);
@@ -1020,6 +1089,24 @@ async fn ack(ctx: &Ctx, claim: &Claim) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn summary_sums_per_poll_counters_over_groups() {
+        let stats: BTreeMap<String, f64> = [
+            ("group.0.done", 7.0),
+            ("group.2.done", 3.0),
+            ("group.0.failed", 1.0),
+            ("group.2.discoveries", 2.0),
+            ("group.0.lag_p50", 9.0),
+            ("group.0.busy", 4.0),
+            ("busy", 5.0),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        // done, failed, stale, skipped, discoveries
+        assert_eq!(Summary::totals(&stats), [10.0, 1.0, 0.0, 0.0, 2.0]);
+    }
 
     #[test]
     fn roles_and_groups_parse() {
