@@ -6,11 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{rrdtool, Install, Snmpd};
+use common::{rrdtool, start_snmpd, Install};
 
 #[test]
 fn add_poll_store_and_rrd_files() {
-    let agent = Snmpd::start();
+    let agent = start_snmpd();
     let lo = Install::new();
     let port = agent.port.to_string();
 
@@ -108,7 +108,7 @@ fn add_poll_store_and_rrd_files() {
 
 #[test]
 fn bad_input_is_a_clear_error_and_stores_nothing() {
-    let agent = Snmpd::start();
+    let agent = start_snmpd();
     let lo = Install::new();
     let port = agent.port.to_string();
     let dead = common::free_udp_port().to_string();
@@ -190,7 +190,7 @@ fn read_only_database_is_a_clear_error() {
         eprintln!("read-only SQLite file: not applicable to the MySQL leg");
         return;
     }
-    let agent = Snmpd::start();
+    let agent = start_snmpd();
     let lo = Install::new();
     let port = agent.port.to_string();
     lo.ok(&["device", "list"]); // creates and migrates the database
@@ -283,7 +283,7 @@ impl Drop for Rrdcached {
 
 #[test]
 fn polls_write_through_rrdcached_without_local_files() {
-    let agent = Snmpd::start();
+    let agent = start_snmpd();
     let cached = Rrdcached::start();
     let lo = Install::new();
     let port = agent.port.to_string();
@@ -347,7 +347,7 @@ fn polls_write_through_rrdcached_without_local_files() {
 
 #[test]
 fn db_export_from_sqlite_imports_into_mariadb() {
-    let agent = Snmpd::start();
+    let agent = start_snmpd();
     let lo = Install::new();
     if lo.mysql_db.is_some() {
         eprintln!("export/import test runs in the SQLite leg only");
@@ -360,17 +360,10 @@ fn db_export_from_sqlite_imports_into_mariadb() {
     lo.ok(&["db", "export", dump.to_str().unwrap()]);
 
     // A fresh MariaDB database as the target.
-    let db = format!(
-        "lookout_test_import_{}",
-        std::process::id() ^ (agent.port as u32)
-    );
-    common::mariadb(&format!("CREATE DATABASE `{db}`"));
+    let db = common::TestDatabase::create("lookout_test_import");
     let to_mysql = |args: &[&str]| {
-        lo.cmd(args)
-            .env("DB_CONNECTION", "mysql")
-            .env("DB_HOST", "127.0.0.1")
-            .env("DB_DATABASE", &db)
-            .env("DB_USERNAME", "root")
+        let mut c = lo.cmd(args);
+        common::use_mysql(&mut c, common::MARIADB_HOST, None, &db.name)
             .output()
             .unwrap()
     };
@@ -378,7 +371,6 @@ fn db_export_from_sqlite_imports_into_mariadb() {
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     let listed = to_mysql(&["device", "list", "--json"]);
     let again = to_mysql(&["db", "import", dump.to_str().unwrap()]);
-    common::mariadb(&format!("DROP DATABASE `{db}`"));
     assert!(out.status.success(), "{err}");
     let mysql_devices: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     let sqlite_devices = serde_json::Value::Array(lo.devices_json());
@@ -401,7 +393,7 @@ fn db_export_from_sqlite_imports_into_mariadb() {
 /// `lookout device discover`: discovery now, whether due or not, with what it found.
 #[test]
 fn device_discover_prints_what_discovery_found() {
-    let agent = Snmpd::start();
+    let agent = start_snmpd();
     let lo = Install::new();
     let port = agent.port.to_string();
     lo.ok(&["device", "add", "127.0.0.1", "--port", &port]);

@@ -26,83 +26,19 @@ mod servers;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
 
-use common::{mariadb, MultiSnmpd};
+use common::{now_secs, PollRow, TestDatabase};
 
 const INTERVAL: f64 = 10.0;
 const CLAIM_SECS: f64 = 4.0;
 const GROUP0_DEVICES: u8 = 16;
 const GROUP2_DEVICES: u8 = 4;
 
-fn now_secs() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
-/// A fresh MariaDB database, dropped on drop.
-struct Db {
-    name: String,
-}
-
-impl Db {
-    fn new() -> Db {
-        let name = format!(
-            "lookout_test_cluster_{}_{}",
-            std::process::id(),
-            now_secs() as u64 % 1_000_000
-        );
-        mariadb(&format!("CREATE DATABASE `{name}`"));
-        Db { name }
-    }
-
-    /// Rows of a query, tab-separated columns (UTC session).
-    fn rows(&self, sql: &str) -> Vec<Vec<String>> {
-        let out = Command::new("mariadb")
-            .args(["-h", "127.0.0.1", "-P", "3306", "-u", "root", "-N", "-B"])
-            .arg(&self.name)
-            .arg("-e")
-            .arg(format!("SET time_zone = '+00:00'; {sql}"))
-            .output()
-            .expect("mariadb client missing: apt-get install mariadb-client");
-        assert!(
-            out.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| l.split('\t').map(str::to_owned).collect())
-            .collect()
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        let _ = Command::new("mariadb")
-            .args(["-h", "127.0.0.1", "-u", "root", "-e"])
-            .arg(format!("DROP DATABASE IF EXISTS `{}`", self.name))
-            .output();
-    }
-}
-
-/// One row of `device_poll_log`.
-#[derive(Debug, Clone)]
-struct PollRow {
-    device: i64,
-    node: String,
-    token: u64,
-    started: f64,
-    finished: f64,
-    status: String,
-}
-
 struct Cluster {
     base: tempfile::TempDir,
-    db: Db,
+    db: TestDatabase,
     sentinels: String,
     nodes: BTreeMap<String, Node>,
 }
@@ -115,52 +51,30 @@ struct Node {
 
 impl Cluster {
     fn lookout(&self, data: &str) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_lookout"));
-        c.arg("--data-dir")
-            .arg(self.base.path().join(data))
-            .current_dir(self.base.path())
-            .env("POLL_INTERVAL", "10")
+        let mut c = common::lookout(&self.base.path().join(data), self.base.path());
+        c.env("POLL_INTERVAL", "10")
             .env("POLLER_WORKERS", "8")
             .env("POLLER_CLAIM_SECS", CLAIM_SECS.to_string())
-            .env("DB_CONNECTION", "mysql")
-            .env("DB_HOST", "127.0.0.1")
-            .env("DB_PORT", "3306")
-            .env("DB_DATABASE", &self.db.name)
-            .env("DB_USERNAME", "root")
-            .env("DB_PASSWORD", "")
             .env("REDIS_SENTINEL", &self.sentinels)
             .env("REDIS_SENTINEL_SERVICE", "mymaster")
-            .env("LOOKOUT_ADMIN_PASSWORD", "admin-test-pw")
-            .env("LOOKOUT_LOG", "info")
-            .env_remove("LOOKOUT_DATA_DIR")
-            .env_remove("LOOKOUT_ROLES")
-            .env_remove("NODE_ID")
-            .env_remove("POLLER_GROUP")
-            .env_remove("RRDCACHED");
+            .env("LOOKOUT_LOG", "info");
+        common::use_mysql(
+            &mut c,
+            common::MARIADB_HOST,
+            Some(common::MARIADB_PORT),
+            &self.db.name,
+        );
         c
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.lookout("admin").args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "lookout {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        common::stdout_ok(self.lookout("admin").args(args))
     }
 
     fn start(&mut self, id: &str) {
         let node = self.nodes.get(id).unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&node.log)
-            .unwrap();
-        let child = self
-            .lookout(id)
-            .args([
+        let child = common::spawn_logged(
+            self.lookout(id).args([
                 "serve",
                 "--roles",
                 "dispatcher,poller",
@@ -168,32 +82,21 @@ impl Cluster {
                 id,
                 "--poller-groups",
                 node.groups,
-            ])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+            ]),
+            &node.log,
+        );
         self.nodes.get_mut(id).unwrap().child = Some(child);
     }
 
-    fn pid(&self, id: &str) -> i32 {
-        self.nodes[id].child.as_ref().unwrap().id() as i32
-    }
-
     fn kill(&mut self, id: &str) {
-        if let Some(mut c) = self.nodes.get_mut(id).unwrap().child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.nodes.get_mut(id).unwrap().child.take() {
+            common::kill9(c);
         }
     }
 
     fn signal(&self, id: &str, sig: &str) {
-        let st = Command::new("kill")
-            .args([sig, &self.pid(id).to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success());
+        let pid = self.nodes[id].child.as_ref().unwrap().id();
+        assert!(common::signal(pid, sig), "kill {sig} {id}");
     }
 
     fn status(&self) -> serde_json::Value {
@@ -245,21 +148,7 @@ impl Cluster {
     }
 
     fn poll_log(&self) -> Vec<PollRow> {
-        self.db
-            .rows(
-                "SELECT device_id, node_id, token, UNIX_TIMESTAMP(started), \
-                 UNIX_TIMESTAMP(finished), status FROM device_poll_log ORDER BY started",
-            )
-            .into_iter()
-            .map(|r| PollRow {
-                device: r[0].parse().unwrap(),
-                node: r[1].clone(),
-                token: r[2].parse().unwrap(),
-                started: r[3].parse().unwrap(),
-                finished: r[4].parse().unwrap(),
-                status: r[5].clone(),
-            })
-            .collect()
+        common::poll_rows(self.db.rows(common::POLL_LOG_SQL))
     }
 
     fn tokens(&self) -> BTreeMap<i64, u64> {
@@ -277,25 +166,21 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            // Keep the nodes' logs of a failed run for the post-mortem.
-            let keep = std::env::temp_dir().join(format!("lookout-cluster-{}", std::process::id()));
-            let _ = std::fs::create_dir_all(&keep);
-            for (id, n) in &self.nodes {
-                let _ = std::fs::copy(&n.log, keep.join(format!("{id}.log")));
-            }
+        // Keep the nodes' logs of a failed run for the post-mortem.
+        let logs: Vec<(PathBuf, String)> = self
+            .nodes
+            .iter()
+            .map(|(id, n)| (n.log.clone(), format!("{id}.log")))
+            .collect();
+        if let Some(keep) = common::keep_logs_if_panicking("cluster", &logs) {
             let _ = std::fs::write(keep.join("poll_log.txt"), format!("{:#?}", self.poll_log()));
-            eprintln!("node logs kept in {}", keep.display());
         }
-        let ids: Vec<String> = self.nodes.keys().cloned().collect();
-        for id in ids {
+        for n in self.nodes.values_mut() {
             // A stopped process must be continued to die cleanly on some kernels.
-            if let Some(c) = &self.nodes[&id].child {
-                let _ = Command::new("kill")
-                    .args(["-CONT", &c.id().to_string()])
-                    .status();
+            if let Some(c) = n.child.take() {
+                common::signal(c.id(), "-CONT");
+                common::kill9(c);
             }
-            self.kill(&id);
         }
     }
 }
@@ -349,7 +234,7 @@ fn three_pollers_survive_faults() {
         .map(|s| format!("127.0.0.1:{}", s.port))
         .collect::<Vec<_>>()
         .join(",");
-    let snmpd = MultiSnmpd::start(GROUP0_DEVICES + GROUP2_DEVICES);
+    let snmpd = common::start_devices(GROUP0_DEVICES + GROUP2_DEVICES);
 
     let base = tempfile::tempdir().unwrap();
     let mut nodes = BTreeMap::new();
@@ -365,14 +250,14 @@ fn three_pollers_survive_faults() {
     }
     let mut c = Cluster {
         base,
-        db: Db::new(),
+        db: TestDatabase::create("lookout_test_cluster"),
         sentinels: sentinel_list,
         nodes,
     };
 
     // --- inventory
     c.ok(&["migrate"]);
-    c.ok(&["user", "add", "admin", "--password", "admin-test-pw"]);
+    c.ok(&["user", "add", "admin", "--password", common::ADMIN_PASSWORD]);
     let port = snmpd.port.to_string();
     for i in 0..GROUP0_DEVICES + GROUP2_DEVICES {
         let host = format!("127.0.0.{}", i + 2);
@@ -398,25 +283,13 @@ fn three_pollers_survive_faults() {
         c.start(id);
     }
     // Every device polled once.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let polled: BTreeSet<i64> = c
-            .poll_log()
-            .iter()
-            .filter(|r| r.status == "ok")
-            .map(|r| r.device)
-            .collect();
-        if polled.len() == usize::from(GROUP0_DEVICES + GROUP2_DEVICES) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {} devices polled after 30 s; n1 log:\n{}",
-            polled.len(),
-            c.node_log("n1")
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    common::wait_all_polled(
+        usize::from(GROUP0_DEVICES + GROUP2_DEVICES),
+        0.0,
+        Duration::from_secs(30),
+        || c.poll_log(),
+        || format!("n1 log:\n{}", c.node_log("n1")),
+    );
     let status = c.status();
     let alive: Vec<_> = status["nodes"]
         .as_array()
@@ -621,49 +494,20 @@ fn three_pollers_survive_faults() {
             );
         }
     }
-    let mut by_device: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
-    for r in ok.iter().filter(|r| r.started >= t_steady) {
-        by_device.entry(r.device).or_default().push(r.started);
-    }
-    assert_eq!(
-        by_device.len(),
-        usize::from(GROUP0_DEVICES + GROUP2_DEVICES)
+    // No device polled twice within 0.4 interval, none missed more than one interval.
+    let devices = usize::from(GROUP0_DEVICES + GROUP2_DEVICES);
+    let (min_gap, max_gap) = common::assert_polled_throughout(
+        "steady phase",
+        &log,
+        devices,
+        (t_steady, end),
+        (0.4 * INTERVAL, 2.0 * INTERVAL + 3.0),
     );
-    for (d, starts) in &by_device {
-        assert!(
-            starts[0] - t_steady <= 2.0 * INTERVAL + 3.0,
-            "device {d} first polled {:.1} s into the steady phase",
-            starts[0] - t_steady
-        );
-    }
-    let mut max_gap: f64 = 0.0;
-    let mut min_gap = f64::MAX;
-    for (d, starts) in &by_device {
-        for w in starts.windows(2) {
-            let gap = w[1] - w[0];
-            assert!(
-                gap >= 0.4 * INTERVAL,
-                "device {d} polled twice within {gap:.1} s: {starts:?}"
-            );
-            assert!(
-                gap <= 2.0 * INTERVAL + 3.0,
-                "device {d} went {gap:.1} s without a poll: {starts:?}"
-            );
-            max_gap = max_gap.max(gap);
-            min_gap = min_gap.min(gap);
-        }
-        let last = starts.last().unwrap();
-        assert!(
-            end - last <= 2.0 * INTERVAL + 3.0,
-            "device {d} not polled for {:.1} s at the end",
-            end - last
-        );
-    }
     let stale = log.iter().filter(|r| r.status == "stale").count();
     eprintln!(
         "{} ok polls of {} devices in {:.0} s; gaps {min_gap:.1}..{max_gap:.1} s; {stale} stale",
         ok.len(),
-        by_device.len(),
+        devices,
         end - t_begin
     );
     drop(sentinels);

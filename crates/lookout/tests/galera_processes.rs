@@ -37,29 +37,21 @@ mod servers;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{free_tcp_port, MultiSnmpd};
+use common::{free_tcp_port, now_secs, PollRow, ADMIN_PASSWORD as PASSWORD};
 use lookout_testkit::galera::{GaleraCluster, Haproxy};
 
 const INTERVAL: f64 = 10.0;
 const DEVICES: u8 = 6;
 const DB: &str = "lookout_galera_procs";
-const PASSWORD: &str = "admin-test-pw";
 /// Web user: pause between actions.
 const WEB_PAUSE: Duration = Duration::from_millis(250);
 /// Web user: an attempt not answered within this counts as failed.
 const WEB_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn now_secs() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
 
 /// The lookout processes of one phase, all with the same database and Redis settings.
 struct Lookouts {
@@ -73,41 +65,17 @@ struct Lookouts {
 
 impl Lookouts {
     fn cmd(&self, data: &str) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_lookout"));
-        c.arg("--data-dir")
-            .arg(self.base.join(data))
-            .current_dir(&self.base)
-            .env("POLL_INTERVAL", INTERVAL.to_string())
+        let mut c = common::lookout(&self.base.join(data), &self.base);
+        c.env("POLL_INTERVAL", INTERVAL.to_string())
             .env("POLLER_WORKERS", "4")
-            .env("DB_CONNECTION", "mysql")
-            .env("DB_HOST", &self.db_host)
-            .env_remove("DB_PORT")
-            .env("DB_DATABASE", DB)
-            .env("DB_USERNAME", "root")
-            .env("DB_PASSWORD", "")
             .env("REDIS_URL", &self.redis_url)
-            .env("LOOKOUT_ADMIN_PASSWORD", PASSWORD)
-            .env("LOOKOUT_LOG", "info")
-            .env_remove("LOOKOUT_DATA_DIR")
-            .env_remove("LOOKOUT_ROLES")
-            .env_remove("LOOKOUT_LISTEN")
-            .env_remove("NODE_ID")
-            .env_remove("POLLER_GROUP")
-            .env_remove("REDIS_SENTINEL")
-            .env_remove("REDIS_HOST")
-            .env_remove("RRDCACHED");
+            .env("LOOKOUT_LOG", "info");
+        common::use_mysql(&mut c, &self.db_host, None, DB);
         c
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.cmd("admin").args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "lookout {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        common::stdout_ok(self.cmd("admin").args(args))
     }
 
     fn log_path(&self, id: &str) -> PathBuf {
@@ -126,38 +94,22 @@ impl Lookouts {
             ("p2", "dispatcher,poller"),
             ("w1", "web"),
         ] {
-            let log = std::fs::File::create(self.log_path(id)).unwrap();
-            let child = self
-                .cmd(id)
-                .args(["serve", "--roles", roles, "--node-id", id, "--listen"])
-                .arg(&listen)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap();
+            let child = common::spawn_logged(
+                self.cmd(id)
+                    .args(["serve", "--roles", roles, "--node-id", id, "--listen"])
+                    .arg(&listen),
+                &self.log_path(id),
+            );
             self.children.insert(id, child);
         }
     }
 
     /// SIGTERM (a clean shutdown), SIGKILL after 10 s.
     fn stop(&mut self) {
-        for c in self.children.values() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        for (_, mut c) in std::mem::take(&mut self.children) {
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        common::terminate(
+            std::mem::take(&mut self.children).into_values(),
+            Duration::from_secs(10),
+        );
     }
 
     /// Counts of a log line per process.
@@ -171,17 +123,11 @@ impl Lookouts {
 
 impl Drop for Lookouts {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            let keep = std::env::temp_dir().join(format!("lookout-galera-{}", std::process::id()));
-            let _ = std::fs::create_dir_all(&keep);
-            for id in ["p1", "p2", "w1"] {
-                let _ = std::fs::copy(
-                    self.log_path(id),
-                    keep.join(format!("{}-{id}.log", self.phase)),
-                );
-            }
-            eprintln!("lookout logs kept in {}", keep.display());
-        }
+        let logs: Vec<(PathBuf, String)> = ["p1", "p2", "w1"]
+            .into_iter()
+            .map(|id| (self.log_path(id), format!("{}-{id}.log", self.phase)))
+            .collect();
+        common::keep_logs_if_panicking("galera", &logs);
         self.stop();
     }
 }
@@ -301,34 +247,8 @@ fn web_user(base: String, token: String, cookie: String, stop: Arc<AtomicBool>) 
     report
 }
 
-/// One row of `device_poll_log`.
-#[derive(Debug, Clone)]
-struct PollRow {
-    device: i64,
-    node: String,
-    token: u64,
-    started: f64,
-    status: String,
-    duration: f64,
-}
-
 fn poll_log(galera: &GaleraCluster, via: usize) -> Vec<PollRow> {
-    galera.nodes[via]
-        .rows(
-            DB,
-            "SELECT device_id, node_id, token, UNIX_TIMESTAMP(started), status, duration \
-             FROM device_poll_log ORDER BY started",
-        )
-        .into_iter()
-        .map(|r| PollRow {
-            device: r[0].parse().unwrap(),
-            node: r[1].clone(),
-            token: r[2].parse().unwrap(),
-            started: r[3].parse().unwrap(),
-            status: r[4].clone(),
-            duration: r[5].parse().unwrap(),
-        })
-        .collect()
+    common::poll_rows(galera.nodes[via].rows(DB, common::POLL_LOG_SQL))
 }
 
 /// Every device polled in every interval of [from, to], no failures, no duplicates.
@@ -352,46 +272,18 @@ fn assert_every_interval(phase: &str, log: &[PollRow], from: f64, to: f64) {
             r.token
         );
     }
-    let mut by_device: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
-    for r in &window {
-        by_device.entry(r.device).or_default().push(r.started);
-    }
-    assert_eq!(
-        by_device.len(),
+    let (min_gap, max_gap) = common::assert_polled_throughout(
+        phase,
+        log,
         usize::from(DEVICES),
-        "{phase}: devices polled in the window: {by_device:?}"
+        (from, to),
+        (0.5 * INTERVAL, 1.5 * INTERVAL),
     );
-    let (mut min_gap, mut max_gap) = (f64::MAX, 0.0f64);
-    for (d, starts) in &by_device {
-        assert!(
-            starts[0] - from <= 1.5 * INTERVAL,
-            "{phase}: device {d} first polled {:.1} s into the window [{from:.1}, {to:.1}]: {starts:?}",
-            starts[0] - from
-        );
-        assert!(
-            to - starts.last().unwrap() <= 1.5 * INTERVAL,
-            "{phase}: device {d} not polled in the last {:.1} s of [{from:.1}, {to:.1}]: {starts:?}",
-            to - starts.last().unwrap()
-        );
-        for w in starts.windows(2) {
-            let gap = w[1] - w[0];
-            assert!(
-                gap >= 0.5 * INTERVAL,
-                "{phase}: device {d} polled twice within {gap:.1} s: {starts:?}"
-            );
-            assert!(
-                gap <= 1.5 * INTERVAL,
-                "{phase}: device {d} missed an interval ({gap:.1} s between polls): {starts:?}"
-            );
-            min_gap = min_gap.min(gap);
-            max_gap = max_gap.max(gap);
-        }
-    }
     let nodes: BTreeSet<&str> = window.iter().map(|r| r.node.as_str()).collect();
     eprintln!(
         "{phase}: {} ok polls of {} devices in {:.0} s by {nodes:?}; gaps {min_gap:.1}..{max_gap:.1} s; {stale} stale (discarded)",
         window.len(),
-        by_device.len(),
+        DEVICES,
         to - from
     );
 }
@@ -416,24 +308,13 @@ fn assert_caught_up(phase: &str, galera: &GaleraCluster) -> BTreeMap<&'static st
 
 /// Waits until every device has an `ok` poll that started after `since`.
 fn wait_all_polled(phase: &str, galera: &GaleraCluster, via: usize, since: f64, procs: &Lookouts) {
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        let polled: BTreeSet<i64> = poll_log(galera, via)
-            .iter()
-            .filter(|r| r.status == "ok" && r.started > since)
-            .map(|r| r.device)
-            .collect();
-        if polled.len() == usize::from(DEVICES) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{phase}: only {} devices polled after 40 s; p1 log:\n{}",
-            polled.len(),
-            procs.log("p1")
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    common::wait_all_polled(
+        usize::from(DEVICES),
+        since,
+        Duration::from_secs(40),
+        || poll_log(galera, via),
+        || format!("{phase}: p1 log:\n{}", procs.log("p1")),
+    );
 }
 
 /// What both phases share: the work dir, Redis and the API token.
@@ -616,7 +497,7 @@ async fn pollers_and_web_survive_a_galera_node_kill() {
     let lab = servers::Lab::new();
     let redis = lab.redis(None);
     let redis_url = format!("redis://127.0.0.1:{}", redis.port);
-    let snmpd = MultiSnmpd::start(DEVICES);
+    let snmpd = common::start_devices(DEVICES);
     let base = tempfile::tempdir().unwrap();
 
     // --- inventory, through the node list

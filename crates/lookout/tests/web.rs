@@ -8,7 +8,7 @@ mod common;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_tcp_port, Install, Snmpd};
+use common::{free_tcp_port, start_snmpd, Install};
 use serde_json::{json, Value};
 
 struct KillOnDrop(Child);
@@ -51,7 +51,7 @@ fn get_json(http: &ureq::Agent, url: &str, token: Option<&str>) -> (u16, Value) 
 
 #[test]
 fn serve_polls_api_answers_browser_sees_graph() {
-    let snmpd = Snmpd::start();
+    let snmpd = start_snmpd();
     let lo = Install::new();
     lo.ok(&[
         "device",

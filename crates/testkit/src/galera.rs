@@ -186,10 +186,7 @@ impl GaleraNode {
             self.name,
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| l.split('\t').map(str::to_owned).collect())
-            .collect()
+        crate::mariadb::tab_separated(&out.stdout)
     }
 
     /// One integer from `sql` (see [`GaleraNode::rows`]).
@@ -251,6 +248,20 @@ impl Drop for GaleraCluster {
             n.kill9();
         }
     }
+}
+
+/// `mariadb-install-db` for the server of `cnf` (root authenticated normally, no test db).
+pub(crate) fn install_db(cnf: &Path) {
+    let out = Command::new(INSTALL_DB)
+        .arg(format!("--defaults-file={}", cnf.display()))
+        .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mariadb-install-db: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn port_free(port: u16) -> bool {
@@ -347,16 +358,7 @@ impl GaleraCluster {
             .status()
             .unwrap();
         assert!(st.success());
-        let out = Command::new(INSTALL_DB)
-            .arg(format!("--defaults-file={}", nodes[0].cnf().display()))
-            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mariadb-install-db: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        install_db(&nodes[0].cnf());
         let mut cluster = GaleraCluster {
             nodes,
             haproxy_port: base + 5,

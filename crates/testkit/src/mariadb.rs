@@ -28,12 +28,42 @@ impl TestDatabase {
         sql(&format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"));
         TestDatabase { name }
     }
+
+    /// Rows of `sql` run as root in this database (tab-separated columns, UTC session),
+    /// through the `mariadb` client, so it works from sync tests too.
+    pub fn rows(&self, sql: &str) -> Vec<Vec<String>> {
+        let out = client(&["-N", "-B", &self.name, "-e"])
+            .arg(format!("SET time_zone = '+00:00'; {sql}"))
+            .output()
+            .expect("mariadb client missing: apt-get install mariadb-client");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tab_separated(&out.stdout)
+    }
+}
+
+/// The `mariadb` client as root on the test server, with `args` after the connection ones.
+fn client(args: &[&str]) -> Command {
+    let mut c = Command::new(super::galera::MARIADB_CLIENT);
+    c.args(["-h", HOST, "-P", &PORT.to_string(), "-u", "root"])
+        .args(args);
+    c
+}
+
+/// The `mariadb -N -B` client's output as rows of columns.
+pub(crate) fn tab_separated(stdout: &[u8]) -> Vec<Vec<String>> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect()
 }
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let _ = Command::new(super::galera::MARIADB_CLIENT)
-            .args(["-h", HOST, "-P", &PORT.to_string(), "-u", "root", "-e"])
+        let _ = client(&["-e"])
             .arg(format!("DROP DATABASE IF EXISTS `{}`", self.name))
             .output();
     }
@@ -41,8 +71,7 @@ impl Drop for TestDatabase {
 
 /// Runs `sql` as root on the test server; panics with the client's message on failure.
 pub fn sql(sql: &str) {
-    let out = Command::new(super::galera::MARIADB_CLIENT)
-        .args(["-h", HOST, "-P", &PORT.to_string(), "-u", "root", "-e", sql])
+    let out = client(&["-e", sql])
         .output()
         .expect("mariadb client missing: apt-get install mariadb-client");
     assert!(
@@ -93,16 +122,7 @@ impl Server {
             let st = Command::new(cmd).args(&args).arg(d).status().unwrap();
             assert!(st.success(), "{cmd} {args:?}");
         }
-        let out = Command::new(INSTALL_DB)
-            .arg(format!("--defaults-file={}", d.join("my.cnf").display()))
-            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mariadb-install-db: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::galera::install_db(&d.join("my.cnf"));
         let child = Command::new(MARIADBD)
             .arg(format!("--defaults-file={}", d.join("my.cnf").display()))
             .stdout(std::process::Stdio::null())

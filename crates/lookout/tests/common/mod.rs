@@ -1,233 +1,304 @@
-//! Shared pieces of the binary's integration tests: a real net-snmp `snmpd` on loopback,
-//! free ports, and running the `lookout` binary against a temporary data dir.
+//! Shared pieces of the binary's integration tests: a real net-snmp `snmpd` on loopback
+//! (`lookout-testkit`), running the `lookout` binary against a temporary data dir, and what
+//! the multi-process tests (`cluster.rs`, `galera_processes.rs`) share: the `lookout`
+//! command cleared of the caller's settings, `lookout serve` processes with their logs, and
+//! `device_poll_log` rows with the every-interval check.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{TcpListener, UdpSocket};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// A UDP port free on 127.0.0.1 right now.
-pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use lookout_testkit::mariadb::{
+    test_db_is_mysql, TestDatabase, HOST as MARIADB_HOST, PORT as MARIADB_PORT,
+};
+#[allow(unused_imports)]
+pub use lookout_testkit::snmpd::{free_tcp_port, free_udp_port, Snmpd, SnmpdConfig};
 
-/// A TCP port free on 127.0.0.1 right now.
-pub fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// The admin password every test installation gets (`LOOKOUT_ADMIN_PASSWORD`).
+pub const ADMIN_PASSWORD: &str = "admin-test-pw";
 
-/// A real snmpd answering v1/v2c (community `public`) on 127.0.0.1:`port`; killed on drop.
-pub struct Snmpd {
-    child: Child,
-    pub port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Snmpd {
-    pub fn start() -> Snmpd {
-        let bin = Path::new("/usr/sbin/snmpd");
-        assert!(bin.exists(), "snmpd missing: apt-get install snmpd");
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_udp_port();
-        let conf = dir.path().join("snmpd.conf");
-        std::fs::write(
-            &conf,
-            "rocommunity public 127.0.0.0/8\n\
-             sysName lookout-test-agent\n\
-             sysLocation Rack 7, Lab\n\
-             sysContact noc@example.net\n",
-        )
-        .unwrap();
-        let child = Command::new(bin)
-            .arg("-f")
-            .arg("-Lf")
-            .arg(dir.path().join("snmpd.log"))
-            .arg("-C")
-            .arg("-c")
-            .arg(&conf)
-            .arg("-p")
-            .arg(dir.path().join("snmpd.pid"))
-            .arg(format!(
-                "--persistentDir={}",
-                dir.path().join("persist").display()
-            ))
-            .arg(format!("udp:127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start snmpd");
-        let s = Snmpd {
-            child,
-            port,
-            _dir: dir,
-        };
-        s.wait_ready();
-        s
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            let ok = Command::new("/usr/bin/snmpget")
-                .args(["-v2c", "-c", "public", "-t", "0.3", "-r", "0", "-On"])
-                .arg(format!("127.0.0.1:{}", self.port))
-                .arg("1.3.6.1.2.1.1.5.0")
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false);
-            if ok {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("snmpd did not answer on port {}", self.port);
-    }
-}
-
-impl Drop for Snmpd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The single-device tests' agent: snmpd answering v1/v2c (community `public`) on
+/// 127.0.0.1 with a known sysName, location and contact; killed on drop.
+pub fn start_snmpd() -> Snmpd {
+    Snmpd::start(
+        SnmpdConfig::new("lookout-test-agent")
+            .line("sysLocation Rack 7, Lab")
+            .line("sysContact noc@example.net"),
+    )
 }
 
 /// One snmpd answering on 127.0.0.2 .. 127.0.0.(1+n), same port: n distinct "devices"
 /// for multi-node tests; killed on drop.
-pub struct MultiSnmpd {
-    child: Child,
-    pub port: u16,
-    _dir: tempfile::TempDir,
+pub fn start_devices(n: u8) -> Snmpd {
+    Snmpd::start(SnmpdConfig::new("cluster-agent").devices(n))
 }
 
-impl MultiSnmpd {
-    pub fn start(n: u8) -> MultiSnmpd {
-        let bin = "/usr/sbin/snmpd";
-        assert!(
-            std::path::Path::new(bin).exists(),
-            "snmpd missing: apt-get install snmpd"
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_udp_port();
-        let conf = dir.path().join("snmpd.conf");
-        std::fs::write(
-            &conf,
-            "rocommunity public 127.0.0.0/8\nsysName cluster-agent\n",
-        )
-        .unwrap();
-        // The address list goes on the command line: the config file chokes on long lists.
-        let addrs: Vec<String> = (0..n)
-            .map(|i| format!("udp:127.0.0.{}:{port}", i + 2))
-            .collect();
-        let child = Command::new(bin)
-            .args(["-f", "-Lf"])
-            .arg(dir.path().join("snmpd.log"))
-            .args(["-C", "-c"])
-            .arg(&conf)
-            .arg("-p")
-            .arg(dir.path().join("snmpd.pid"))
-            .arg(format!(
-                "--persistentDir={}",
-                dir.path().join("persist").display()
-            ))
-            .arg(addrs.join(","))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start snmpd");
-        let s = MultiSnmpd {
-            child,
-            port,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let ok = Command::new("/usr/bin/snmpget")
-                .args(["-v2c", "-c", "public", "-t", "0.3", "-r", "0", "-On"])
-                .arg(format!("127.0.0.{}:{port}", n + 1))
-                .arg("1.3.6.1.2.1.1.5.0")
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false);
-            if ok {
-                break;
-            }
-            assert!(Instant::now() < deadline, "snmpd did not answer");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        s
+/// Seconds since the epoch (what `UNIX_TIMESTAMP()` of the store's rows compares with).
+pub fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Settings `lookout` reads from the environment that a test sets itself or must not
+/// inherit from the shell that runs it.
+const INHERITED: &[&str] = &[
+    "LOOKOUT_DATA_DIR",
+    "LOOKOUT_ROLES",
+    "LOOKOUT_LISTEN",
+    "NODE_ID",
+    "POLLER_GROUP",
+    "DB_CONNECTION",
+    "DB_HOST",
+    "DB_PORT",
+    "DB_DATABASE",
+    "DB_USERNAME",
+    "DB_PASSWORD",
+    "REDIS_URL",
+    "REDIS_HOST",
+    "REDIS_SENTINEL",
+    "REDIS_SENTINEL_SERVICE",
+    "RRDCACHED",
+];
+
+/// `lookout --data-dir DATA_DIR`, run in `work_dir`, with [`ADMIN_PASSWORD`] and none of
+/// the caller's database, coordination or role settings.
+pub fn lookout(data_dir: &Path, work_dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lookout"));
+    c.arg("--data-dir")
+        .arg(data_dir)
+        .current_dir(work_dir)
+        .env("LOOKOUT_ADMIN_PASSWORD", ADMIN_PASSWORD);
+    for var in INHERITED {
+        c.env_remove(var);
     }
+    c
 }
 
-impl Drop for MultiSnmpd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Points `c` at `database` as root without a password: on `host` (one host, or a
+/// `host:port,...` node list) and, when given, `port`.
+pub fn use_mysql<'c>(
+    c: &'c mut Command,
+    host: &str,
+    port: Option<u16>,
+    database: &str,
+) -> &'c mut Command {
+    c.env("DB_CONNECTION", "mysql")
+        .env("DB_HOST", host)
+        .env("DB_DATABASE", database)
+        .env("DB_USERNAME", "root")
+        .env("DB_PASSWORD", "");
+    if let Some(port) = port {
+        c.env("DB_PORT", port.to_string());
     }
+    c
 }
 
-/// Which database the binary's tests run on: `LOOKOUT_TEST_DB=mysql` runs the same tests
-/// against the MariaDB on 127.0.0.1:3306 (root, no password), one fresh database per
-/// installation, dropped afterwards. This is the CI matrix's second leg.
-pub fn test_db_is_mysql() -> bool {
-    std::env::var("LOOKOUT_TEST_DB").is_ok_and(|v| v == "mysql")
-}
-
-/// Runs SQL as root on the local MariaDB.
-pub fn mariadb(sql: &str) {
-    let out = Command::new("mariadb")
-        .args(["-h", "127.0.0.1", "-P", "3306", "-u", "root", "-e", sql])
-        .output()
-        .expect("mariadb client missing: apt-get install mariadb-client");
+/// Runs `c` and asserts success (its stdout and stderr in the failure); stdout.
+pub fn stdout_ok(c: &mut Command) -> String {
+    let out = c.output().expect("run lookout");
+    let args: Vec<_> = c.get_args().collect();
     assert!(
         out.status.success(),
-        "mariadb {sql}: {}",
+        "lookout {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8(out.stdout).unwrap()
 }
 
-/// A Lookout installation in a temporary data dir (and, in the MySQL leg, a database).
+/// Spawns `c` (e.g. `lookout serve`) with stdout and stderr appended to `log`.
+pub fn spawn_logged(c: &mut Command, log: &Path) -> Child {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    c.stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap()
+}
+
+/// Sends `sig` (`-STOP`, `-CONT`, `-TERM`, ...) to process `pid`.
+pub fn signal(pid: u32, sig: &str) -> bool {
+    Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// SIGKILL and reap.
+pub fn kill9(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// SIGTERM to all (a clean shutdown; a stopped process is continued first so it can act
+/// on it), SIGKILL whatever still runs after `grace`.
+pub fn terminate(children: impl IntoIterator<Item = Child>, grace: Duration) {
+    let children: Vec<Child> = children.into_iter().collect();
+    for c in &children {
+        signal(c.id(), "-CONT");
+        signal(c.id(), "-TERM");
+    }
+    let deadline = Instant::now() + grace;
+    for mut c in children {
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = c.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        kill9(c);
+    }
+}
+
+/// When the test is panicking: copies `logs` (path, name to keep it as) to
+/// `$TMPDIR/lookout-<what>-<pid>` for the post-mortem and says where.
+pub fn keep_logs_if_panicking(what: &str, logs: &[(PathBuf, String)]) -> Option<PathBuf> {
+    if !std::thread::panicking() {
+        return None;
+    }
+    let keep = std::env::temp_dir().join(format!("lookout-{what}-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&keep);
+    for (path, name) in logs {
+        let _ = std::fs::copy(path, keep.join(name));
+    }
+    eprintln!("logs kept in {}", keep.display());
+    Some(keep)
+}
+
+/// One row of `device_poll_log`.
+#[derive(Debug, Clone)]
+pub struct PollRow {
+    pub device: i64,
+    pub node: String,
+    pub token: u64,
+    pub started: f64,
+    pub finished: f64,
+    pub status: String,
+    pub duration: f64,
+}
+
+/// The query whose rows (tab-separated, from the `mariadb` client) [`poll_rows`] reads.
+pub const POLL_LOG_SQL: &str = "SELECT device_id, node_id, token, UNIX_TIMESTAMP(started), \
+     UNIX_TIMESTAMP(finished), status, duration FROM device_poll_log ORDER BY started";
+
+pub fn poll_rows(rows: Vec<Vec<String>>) -> Vec<PollRow> {
+    rows.into_iter()
+        .map(|r| PollRow {
+            device: r[0].parse().unwrap(),
+            node: r[1].clone(),
+            token: r[2].parse().unwrap(),
+            started: r[3].parse().unwrap(),
+            finished: r[4].parse().unwrap(),
+            status: r[5].clone(),
+            duration: r[6].parse().unwrap(),
+        })
+        .collect()
+}
+
+/// Waits until `devices` devices have an `ok` poll that started after `since`, reading the
+/// log with `poll_log`; after `limit` fails with `context()` (e.g. a node's log).
+pub fn wait_all_polled(
+    devices: usize,
+    since: f64,
+    limit: Duration,
+    poll_log: impl Fn() -> Vec<PollRow>,
+    context: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let polled: std::collections::BTreeSet<i64> = poll_log()
+            .iter()
+            .filter(|r| r.status == "ok" && r.started > since)
+            .map(|r| r.device)
+            .collect();
+        if polled.len() == devices {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {devices} devices polled after {limit:?}:\n{}",
+            polled.len(),
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The `ok` polls that started in [from, to]: asserts that exactly `devices` devices were
+/// polled, each first and last within `max_gap` of the window's edges and consecutive
+/// polls of a device between `min_gap` (no duplicate) and `max_gap` (no missed interval)
+/// apart. Returns the smallest and largest gap seen.
+pub fn assert_polled_throughout(
+    what: &str,
+    log: &[PollRow],
+    devices: usize,
+    (from, to): (f64, f64),
+    (min_gap, max_gap): (f64, f64),
+) -> (f64, f64) {
+    let mut by_device: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+    for r in log
+        .iter()
+        .filter(|r| r.status == "ok" && r.started >= from && r.started <= to)
+    {
+        by_device.entry(r.device).or_default().push(r.started);
+    }
+    assert_eq!(
+        by_device.len(),
+        devices,
+        "{what}: devices polled in [{from:.1}, {to:.1}]: {by_device:?}"
+    );
+    let (mut smallest, mut largest) = (f64::MAX, 0.0f64);
+    for (d, starts) in &by_device {
+        let (first, last) = (starts[0], starts[starts.len() - 1]);
+        assert!(
+            first - from <= max_gap,
+            "{what}: device {d} first polled {:.1} s into [{from:.1}, {to:.1}]: {starts:?}",
+            first - from
+        );
+        assert!(
+            to - last <= max_gap,
+            "{what}: device {d} not polled in the last {:.1} s of [{from:.1}, {to:.1}]: {starts:?}",
+            to - last
+        );
+        for w in starts.windows(2) {
+            let gap = w[1] - w[0];
+            assert!(
+                gap >= min_gap,
+                "{what}: device {d} polled twice within {gap:.1} s: {starts:?}"
+            );
+            assert!(
+                gap <= max_gap,
+                "{what}: device {d} missed an interval ({gap:.1} s between polls): {starts:?}"
+            );
+            smallest = smallest.min(gap);
+            largest = largest.max(gap);
+        }
+    }
+    (smallest, largest)
+}
+
+/// A Lookout installation in a temporary data dir (and, in the MySQL leg, a database of
+/// its own, dropped with it).
 pub struct Install {
     pub dir: tempfile::TempDir,
     /// The MySQL database of this installation, when the tests run on MySQL.
-    pub mysql_db: Option<String>,
-}
-
-impl Drop for Install {
-    fn drop(&mut self) {
-        if let Some(db) = &self.mysql_db {
-            let _ = Command::new("mariadb")
-                .args(["-h", "127.0.0.1", "-u", "root", "-e"])
-                .arg(format!("DROP DATABASE IF EXISTS `{db}`"))
-                .output();
-        }
-    }
+    pub mysql_db: Option<TestDatabase>,
 }
 
 impl Install {
     pub fn new() -> Install {
         let dir = tempfile::tempdir().unwrap();
-        let mysql_db = test_db_is_mysql().then(|| {
-            let suffix: String = dir
-                .path()
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .chars()
-                .filter(char::is_ascii_alphanumeric)
-                .collect();
-            let db = format!("lookout_test_{}", suffix.to_ascii_lowercase());
-            mariadb(&format!("CREATE DATABASE `{db}`"));
-            db
-        });
+        let mysql_db = test_db_is_mysql().then(|| TestDatabase::create("lookout_test"));
         Install { dir, mysql_db }
     }
 
@@ -237,24 +308,12 @@ impl Install {
 
     /// `lookout --data-dir <tmp>/data ARGS`, with a short poll interval.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_lookout"));
-        c.arg("--data-dir")
-            .arg(self.data_dir())
-            .args(args)
-            .current_dir(self.dir.path())
+        let mut c = lookout(&self.data_dir(), self.dir.path());
+        c.args(args)
             .env("POLL_INTERVAL", "10")
-            .env("LOOKOUT_ADMIN_PASSWORD", "admin-test-pw")
-            .env("LOOKOUT_LOG", "warn")
-            .env_remove("LOOKOUT_DATA_DIR")
-            .env_remove("DB_CONNECTION")
-            .env_remove("RRDCACHED");
+            .env("LOOKOUT_LOG", "warn");
         if let Some(db) = &self.mysql_db {
-            c.env("DB_CONNECTION", "mysql")
-                .env("DB_HOST", "127.0.0.1")
-                .env("DB_PORT", "3306")
-                .env("DB_DATABASE", db)
-                .env("DB_USERNAME", "root")
-                .env("DB_PASSWORD", "");
+            use_mysql(&mut c, MARIADB_HOST, Some(MARIADB_PORT), &db.name);
         }
         c
     }
@@ -265,14 +324,7 @@ impl Install {
 
     /// Runs and asserts success, returning stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "lookout {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        stdout_ok(&mut self.cmd(args))
     }
 
     /// Runs and asserts failure, returning stderr.
