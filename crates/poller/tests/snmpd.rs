@@ -9,7 +9,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{start_snmpd, Proxy, Rig};
+use common::{behind_proxy, start_snmpd, Rig};
 use lookout_core::Port;
 use lookout_poller::{ModuleOutcome, PollReport};
 use lookout_snmp::pdu::Pdu;
@@ -267,10 +267,8 @@ async fn live_snmpd_values_match_the_host() {
 
 #[tokio::test]
 async fn agent_that_stops_answering_mid_walk_changes_nothing() {
-    let agent = start_snmpd();
-    let proxy = Proxy::start(agent.port).await;
-    let rig = Rig::new("-processors,-mempools,-storage").await;
-    let dev = rig.add("127.0.0.1", proxy.port, "public").await;
+    let (_agent, proxy, rig, dev) =
+        behind_proxy(Rig::new("-processors,-mempools,-storage").await).await;
     let r1 = poll(&rig, dev.device_id).await;
     let n = r1.ports.len();
     assert!(n >= 2);
@@ -314,10 +312,8 @@ async fn agent_that_stops_answering_mid_walk_changes_nothing() {
 
 #[tokio::test]
 async fn non_increasing_oid_is_reported_not_looped() {
-    let agent = start_snmpd();
-    let proxy = Proxy::start(agent.port).await;
-    let rig = Rig::new("-processors,-mempools,-storage").await;
-    let dev = rig.add("127.0.0.1", proxy.port, "public").await;
+    let (_agent, proxy, rig, dev) =
+        behind_proxy(Rig::new("-processors,-mempools,-storage").await).await;
     let r1 = poll(&rig, dev.device_id).await;
     let mut seen = 0;
     proxy.set(Some(Box::new(move |req, resp| {
@@ -344,10 +340,8 @@ async fn non_increasing_oid_is_reported_not_looped() {
 
 #[tokio::test]
 async fn removed_interface_is_marked_and_logged() {
-    let agent = start_snmpd();
-    let proxy = Proxy::start(agent.port).await;
-    let rig = Rig::new("-processors,-mempools,-storage").await;
-    let dev = rig.add("127.0.0.1", proxy.port, "public").await;
+    let (_agent, proxy, rig, dev) =
+        behind_proxy(Rig::new("-processors,-mempools,-storage").await).await;
     let r1 = poll(&rig, dev.device_id).await;
     let lo = by_name(&r1.ports, "lo").clone();
     let idx = lo.if_index as u32;
@@ -377,10 +371,8 @@ async fn counter_pair(
     first: Value,
     second: Value,
 ) -> (Port, Port) {
-    let agent = start_snmpd();
-    let proxy = Proxy::start(agent.port).await;
-    let rig = Rig::new("-processors,-mempools,-storage").await;
-    let dev = rig.add("127.0.0.1", proxy.port, "public").await;
+    let (_agent, proxy, rig, dev) =
+        behind_proxy(Rig::new("-processors,-mempools,-storage").await).await;
     let r0 = poll(&rig, dev.device_id).await;
     let idx = by_name(&r0.ports, "lo").if_index as u32;
     let set = |v: Value| -> common::Rewrite {
@@ -448,10 +440,8 @@ async fn counter64_wrap_gives_no_rate_rather_than_a_huge_one() {
 
 #[tokio::test]
 async fn agent_reboot_gives_no_negative_or_huge_rates() {
-    let agent = start_snmpd();
-    let proxy = Proxy::start(agent.port).await;
-    let rig = Rig::new("-processors,-mempools,-storage").await;
-    let dev = rig.add("127.0.0.1", proxy.port, "public").await;
+    let (_agent, proxy, rig, dev) =
+        behind_proxy(Rig::new("-processors,-mempools,-storage").await).await;
     // Poll 1 sees large counters (32-bit only: the worst case, where a reset looks like a
     // wrap) and a long uptime; poll 2 a fresh agent: uptime 5 s, counters near zero.
     let big = |up: u32, c32: u32| -> common::Rewrite {
@@ -497,10 +487,8 @@ async fn agent_reboot_gives_no_negative_or_huge_rates() {
 
 #[tokio::test]
 async fn renumbered_interface_keeps_its_port_id() {
-    let agent = start_snmpd();
-    let proxy = Proxy::start(agent.port).await;
-    let rig = Rig::new("-processors,-mempools,-storage").await;
-    let dev = rig.add("127.0.0.1", proxy.port, "public").await;
+    let (_agent, proxy, rig, dev) =
+        behind_proxy(Rig::new("-processors,-mempools,-storage").await).await;
     let r1 = poll(&rig, dev.device_id).await;
     // The interface with the highest ifIndex moves 100 up (keeps walk order increasing).
     let last = r1.ports.iter().max_by_key(|p| p.if_index).unwrap().clone();
@@ -586,10 +574,8 @@ async fn modules_switch_off_per_device() {
 
 #[tokio::test]
 async fn slow_agent_is_cut_at_the_poll_budget() {
-    let agent = start_snmpd();
-    let proxy = Proxy::start(agent.port).await;
-    let rig = Rig::with_budget("", Some(Duration::from_millis(1500))).await;
-    let dev = rig.add("127.0.0.1", proxy.port, "public").await;
+    let (_agent, proxy, rig, dev) =
+        behind_proxy(Rig::with_budget("", Some(Duration::from_millis(1500))).await).await;
     let r1 = poll(&rig, dev.device_id).await;
     assert_eq!(r1.status_reason, "");
     // 150 ms per response (under the 1 s SNMP timeout): each request succeeds, but the
@@ -619,10 +605,7 @@ async fn slow_agent_is_cut_at_the_poll_budget() {
 
 #[tokio::test]
 async fn garbage_from_the_agent_fails_the_module_not_the_poller() {
-    let agent = start_snmpd();
-    let proxy = Proxy::start(agent.port).await;
-    let rig = Rig::new("-processors,-mempools").await;
-    let dev = rig.add("127.0.0.1", proxy.port, "public").await;
+    let (_agent, proxy, rig, dev) = behind_proxy(Rig::new("-processors,-mempools").await).await;
     let r1 = poll(&rig, dev.device_id).await;
     // Every answer about hrStorage is noise: storage fails, ports and core are fine.
     proxy.set_garbage(Some(vec![1, 3, 6, 1, 2, 1, 25, 2]));
@@ -678,10 +661,7 @@ async fn stale_poll_writes_no_port_health_or_rrd_change() {
     use lookout_poller::PollError;
     use lookout_store::{PollFence, StoreError};
 
-    let agent = start_snmpd();
-    let proxy = Proxy::start(agent.port).await;
-    let rig = Rig::new("").await;
-    let dev = rig.add("127.0.0.1", proxy.port, "public").await;
+    let (_agent, proxy, rig, dev) = behind_proxy(Rig::new("").await).await;
     let id = dev.device_id;
     let fence = |token: u64| PollFence {
         node_id: format!("node-{token}"),

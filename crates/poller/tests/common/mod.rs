@@ -24,6 +24,16 @@ pub fn start_snmpd() -> Snmpd {
     Snmpd::start(SnmpdConfig::new("poller-test-agent"))
 }
 
+/// A fresh [`start_snmpd`] agent with a [`Proxy`] in front, and `rig`'s device
+/// `127.0.0.1` (community `public`) polled through the proxy. Keep the agent for the whole
+/// test: dropping it kills snmpd.
+pub async fn behind_proxy(rig: Rig) -> (Snmpd, Proxy, Rig, Device) {
+    let agent = start_snmpd();
+    let proxy = Proxy::start(agent.port).await;
+    let dev = rig.add("127.0.0.1", proxy.port, "public").await;
+    (agent, proxy, rig, dev)
+}
+
 /// What the proxy does with a response before passing it on: `(request, response)`;
 /// returning false drops the response (the agent "stops answering").
 pub type Rewrite = Box<dyn FnMut(&Pdu, &mut Pdu) -> bool + Send>;
