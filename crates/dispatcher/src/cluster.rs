@@ -705,18 +705,19 @@ async fn master_step(ctx: &Ctx, lease: &mut Lease, st: &mut MasterState) -> Step
     if enqueued > 0 {
         debug!(enqueued, "devices queued");
     }
-    ctx.stats
-        .set("discoveries_waiting", st.discoveries.waiting(now) as f64);
-    if let Some(next) = st.discoveries.next_due_in(now) {
-        ctx.stats.set("discovery_next_secs", next as f64);
-    }
-    // Queue lag, once a second: queued devices due for longer than one interval (the
-    // workers do not get to them in time although every device did get queued).
+    // Once a second (both walk every device or queue): the discovery figures, and the
+    // queue lag (queued devices due for longer than one interval: the workers do not get
+    // to them in time although every device did get queued).
     if st
         .last_lag_read
         .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
     {
         st.last_lag_read = Some(Instant::now());
+        ctx.stats
+            .set("discoveries_waiting", st.discoveries.waiting(now) as f64);
+        if let Some(next) = st.discoveries.next_due_in(now) {
+            ctx.stats.set("discovery_next_secs", next as f64);
+        }
         match ctx
             .coord
             .queue_lag(Duration::from_secs(ctx.cfg.interval_secs.max(1)))
