@@ -28,7 +28,7 @@ use clap::Args;
 use lookout_coord::Coord;
 use lookout_core::{NewDevice, SnmpConfig};
 use lookout_dispatcher::{ClusterConfig, Percentiles, PollMetrics, PollSample, Roles};
-use lookout_poller::{ModuleSet, Poller, PollerConfig};
+use lookout_poller::{DiscoveryMode, ModuleSet, Poller, PollerConfig};
 use lookout_store::{Store, StoreConfig};
 use lookout_timeseries::{TimeSeries, TimeSeriesConfig, TimeSeriesOptions};
 use serde_json::json;
@@ -550,6 +550,8 @@ async fn run(a: &DispatcherBenchArgs, dir: &Path) -> Result<ExitCode> {
         PollerConfig {
             step_secs: a.interval,
             modules,
+            // As `lookout serve`: the master decides when a device is discovered.
+            discovery: DiscoveryMode::Scheduled,
             ..PollerConfig::default()
         },
     )
