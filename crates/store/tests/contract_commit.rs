@@ -13,8 +13,7 @@ use lookout_core::{
 };
 use lookout_store::{
     Ipv4AddressPoll, Ipv6AddressPoll, LinkPoll, MempoolPoll, ModulePerf, NewEvent, PollCommit,
-    PollFence, PollOutcome, PortSync, PortsStage, ProcessorPoll, Severity, StoragePoll, Store,
-    StoreError,
+    PollFence, PollOutcome, PortSync, PortsStage, ProcessorPoll, Severity, Store, StoreError,
 };
 
 contract_tests!(
@@ -278,17 +277,7 @@ fn full_commit(secs: i64, octets: u64, fence: Option<PollFence>) -> PollCommit {
         mempool_free: 512,
         mempool_total: 1024,
     }]);
-    c.storage = Some(vec![StoragePoll {
-        storage_mib: "hrstorage".into(),
-        storage_index: 31,
-        storage_type: Some("hrStorageFixedDisk".into()),
-        storage_descr: "/".into(),
-        storage_size: 1 << 30,
-        storage_units: 4096,
-        storage_used: 1 << 29,
-        storage_free: 1 << 29,
-        storage_perc: 50.0,
-    }]);
+    c.storage = Some(vec![common::root_storage()]);
     c.links = Some(vec![lldp(2, "peer", "eth1")]);
     c.module_perf = vec![ModulePerf {
         module: "ports".into(),
