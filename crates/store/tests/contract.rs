@@ -24,6 +24,7 @@ contract_tests!(
     ports_counter32_wrap,
     ports_counters_above_2_pow_63,
     ports_replayed_poll_is_idempotent,
+    ports_returned_are_the_stored_rows,
     ports_unknown_device,
     events_log_and_list,
     users_and_passwords,
@@ -533,6 +534,47 @@ async fn ports_replayed_poll_is_idempotent(store: Store) {
     assert_eq!(s1.ports, s2.ports);
     assert_eq!(s2.ports[0].in_octets_rate, Some(100.0));
     assert!(s2.added.is_empty() && s2.removed.is_empty());
+}
+
+/// `sync_ports` builds the rows of a steady poll in memory instead of reading them back:
+/// whatever the poll, what it returns must be what the database now holds.
+async fn ports_returned_are_the_stored_rows(store: Store) {
+    let d = store.add_device(&new_device("sw1")).await.unwrap();
+    let id = d.device_id;
+    // Sub-microsecond times: the database keeps microseconds.
+    let at = |s: i64| t0() + Duration::seconds(s) + Duration::nanoseconds(123_456_789);
+    let mut gone_back = port_poll(3, "eth2", 5, 5, true);
+    gone_back.if_alias = Some("uplink ".into());
+    let mut counter32 = port_poll(2, "eth1", u64::from(u32::MAX) - 10, 0, false);
+    counter32.if_speed = None;
+    let mut big = port_poll(4, "eth3", u64::MAX - 1, 1 << 63, true);
+    big.if_speed = Some(u64::MAX);
+    let polls: Vec<(i64, Vec<PortPoll>)> = vec![
+        // New ports (read back: their ids are new).
+        (0, vec![port_poll(1, "eth0", 0, 0, true), counter32.clone(), gone_back.clone(), big]),
+        // Steady: rates, a 32-bit wrap, eth2 gone.
+        (300, vec![port_poll(1, "eth0", 30_000, 9, true), port_poll(2, "eth1", 20, 0, false)]),
+        // eth2 back from the dead, eth0 renamed and HC → 32-bit (no rate), eth1 speed known.
+        (600, {
+            let mut renamed = port_poll(1, "Gi0/0", 60_000, 18, false);
+            renamed.if_descr = None;
+            vec![renamed, port_poll(2, "eth1", 40, 0, false), gone_back]
+        }),
+        // Counters going backwards, a counter vanishing.
+        (900, {
+            let mut p = port_poll(2, "eth1", 10, 0, false);
+            p.counters.out_octets = None;
+            vec![port_poll(1, "Gi0/0", 1, 1, false), p, port_poll(3, "eth2", 50, 50, true)]
+        }),
+    ];
+    for (secs, polled) in polls {
+        let s = store.sync_ports(id, &polled, at(secs)).await.unwrap();
+        let stored = store.ports(id).await.unwrap();
+        assert_eq!(s.ports, stored, "poll at +{secs} s: returned rows differ from stored");
+        assert_eq!(s.ports.len(), polled.len(), "poll at +{secs} s");
+    }
+    let eth1 = store.ports(id).await.unwrap().into_iter().find(|p| p.if_index == 2).unwrap();
+    assert_eq!(eth1.poll_time, Some(t0() + Duration::seconds(900) + Duration::microseconds(123_456)));
 }
 
 async fn ports_unknown_device(store: Store) {
