@@ -491,37 +491,35 @@ macro_rules! health_ops_body {
             perf: &[crate::ModulePerf],
         ) -> Result<()> {
             const OP: &str = "record_module_perf";
+            if perf.is_empty() {
+                return Ok(());
+            }
+            // One statement for all modules (a poll reports every module, ~10): the
+            // primary key (device_id, module) turns existing rows into updates.
+            let tail = if dialect::SQLITE {
+                "ON CONFLICT(device_id, module) DO UPDATE SET seconds = excluded.seconds, \
+                 status = excluded.status, message = excluded.message, \
+                 polled_at = excluded.polled_at"
+            } else {
+                "ON DUPLICATE KEY UPDATE seconds = VALUES(seconds), status = VALUES(status), \
+                 message = VALUES(message), polled_at = VALUES(polled_at)"
+            };
+            let sql = format!(
+                "INSERT INTO device_module_perf \
+                 (device_id, module, seconds, status, message, polled_at) VALUES {} {tail}",
+                crate::sql::placeholders(perf.len(), 6)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for p in perf {
-                let res = sqlx::query(
-                    "UPDATE device_module_perf SET seconds = ?, status = ?, message = ?, \
-                     polled_at = ? WHERE device_id = ? AND module = ?",
-                )
-                .bind(p.seconds)
-                .bind(&p.status)
-                .bind(&p.message)
-                .bind(enc_ts(crate::micros(p.polled_at)))
-                .bind(id)
-                .bind(&p.module)
-                .execute(&mut *c)
-                .await
-                .map_err(|e| query_err(OP, e))?;
-                if res.rows_affected() == 0 {
-                    sqlx::query(
-                        "INSERT INTO device_module_perf \
-                         (device_id, module, seconds, status, message, polled_at) \
-                         VALUES (?, ?, ?, ?, ?, ?)",
-                    )
+                query = query
                     .bind(id)
                     .bind(&p.module)
                     .bind(p.seconds)
                     .bind(&p.status)
                     .bind(&p.message)
-                    .bind(enc_ts(crate::micros(p.polled_at)))
-                    .execute(&mut *c)
-                    .await
-                    .map_err(|e| query_err(OP, e))?;
-                }
+                    .bind(enc_ts(crate::micros(p.polled_at)));
             }
+            query.execute(&mut *c).await.map_err(|e| query_err(OP, e))?;
             Ok(())
         }
 
