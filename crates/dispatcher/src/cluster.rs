@@ -547,12 +547,19 @@ async fn act_as_master(ctx: &Ctx, mut lease: Lease, shutdown: &mut watch::Receiv
     let retry = (ctx.cfg.discovery_interval / 4)
         .max(Duration::from_secs(2 * ctx.cfg.interval_secs))
         .max(2 * ctx.cfg.reload_every);
+    // A device never discovered (added while down): again after 5 minutes, as LibreNMS's
+    // `discovery.php -h new` cron, with the same floor of two polls and two reads.
+    let retry_new = Duration::from_secs(300)
+        .max(Duration::from_secs(2 * ctx.cfg.interval_secs))
+        .max(2 * ctx.cfg.reload_every)
+        .min(retry);
     let mut st = MasterState {
         schedule: Schedule::new(ctx.cfg.interval_secs),
         discoveries: Discoveries::new(
             ctx.cfg.discovery_interval.as_secs(),
             ctx.cfg.interval_secs,
             retry.as_secs(),
+            retry_new.as_secs(),
         ),
         groups: HashMap::new(),
         last_reload: None,

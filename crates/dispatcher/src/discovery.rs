@@ -11,7 +11,11 @@
 //!   same few minutes are not all re-discovered in the same few minutes 6 h later: the
 //!   surplus waits for later polls and the due times spread out over the interval.
 //! * A discovery handed out and not yet seen in the store (still queued, running, or the
-//!   device was down so nothing was written) is not handed out again for `retry` seconds.
+//!   device was down so nothing was written) is not handed out again for `retry` seconds;
+//!   `retry_new` (shorter) for a device never discovered, so that a device added while
+//!   down is discovered soon after it comes up (LibreNMS looks at new devices every 5
+//!   minutes), not hours later. A down device costs the same timeout as a poll or a
+//!   discovery, so the shorter retry adds no load.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -32,6 +36,7 @@ pub struct Discoveries {
     interval: i64,
     poll_interval: i64,
     retry: i64,
+    retry_new: i64,
     devices: HashMap<DeviceId, Entry>,
     /// When the discoveries of the last poll interval were handed out (oldest first).
     recent: VecDeque<i64>,
@@ -39,13 +44,20 @@ pub struct Discoveries {
 
 impl Discoveries {
     /// `interval_secs` between discoveries of a device, `poll_interval_secs` between its
-    /// polls, `retry_secs` before a discovery that left no trace in the store is tried again.
-    pub fn new(interval_secs: u64, poll_interval_secs: u64, retry_secs: u64) -> Discoveries {
+    /// polls, `retry_secs` before a discovery that left no trace in the store is tried again
+    /// (`retry_new_secs` for a device that was never discovered; at most `retry_secs`).
+    pub fn new(
+        interval_secs: u64,
+        poll_interval_secs: u64,
+        retry_secs: u64,
+        retry_new_secs: u64,
+    ) -> Discoveries {
         let secs = |s: u64| i64::try_from(s).unwrap_or(i64::MAX).max(1);
         Discoveries {
             interval: secs(interval_secs),
             poll_interval: secs(poll_interval_secs),
             retry: secs(retry_secs),
+            retry_new: secs(retry_new_secs).min(secs(retry_secs)),
             devices: HashMap::new(),
             recent: VecDeque::new(),
         }
@@ -86,12 +98,21 @@ impl Discoveries {
         }
     }
 
+    /// Seconds a discovery handed out may leave no trace before it is handed out again.
+    fn retry_of(&self, e: &Entry) -> i64 {
+        if e.last.is_none() {
+            self.retry_new
+        } else {
+            self.retry
+        }
+    }
+
     /// When device `id` is next due for discovery (`None`: unknown, or one is pending).
     pub fn due_at(&self, id: DeviceId) -> Option<i64> {
         let e = self.devices.get(&id)?;
         if let Some(sent) = e.sent {
-            // Pending: due again only if it leaves no trace for `retry` seconds.
-            return Some(sent + self.retry);
+            // Pending: due again only if it leaves no trace for the retry time.
+            return Some(sent.saturating_add(self.retry_of(e)));
         }
         Some(e.last.map_or(i64::MIN, |l| l + self.interval))
     }
@@ -103,7 +124,9 @@ impl Discoveries {
         let Some(e) = self.devices.get(&id) else {
             return Work::Poll;
         };
-        if e.sent.is_some_and(|sent| now < sent + self.retry) {
+        if e.sent
+            .is_some_and(|sent| now < sent.saturating_add(self.retry_of(e)))
+        {
             return Work::Poll;
         }
         match e.last {
@@ -160,7 +183,7 @@ mod tests {
 
     #[test]
     fn never_discovered_devices_are_discovered_at_once_then_every_interval() {
-        let mut d = Discoveries::new(H6, 300, 600);
+        let mut d = Discoveries::new(H6, 300, 600, 600);
         d.sync(&[(1, None), (2, Some(1_000))]);
         assert_eq!(d.work_for(1, 1_000), Work::Discover);
         d.started(1, 1_000);
@@ -179,28 +202,37 @@ mod tests {
 
     #[test]
     fn a_discovery_that_left_no_trace_is_retried_after_the_retry_time() {
-        let mut d = Discoveries::new(H6, 60, 600);
-        d.sync(&[(7, None)]);
+        let mut d = Discoveries::new(H6, 60, 5_400, 300);
+        d.sync(&[(7, None), (8, Some(0))]);
         assert_eq!(d.work_for(7, 0), Work::Discover);
         d.started(7, 0);
-        // The device was down: the store still has no last_discovered.
-        d.sync(&[(7, None)]);
-        assert_eq!(d.work_for(7, 599), Work::Poll);
-        assert_eq!(d.waiting(599), 0);
-        assert_eq!(d.work_for(7, 600), Work::Discover);
-        assert_eq!(d.waiting(600), 1);
+        // The device was down: the store still has no last_discovered. Never discovered,
+        // so it is tried again after the short retry, not after 1.5 h.
+        d.sync(&[(7, None), (8, Some(0))]);
+        assert_eq!(d.work_for(7, 299), Work::Poll);
+        assert_eq!(d.waiting(299), 0);
+        assert_eq!(d.work_for(7, 300), Work::Discover);
+        assert_eq!(d.waiting(300), 1);
         // A stale read (older than what we know) never moves a device back.
-        d.started(7, 600);
-        d.sync(&[(7, Some(610))]);
-        d.sync(&[(7, Some(5))]);
-        assert_eq!(d.due_at(7), Some(610 + 21_600));
+        d.started(7, 300);
+        d.sync(&[(7, Some(310)), (8, Some(0))]);
+        d.sync(&[(7, Some(5)), (8, Some(0))]);
+        assert_eq!(d.due_at(7), Some(310 + 21_600));
+        // A re-discovery (the device was discovered before) that left no trace waits for
+        // the long retry: the device keeps its inventory meanwhile.
+        assert_eq!(d.work_for(8, 21_600), Work::Discover);
+        d.started(8, 21_600);
+        assert_eq!(d.work_for(8, 21_600 + 300), Work::Poll);
+        assert_eq!(d.work_for(8, 21_600 + 5_399), Work::Poll);
+        assert_eq!(d.due_at(8), Some(21_600 + 5_400));
+        assert_eq!(d.work_for(8, 21_600 + 5_400), Work::Discover);
     }
 
     #[test]
     fn re_discoveries_are_spread_by_the_budget() {
         // 10,000 devices discovered in the same 5 minutes, 6 h ago: at most twice the
         // steady rate (10,000 × 300 / 21,600 ≈ 139) per 5-minute window, not all at once.
-        let mut d = Discoveries::new(H6, 300, 100_000);
+        let mut d = Discoveries::new(H6, 300, 100_000, 600);
         let devices: Vec<(DeviceId, Option<i64>)> =
             (0..10_000).map(|i| (i, Some(i % 300))).collect();
         d.sync(&devices);
@@ -231,7 +263,7 @@ mod tests {
 
     #[test]
     fn never_discovered_devices_are_not_held_back_by_the_budget() {
-        let mut d = Discoveries::new(H6, 60, 3_600);
+        let mut d = Discoveries::new(H6, 60, 3_600, 300);
         let devices: Vec<(DeviceId, Option<i64>)> = (0..500).map(|i| (i, None)).collect();
         d.sync(&devices);
         assert_eq!(d.budget(), 3);
