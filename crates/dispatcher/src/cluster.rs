@@ -997,6 +997,9 @@ async fn run_claim(ctx: &Ctx, poller: &Poller, claim: Claim, worker: usize) {
             group,
             lag_secs: (started_at - due).num_milliseconds() as f64 / 1000.0,
             poll_secs: secs,
+            collect_secs: result.as_ref().map_or(0.0, |r| r.seconds),
+            commit_secs: result.as_ref().map_or(0.0, |r| r.commit_secs),
+            rrd_secs: result.as_ref().map_or(0.0, |r| r.rrd_secs),
             ok: result.is_ok(),
         });
     }

@@ -15,6 +15,12 @@ pub struct PollSample {
     pub lag_secs: f64,
     /// How long the poll took, seconds.
     pub poll_secs: f64,
+    /// Its phases (0 for a poll that failed): collecting from the device, the store
+    /// commit, handing the RRD updates over. The rest of `poll_secs` is reading the device
+    /// row and registering the claim.
+    pub collect_secs: f64,
+    pub commit_secs: f64,
+    pub rrd_secs: f64,
     /// The poll's results were written (not failed, not stale).
     pub ok: bool,
 }
@@ -152,6 +158,9 @@ mod tests {
             group,
             lag_secs,
             poll_secs: 0.1,
+            collect_secs: 0.05,
+            commit_secs: 0.02,
+            rrd_secs: 0.01,
             ok: true,
         };
         m.record(s(0, 1.0));

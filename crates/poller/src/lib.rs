@@ -83,7 +83,12 @@ pub struct PollReport {
     pub discovery: Option<discovery::Discovered>,
     /// One entry per module, disabled ones included (0 s).
     pub timings: Vec<ModuleTiming>,
+    /// Collecting (SNMP, ICMP): what `last_polled_timetaken` shows, as in LibreNMS.
     pub seconds: f64,
+    /// Writing the results to the store (the one commit), seconds.
+    pub commit_secs: f64,
+    /// Handing the RRD updates to the time-series backend, seconds.
+    pub rrd_secs: f64,
     /// RRD writes that failed (logged; the poll itself still counts).
     pub timeseries_errors: Vec<String>,
 }
@@ -533,6 +538,7 @@ impl Poller {
         commit.module_perf = std::mem::take(&mut stage.module_perf);
         commit.discovered_at = discovered.then_some(polled_at);
         commit.events = std::mem::take(&mut stage.events);
+        let commit_started = Instant::now();
         let committed = match self
             .inner
             .store
@@ -568,8 +574,11 @@ impl Poller {
             }
             None => {}
         }
+        let commit_secs = commit_started.elapsed().as_secs_f64();
+        let rrd_started = Instant::now();
         let ts_errors = self.write_staged(&stage.rrd, at).await;
-        debug!(device = %host, seconds, ports = found.ports.len(), ?status, "polled");
+        let rrd_secs = rrd_started.elapsed().as_secs_f64();
+        debug!(device = %host, seconds, commit_secs, rrd_secs, ports = found.ports.len(), ?status, "polled");
         Ok(PollReport {
             device_id: device.device_id,
             hostname: host,
@@ -585,6 +594,8 @@ impl Poller {
             discovery,
             timings,
             seconds,
+            commit_secs,
+            rrd_secs,
             timeseries_errors: ts_errors,
         })
     }
