@@ -551,9 +551,23 @@ async fn ports_returned_are_the_stored_rows(store: Store) {
     big.if_speed = Some(u64::MAX);
     let polls: Vec<(i64, Vec<PortPoll>)> = vec![
         // New ports (read back: their ids are new).
-        (0, vec![port_poll(1, "eth0", 0, 0, true), counter32.clone(), gone_back.clone(), big]),
+        (
+            0,
+            vec![
+                port_poll(1, "eth0", 0, 0, true),
+                counter32.clone(),
+                gone_back.clone(),
+                big,
+            ],
+        ),
         // Steady: rates, a 32-bit wrap, eth2 gone.
-        (300, vec![port_poll(1, "eth0", 30_000, 9, true), port_poll(2, "eth1", 20, 0, false)]),
+        (
+            300,
+            vec![
+                port_poll(1, "eth0", 30_000, 9, true),
+                port_poll(2, "eth1", 20, 0, false),
+            ],
+        ),
         // eth2 back from the dead, eth0 renamed and HC → 32-bit (no rate), eth1 speed known.
         (600, {
             let mut renamed = port_poll(1, "Gi0/0", 60_000, 18, false);
@@ -564,17 +578,33 @@ async fn ports_returned_are_the_stored_rows(store: Store) {
         (900, {
             let mut p = port_poll(2, "eth1", 10, 0, false);
             p.counters.out_octets = None;
-            vec![port_poll(1, "Gi0/0", 1, 1, false), p, port_poll(3, "eth2", 50, 50, true)]
+            vec![
+                port_poll(1, "Gi0/0", 1, 1, false),
+                p,
+                port_poll(3, "eth2", 50, 50, true),
+            ]
         }),
     ];
     for (secs, polled) in polls {
         let s = store.sync_ports(id, &polled, at(secs)).await.unwrap();
         let stored = store.ports(id).await.unwrap();
-        assert_eq!(s.ports, stored, "poll at +{secs} s: returned rows differ from stored");
+        assert_eq!(
+            s.ports, stored,
+            "poll at +{secs} s: returned rows differ from stored"
+        );
         assert_eq!(s.ports.len(), polled.len(), "poll at +{secs} s");
     }
-    let eth1 = store.ports(id).await.unwrap().into_iter().find(|p| p.if_index == 2).unwrap();
-    assert_eq!(eth1.poll_time, Some(t0() + Duration::seconds(900) + Duration::microseconds(123_456)));
+    let eth1 = store
+        .ports(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.if_index == 2)
+        .unwrap();
+    assert_eq!(
+        eth1.poll_time,
+        Some(t0() + Duration::seconds(900) + Duration::microseconds(123_456))
+    );
 }
 
 async fn ports_unknown_device(store: Store) {

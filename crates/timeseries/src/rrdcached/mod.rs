@@ -332,9 +332,11 @@ async fn flush_round(
     for chunk in paths.chunks(max_batch.max(1)) {
         let commands: Vec<String> = chunk.iter().map(|p| proto::flush(p)).collect();
         let text = proto::batch(commands.iter().map(String::as_str));
-        let errors = match conn.batch(&text).await.and_then(|reply| {
-            proto::batch_errors(&reply).map_err(std::io::Error::other)
-        }) {
+        let errors = match conn
+            .batch(&text)
+            .await
+            .and_then(|reply| proto::batch_errors(&reply).map_err(std::io::Error::other))
+        {
             Ok(e) => e.into_iter().collect::<HashMap<usize, String>>(),
             Err(e) => {
                 return FlushDone {
