@@ -84,6 +84,10 @@ pub struct DispatcherBenchArgs {
     /// depend on the rows), ~25 KB files.
     #[arg(long)]
     pub full_rras: bool,
+    /// rrdcached: seconds an update may wait before its file is FLUSHed
+    /// (`RRDCACHED_FLUSH_AFTER`); rrdcached's `-w` is set to the same.
+    #[arg(long, default_value_t = 60)]
+    pub rrd_flush_after: u64,
     /// Keep the temp directory and database for inspection.
     #[arg(long)]
     pub keep: bool,
@@ -354,7 +358,7 @@ fn start_agents(
     }
 }
 
-fn start_rrdcached(dir: &Path, procs: &mut Procs) -> Result<String> {
+fn start_rrdcached(dir: &Path, write_secs: u64, procs: &mut Procs) -> Result<String> {
     let port = free_port(false)?;
     let base = dir.join("rrd");
     let journal = dir.join("rrd-journal");
@@ -365,7 +369,7 @@ fn start_rrdcached(dir: &Path, procs: &mut Procs) -> Result<String> {
         .arg(&base)
         .args(["-B", "-F", "-j"])
         .arg(&journal)
-        .args(["-w", "60", "-z", "10"])
+        .args(["-w", &write_secs.to_string(), "-z", "10"])
         .stdout(Stdio::null())
         .stderr(Stdio::from(std::fs::File::create(
             dir.join("rrdcached.log"),
@@ -392,6 +396,25 @@ struct CpuSnap {
     children: f64,
     procs: Vec<(String, f64)>,
     mysqld: f64,
+    /// This process's threads, summed by name (tokio workers, `sqlite-writer`, ...): shows
+    /// whether one thread is the bottleneck.
+    threads: std::collections::BTreeMap<String, f64>,
+}
+
+/// CPU seconds of this process's threads, summed by thread name.
+fn threads_cpu() -> std::collections::BTreeMap<String, f64> {
+    let mut by_name = std::collections::BTreeMap::new();
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for t in tasks.flatten() {
+            let name = std::fs::read_to_string(t.path().join("comm"))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default();
+            if let Some(secs) = cpu_secs(&t.path().join("stat")) {
+                *by_name.entry(name).or_insert(0.0) += secs;
+            }
+        }
+    }
+    by_name
 }
 
 fn cpu_snap(dispatcher_tid: Option<u32>, procs: &Procs, mysqld: Option<u32>) -> CpuSnap {
@@ -408,12 +431,13 @@ fn cpu_snap(dispatcher_tid: Option<u32>, procs: &Procs, mysqld: Option<u32>) -> 
             .map(|(n, c)| (n.clone(), pid_cpu(c.id()).unwrap_or(0.0)))
             .collect(),
         mysqld: mysqld.and_then(pid_cpu).unwrap_or(0.0),
+        threads: threads_cpu(),
     }
 }
 
 pub async fn dispatcher(a: DispatcherBenchArgs) -> Result<ExitCode> {
-    if a.devices == 0 || a.interval == 0 || a.workers == 0 {
-        bail!("--devices, --interval and --workers must be at least 1");
+    if a.devices == 0 || a.interval == 0 || a.workers == 0 || a.rrd_flush_after == 0 {
+        bail!("--devices, --interval, --workers and --rrd-flush-after must be at least 1");
     }
     let dir = std::env::temp_dir().join(format!("lookout-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -476,12 +500,15 @@ async fn run(a: &DispatcherBenchArgs, dir: &Path) -> Result<ExitCode> {
             "local rrdtool pipes".to_string(),
         ),
         "rrdcached" => {
-            let address = start_rrdcached(dir, &mut procs)?;
+            let address = start_rrdcached(dir, a.rrd_flush_after, &mut procs)?;
             (
                 TimeSeriesConfig::Rrdcached {
                     address: address.clone(),
                 },
-                format!("rrdcached {address} (started by the benchmark, -w 60 -z 10)"),
+                format!(
+                    "rrdcached {address} (started by the benchmark, -w {w} -z 10; FLUSH after {w} s)",
+                    w = a.rrd_flush_after
+                ),
             )
         }
         other => bail!("--rrd {other:?}: use local or rrdcached"),
@@ -499,6 +526,12 @@ async fn run(a: &DispatcherBenchArgs, dir: &Path) -> Result<ExitCode> {
                     })
                     .collect()
             }),
+            flush_after: Duration::from_secs(a.rrd_flush_after),
+            // Room for every update of `flush_after` (ports + the device's own files), so
+            // that files are FLUSHed by age, not by the memory limit.
+            max_unflushed: (a.devices * (a.ifaces + 4))
+                .saturating_mul(a.rrd_flush_after.div_ceil(a.interval) as usize + 1)
+                .max(TimeSeriesOptions::default().max_unflushed),
             ..TimeSeriesOptions::default()
         },
     )
@@ -615,7 +648,7 @@ async fn run(a: &DispatcherBenchArgs, dir: &Path) -> Result<ExitCode> {
     // Warm-up: until every device was polled once, then one more interval.
     let warm_started = Instant::now();
     eprintln!(
-        "warm-up: until {} first polls, then {} s; then {} s measured ...",
+        "warm-up: until {} first polls, then {} s and no device behind; then {} s measured ...",
         a.devices, a.interval, a.duration
     );
     let mut max_behind = 0.0f64;
@@ -636,13 +669,23 @@ async fn run(a: &DispatcherBenchArgs, dir: &Path) -> Result<ExitCode> {
         if first_round.is_none() && warm_samples.len() >= a.devices {
             first_round = Some(warm_started.elapsed());
         }
+        // Steady state: an interval after the first round (every device discovered, every
+        // file created), and the backlog of that round worked off.
         if first_round
             .is_some_and(|t| warm_started.elapsed() >= t + Duration::from_secs(a.interval))
+            && b == 0.0
         {
             break;
         }
         if Instant::now() > give_up {
-            eprintln!("  the first round did not finish in time; measuring anyway");
+            eprintln!(
+                "  {} in time; measuring anyway",
+                if first_round.is_none() {
+                    "the first round did not finish"
+                } else {
+                    "the backlog of the first round was not worked off"
+                }
+            );
             break;
         }
     }
@@ -724,6 +767,13 @@ fn report(
     let lag =
         |s: &[PollSample]| Percentiles::of(&mut s.iter().map(|x| x.lag_secs).collect::<Vec<_>>());
     let dur = Percentiles::of(&mut samples.iter().map(|x| x.poll_secs).collect::<Vec<_>>());
+    // The phases of the polls that wrote their results.
+    let phase = |f: fn(&PollSample) -> f64| {
+        Percentiles::of(&mut samples.iter().filter(|x| x.ok).map(f).collect::<Vec<_>>())
+    };
+    let collect = phase(|x| x.collect_secs);
+    let commit = phase(|x| x.commit_secs);
+    let rrd_phase = phase(|x| x.rrd_secs);
     let lag_w = lag(warm);
     let lag_m = lag(samples);
     let ok = samples.iter().filter(|s| s.ok).count();
@@ -766,6 +816,15 @@ fn report(
             (n.clone(), (v - before).max(0.0))
         })
         .collect();
+    let threads: Vec<(String, f64)> = cpu1
+        .threads
+        .iter()
+        .map(|(n, v)| {
+            let before = cpu0.threads.get(n).copied().unwrap_or(0.0);
+            (n.clone(), (v - before).max(0.0))
+        })
+        .filter(|(_, v)| *v > 0.0)
+        .collect();
     let per_min = |s: &Statements, t: &Statements| {
         let total = (t.select + t.update + t.other).saturating_sub(s.select + s.update + s.other);
         total as f64 / minutes
@@ -789,6 +848,7 @@ fn report(
         "polls_needed_per_min": (a.devices as f64 * 60.0 / a.interval as f64).round(),
         "polls_ok": ok, "polls_failed_or_stale": samples.len() - ok,
         "lag_secs": p(&lag_m), "warmup_lag_secs": p(&lag_w), "poll_secs": p(&dur),
+        "poll_phase_secs": {"collect": p(&collect), "commit": p(&commit), "rrd": p(&rrd_phase)},
         "first_round_secs": first_round_secs,
         "load_average": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
         "polls_per_device_in_window": {"expected_at_least": expected.saturating_sub(1), "min": min_polls, "max": max_polls, "never_polled": never},
@@ -801,6 +861,7 @@ fn report(
             "children": (pct(children) * 10.0).round() / 10.0,
             "mariadbd_whole_server": (pct(mysqld) * 10.0).round() / 10.0,
             "started": procs.iter().map(|(n, v)| (n.clone(), json!((pct(*v) * 10.0).round() / 10.0))).collect::<serde_json::Map<_, _>>(),
+            "lookout_threads": threads.iter().map(|(n, v)| (n.clone(), json!((pct(*v) * 10.0).round() / 10.0))).collect::<serde_json::Map<_, _>>(),
         },
         "store_statements": queries,
     });
@@ -832,12 +893,21 @@ fn report(
             first_round_secs.map_or("not finished".to_string(), |t| format!("{t:.0} s"))
         );
         line("poll duration s", &dur);
+        line("  collect (SNMP) s", &collect);
+        line("  store commit s", &commit);
+        line("  RRD hand-over s", &rrd_phase);
         println!("  polls per device in window: min {min_polls}, max {max_polls} (expected >= {}); never polled {never}", expected.saturating_sub(1));
         println!("  overran interval: {overran}; max behind: {max_behind}; max queue due: {max_due}; BEHIND: {}", if behind { "yes" } else { "no" });
         println!("  CPU % of one core: dispatcher thread {:.2}, lookout process {:.1}, its children (agents, rrdcached, rrdtool) {:.1}, mariadbd (whole server) {:.1}", pct(disp_cpu), pct(lookout_cpu), pct(children), pct(mysqld));
         for (n, v) in &procs {
             println!("    {n}: {:.1}", pct(*v));
         }
+        let threads = threads
+            .iter()
+            .map(|(n, v)| format!("{n} {:.1}", pct(*v)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!("    lookout threads by name: {threads}");
         if let Some(q) = &queries {
             println!("  store statements/min: {q}");
         }

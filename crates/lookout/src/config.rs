@@ -233,10 +233,22 @@ impl Config {
             ),
             None => None,
         };
+        let defaults = TimeSeriesOptions::default();
+        let flush_after_secs: u64 =
+            vars.parse("RRDCACHED_FLUSH_AFTER", defaults.flush_after.as_secs())?;
+        if !(1..=86_400).contains(&flush_after_secs) {
+            bail!("RRDCACHED_FLUSH_AFTER={flush_after_secs} is out of range (1..=86400 seconds)");
+        }
+        let max_unflushed: usize = vars.parse("RRDCACHED_MAX_UNFLUSHED", defaults.max_unflushed)?;
+        if max_unflushed == 0 {
+            bail!("RRDCACHED_MAX_UNFLUSHED must be at least 1");
+        }
         let timeseries_options = TimeSeriesOptions {
             spill_dir: Some(data_dir.join("rrd-spill")),
             rra_override,
-            ..TimeSeriesOptions::default()
+            flush_after: std::time::Duration::from_secs(flush_after_secs),
+            max_unflushed,
+            ..defaults
         };
 
         let poll_interval_secs: u64 = vars.parse("POLL_INTERVAL", 300)?;
@@ -424,6 +436,34 @@ mod tests {
         .unwrap();
         assert_eq!(c.eventlog_keep, Some(Duration::from_secs(7 * 86_400)));
         for bad in [("DISCOVERY_INTERVAL", "10"), ("EVENTLOG_PURGE_DAYS", "-1")] {
+            let e = Config::from_vars("d".into(), &vars(&[bad]), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(bad.0), "{e}");
+        }
+    }
+
+    #[test]
+    fn rrdcached_flush_settings() {
+        let c = Config::from_vars("d".into(), &vars(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c.timeseries_options.flush_after, Duration::from_secs(60));
+        let c = Config::from_vars(
+            "d".into(),
+            &vars(&[
+                ("RRDCACHED", "127.0.0.1:42217"),
+                ("RRDCACHED_FLUSH_AFTER", "300"),
+                ("RRDCACHED_MAX_UNFLUSHED", "1500000"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.timeseries_options.flush_after, Duration::from_secs(300));
+        assert_eq!(c.timeseries_options.max_unflushed, 1_500_000);
+        for bad in [
+            ("RRDCACHED_FLUSH_AFTER", "0"),
+            ("RRDCACHED_FLUSH_AFTER", "5m"),
+            ("RRDCACHED_MAX_UNFLUSHED", "0"),
+        ] {
             let e = Config::from_vars("d".into(), &vars(&[bad]), &Overrides::default())
                 .unwrap_err()
                 .to_string();
