@@ -6,9 +6,7 @@
 //! `queue`) and are replayed in order after reconnecting, together with every update not yet
 //! confirmed flushed; rrdcached's "illegal attempt to update using time X when last update
 //! time is X" on such a replay means "already written". Reads (FETCH, INFO, PING) use a
-//! separate connection so that graphs do not wait behind write batches. FLUSHes run on a
-//! connection of their own too, in a task beside the writer: rrdcached answers a FLUSH only
-//! once that file is written, and updates must not wait behind thousands of file writes.
+//! separate connection so that graphs do not wait behind write batches.
 
 pub(crate) mod client;
 pub(crate) mod proto;
@@ -90,13 +88,6 @@ impl CachedBackend {
             next_seq: 0,
             verified: HashMap::new(),
             flush_waiters: Vec::new(),
-            flush_conn: None,
-            flushing: None,
-            flush_in_flight: Vec::new(),
-            generation: 0,
-            flush_generation: 0,
-            next_flush: Instant::now(),
-            closing: false,
         };
         tokio::spawn(writer.run(rx));
         CachedBackend {
@@ -282,92 +273,6 @@ struct Writer {
     /// Files known to exist with a definition compatible with this one.
     verified: HashMap<Arc<str>, Arc<RrdDef>>,
     flush_waiters: Vec<(Instant, Reply)>,
-    /// The FLUSH connection, between rounds (a round owns it while it runs).
-    flush_conn: Option<Conn>,
-    /// The FLUSH round running beside the writer, if any (one at a time).
-    flushing: Option<tokio::task::JoinHandle<FlushDone>>,
-    /// (path, updates of it retained when the round was sent) of that round: a FLUSH
-    /// confirms those, not the updates retained after it was sent.
-    flush_in_flight: Vec<(Arc<str>, usize)>,
-    /// Bumped when the writer reconnects and moves every retained update back into the
-    /// queue for replay: a round sent before that must not release anything.
-    generation: u64,
-    /// `generation` when the running round was sent.
-    flush_generation: u64,
-    /// No round before this (the FLUSH connection failed).
-    next_flush: Instant,
-    /// Shutting down: FLUSH every file once the queue is empty.
-    closing: bool,
-}
-
-/// What a FLUSH round reports: the connection if it is still good, the outcome of the
-/// first `results.len()` FLUSHes, and the error that stopped the round early, if one did.
-struct FlushDone {
-    conn: Option<Conn>,
-    results: Vec<Result<(), String>>,
-    error: Option<std::io::Error>,
-}
-
-/// FLUSHes `paths` in BATCHes of `max_batch` on `conn` (connecting first when `None`).
-async fn flush_round(
-    address: String,
-    conn: Option<Conn>,
-    paths: Vec<Arc<str>>,
-    max_batch: usize,
-) -> FlushDone {
-    let mut results = Vec::with_capacity(paths.len());
-    let mut conn = match conn {
-        Some(c) => c,
-        None => match Conn::connect(&address).await {
-            Ok(c) => c,
-            Err(e) => {
-                return FlushDone {
-                    conn: None,
-                    results,
-                    error: Some(e),
-                }
-            }
-        },
-    };
-    for chunk in paths.chunks(max_batch.max(1)) {
-        let commands: Vec<String> = chunk.iter().map(|p| proto::flush(p)).collect();
-        let text = proto::batch(commands.iter().map(String::as_str));
-        let errors = match conn
-            .batch(&text)
-            .await
-            .and_then(|reply| proto::batch_errors(&reply).map_err(std::io::Error::other))
-        {
-            Ok(e) => e.into_iter().collect::<HashMap<usize, String>>(),
-            Err(e) => {
-                return FlushDone {
-                    conn: None,
-                    results,
-                    error: Some(e),
-                }
-            }
-        };
-        for i in 0..chunk.len() {
-            results.push(match errors.get(&i) {
-                None => Ok(()),
-                Some(m) => Err(m.clone()),
-            });
-        }
-    }
-    FlushDone {
-        conn: Some(conn),
-        results,
-        error: None,
-    }
-}
-
-/// Waits for the running FLUSH round; never resolves when there is none.
-async fn round_done(
-    flushing: &mut Option<tokio::task::JoinHandle<FlushDone>>,
-) -> Result<FlushDone, tokio::task::JoinError> {
-    match flushing {
-        Some(h) => h.await,
-        None => std::future::pending().await,
-    }
 }
 
 /// A definition to check for a file: (definition, first update time, refusal).
@@ -386,10 +291,7 @@ struct Lost(Vec<Item>, std::io::Error);
 
 impl Writer {
     fn has_work(&self) -> bool {
-        !self.queue.is_empty()
-            || !self.retained.is_empty()
-            || !self.flush_waiters.is_empty()
-            || self.flushing.is_some()
+        !self.queue.is_empty() || !self.retained.is_empty() || !self.flush_waiters.is_empty()
     }
 
     fn publish_gauges(&self) {
@@ -413,10 +315,6 @@ impl Writer {
                     Some(m) => self.accept(m).await,
                     None => break,
                 },
-                done = round_done(&mut self.flushing) => {
-                    self.flushing = None;
-                    self.on_flushed(done);
-                }
                 _ = tokio::time::sleep_until(wake) => {}
             }
             // Take what else is waiting so that it shares one BATCH round trip.
@@ -435,24 +333,16 @@ impl Writer {
     /// All handles are gone: deliver and flush what is left, for a bounded time.
     async fn shutdown(mut self) {
         let deadline = Instant::now() + self.opts.shutdown_grace;
-        self.closing = true;
-        while (!self.queue.is_empty() || !self.retained.is_empty() || self.flushing.is_some())
-            && Instant::now() < deadline
-        {
+        while (!self.queue.is_empty() || !self.retained.is_empty()) && Instant::now() < deadline {
             self.pump().await;
-            if self.flushing.is_some() {
-                match tokio::time::timeout_at(deadline, round_done(&mut self.flushing)).await {
-                    Ok(done) => {
-                        self.flushing = None;
-                        self.on_flushed(done);
-                    }
-                    Err(_) => break,
-                }
-            } else if self.conn.is_none() {
+            if self.conn.is_none() {
                 tokio::time::sleep_until(self.next_connect.min(deadline)).await;
-            } else if !self.queue.is_empty() || !self.retained.is_empty() {
-                // Nothing could be sent or flushed just now (the FLUSH connection failed).
-                tokio::time::sleep_until(self.next_flush.min(deadline)).await;
+            }
+            let force_flush = self.queue.is_empty();
+            if force_flush && self.conn.is_some() {
+                if let Err(lost) = self.flush_due(true).await {
+                    self.on_lost(lost);
+                }
             }
         }
         let left = self.queue.abandon().await;
@@ -512,8 +402,11 @@ impl Writer {
                 return;
             }
         }
-        let all = !self.flush_waiters.is_empty() || (self.closing && self.queue.is_empty());
-        self.start_flush_round(all);
+        let all = !self.flush_waiters.is_empty();
+        if let Err(lost) = self.flush_due(all).await {
+            self.on_lost(lost);
+            return;
+        }
         if self.queue.is_empty() && self.retained.is_empty() {
             // Callers read stats() right after flush(): publish before answering.
             self.publish_gauges();
@@ -556,8 +449,6 @@ impl Writer {
         }
         self.retained_count = 0;
         self.due.clear();
-        // A FLUSH round still running confirms updates that are now queued for replay.
-        self.generation += 1;
         if !replay.is_empty() {
             tracing::info!(
                 updates = replay.len(),
@@ -848,88 +739,49 @@ impl Writer {
         Ok(())
     }
 
-    /// Sends the files `take_due` picks (every file when `all`) to a FLUSH round on the
-    /// FLUSH connection, unless one is running already or the writer is not connected (its
-    /// reconnection replays every retained update anyway).
-    fn start_flush_round(&mut self, all: bool) {
-        if self.flushing.is_some()
-            || self.conn.is_none()
-            || self.retained.is_empty()
-            || Instant::now() < self.next_flush
-        {
-            return;
+    /// FLUSHes the files `take_due` picks (every file when `all`), in BATCHes; a successful
+    /// FLUSH releases that file's retained updates, a failed one is retried `flush_after`
+    /// later (or at the next flush of everything). A lost connection leaves the rest
+    /// retained: reconnecting replays all of them anyway.
+    async fn flush_due(&mut self, all: bool) -> Result<(), Lost> {
+        if self.retained.is_empty() {
+            return Ok(());
         }
         let due = self.take_due(all);
-        if due.is_empty() {
-            return;
-        }
-        self.flush_in_flight = due
-            .iter()
-            .map(|p| (p.clone(), self.retained.get(p).map_or(0, |r| r.items.len())))
-            .collect();
-        self.flush_generation = self.generation;
-        self.flushing = Some(tokio::spawn(flush_round(
-            self.address.clone(),
-            self.flush_conn.take(),
-            due,
-            self.opts.max_batch,
-        )));
-    }
-
-    /// A FLUSH round ended: a successful FLUSH releases the updates of that file that were
-    /// retained when the round was sent; a failed one is retried `flush_after` later (or at
-    /// the next flush of everything), and so is one the round did not get to (its
-    /// connection broke; the next round waits a back-off and reconnects).
-    fn on_flushed(&mut self, done: Result<FlushDone, tokio::task::JoinError>) {
-        let sent = std::mem::take(&mut self.flush_in_flight);
-        let done = done.unwrap_or_else(|e| FlushDone {
-            conn: None,
-            results: Vec::new(),
-            error: Some(std::io::Error::other(format!("FLUSH task failed: {e}"))),
-        });
-        self.flush_conn = done.conn;
-        if self.flush_generation != self.generation {
-            // Everything retained went back to the queue meanwhile and is replayed.
-            return;
-        }
-        if let Some(e) = &done.error {
-            tracing::warn!(address = %self.address, error = %e, flushed = done.results.len(), left = sent.len() - done.results.len().min(sent.len()), "rrdcached FLUSH connection failed; retrying");
-            self.next_flush = Instant::now() + MIN_BACKOFF;
-        }
-        for (i, (path, n)) in sent.iter().enumerate() {
-            match done.results.get(i) {
-                Some(Ok(())) => self.release(path, *n),
-                Some(Err(m)) if format::is_no_such_file(m) => {
-                    if let Some(r) = self.retained.remove(path) {
-                        self.retained_count -= r.items.len();
-                        self.stats.add_dropped(r.items.len() as u64);
-                        tracing::error!(path = %path, updates = r.items.len(), "rrd file vanished before its updates were flushed");
+        for chunk in due.chunks(self.opts.max_batch.max(1)) {
+            let commands: Vec<String> = chunk.iter().map(|p| proto::flush(p)).collect();
+            let text = proto::batch(commands.iter().map(String::as_str));
+            let reply = match self.conn() {
+                Ok(c) => c.batch(&text).await,
+                Err(e) => Err(e),
+            };
+            let reply = reply.map_err(|e| Lost(Vec::new(), e))?;
+            let errors: HashMap<usize, String> = proto::batch_errors(&reply)
+                .map_err(|m| Lost(Vec::new(), std::io::Error::other(m)))?
+                .into_iter()
+                .collect();
+            for (i, path) in chunk.iter().enumerate() {
+                match errors.get(&i) {
+                    None => {
+                        if let Some(r) = self.retained.remove(path) {
+                            self.retained_count -= r.items.len();
+                        }
                     }
-                    self.verified.remove(path);
+                    Some(m) if format::is_no_such_file(m) => {
+                        if let Some(r) = self.retained.remove(path) {
+                            self.retained_count -= r.items.len();
+                            self.stats.add_dropped(r.items.len() as u64);
+                            tracing::error!(path = %path, updates = r.items.len(), "rrd file vanished before its updates were flushed");
+                        }
+                        self.verified.remove(path);
+                    }
+                    Some(m) => {
+                        tracing::warn!(path = %path, error = %m, "rrdcached FLUSH failed; retrying later");
+                        self.requeue(path);
+                    }
                 }
-                Some(Err(m)) => {
-                    tracing::warn!(path = %path, error = %m, "rrdcached FLUSH failed; retrying later");
-                    self.requeue(path);
-                }
-                None => self.requeue(path),
             }
         }
-    }
-
-    /// The first `n` retained updates of `path` are on disk. Updates retained after the
-    /// FLUSH was sent stay, with a new place in `due` (so they are held up to about twice
-    /// `flush_after`).
-    fn release(&mut self, path: &Arc<str>, n: usize) {
-        let Some(r) = self.retained.get_mut(path) else {
-            return;
-        };
-        let n = n.min(r.items.len());
-        r.items.drain(..n);
-        self.retained_count -= n;
-        if r.items.is_empty() {
-            self.retained.remove(path);
-        } else {
-            self.requeue(path);
-        }
+        Ok(())
     }
 }
