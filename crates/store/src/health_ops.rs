@@ -494,7 +494,7 @@ macro_rules! health_ops_body {
             if perf.is_empty() {
                 return Ok(());
             }
-            // One statement for all modules (a poll reports every module, ~10): the
+            // One statement for all modules (a poll reports each of the six): the
             // primary key (device_id, module) turns existing rows into updates.
             let tail = if dialect::SQLITE {
                 "ON CONFLICT(device_id, module) DO UPDATE SET seconds = excluded.seconds, \

@@ -665,7 +665,8 @@ macro_rules! define_ops {
             /// The row of a known port after `port_upsert` wrote `p` into it: what
             /// `port_from_row` would read back (timestamps at the database's microseconds).
             fn polled_port_row(
-                old: &Port,
+                device_id: DeviceId,
+                old: &Existing,
                 p: &PortPoll,
                 counters: [Option<u64>; 15],
                 rates: [Option<f64>; 6],
@@ -676,7 +677,7 @@ macro_rules! define_ops {
                     rates;
                 Port {
                     port_id: old.port_id,
-                    device_id: old.device_id,
+                    device_id,
                     if_index: old.if_index,
                     if_name: p.if_name.clone(),
                     if_descr: p.if_descr.clone(),
@@ -719,23 +720,20 @@ macro_rules! define_ops {
                     .await
                     .map_err(|e| query_err(op, e))?;
                 let mut existing = Vec::with_capacity(rows.len());
-                // Every row as a Port (deleted ones too: a port back from the dead is
-                // rebuilt from its row), by position in `existing`.
-                let mut old_ports = Vec::with_capacity(rows.len());
+                let mut before = Vec::with_capacity(rows.len());
                 for r in &rows {
-                    existing.push(existing_from_row(r).map_err(|e| query_err(op, e))?);
-                    old_ports.push(port_from_row(r).map_err(|e| query_err(op, e))?);
+                    let e = existing_from_row(r).map_err(|e| query_err(op, e))?;
+                    if !e.deleted {
+                        before.push(port_from_row(r).map_err(|e| query_err(op, e))?);
+                    }
+                    existing.push(e);
                 }
-                drop(rows);
-                let before: Vec<Port> = old_ports.iter().filter(|p| !p.deleted).cloned().collect();
-                let by_index: std::collections::HashMap<i64, usize> =
-                    existing.iter().enumerate().map(|(i, e)| (e.if_index, i)).collect();
+                let by_index: std::collections::HashMap<i64, &Existing> =
+                    existing.iter().map(|e| (e.if_index, e)).collect();
 
                 /// A known port's new values: its row, the poll, counters and rates.
                 struct Update<'a> {
                     old: &'a Existing,
-                    /// Position of `old` in `existing` and `old_ports`.
-                    at: usize,
                     p: &'a PortPoll,
                     new: [Option<u64>; 15],
                     rates: [Option<f64>; 6],
@@ -756,8 +754,8 @@ macro_rules! define_ops {
                         continue;
                     }
                     let new_counters = q::counter_values(&p.counters);
-                    match by_index.get(&p.if_index).map(|&at| (at, &existing[at])) {
-                        Some((_, old)) if old.poll_time == Some(polled_at) => {
+                    match by_index.get(&p.if_index) {
+                        Some(old) if old.poll_time == Some(polled_at) => {
                             replayed = true;
                             // Replay of a stored poll (a retried transaction): idempotent.
                             // Rare, so one statement per port.
@@ -767,7 +765,7 @@ macro_rules! define_ops {
                                 .await
                                 .map_err(|e| query_err(op, e))?;
                         }
-                        Some((at, old)) => {
+                        Some(old) => {
                             let period = old.poll_time.map(|t| {
                                 (polled_at - t).num_microseconds().unwrap_or(i64::MAX) as f64
                                     / 1e6
@@ -797,7 +795,7 @@ macro_rules! define_ops {
                                 // Back from the dead: report it like a new port.
                                 sync.added.push(old.port_id);
                             }
-                            updates.push(Update { old, at, p, new: new_counters, rates, period });
+                            updates.push(Update { old, p, new: new_counters, rates, period });
                         }
                         None => inserts.push(p),
                     }
@@ -858,7 +856,7 @@ macro_rules! define_ops {
                     // read was a tenth of a 24-port commit); `PORTS_OF_DEVICE` order.
                     let mut now: Vec<Port> = updates
                         .iter()
-                        .map(|u| polled_port_row(&old_ports[u.at], u.p, u.new, u.rates, polled_at, u.period))
+                        .map(|u| polled_port_row(device_id, u.old, u.p, u.new, u.rates, polled_at, u.period))
                         .collect();
                     now.sort_by_key(|p| p.if_index);
                     sync.ports = now;
