@@ -6,13 +6,15 @@
 //! `queue`) and are replayed in order after reconnecting, together with every update not yet
 //! confirmed flushed; rrdcached's "illegal attempt to update using time X when last update
 //! time is X" on such a replay means "already written". Reads (FETCH, INFO, PING) use a
-//! separate connection so that graphs do not wait behind write batches.
+//! separate connection so that graphs do not wait behind write batches. FLUSHes run on a
+//! connection of their own too, in a task beside the writer: rrdcached answers a FLUSH only
+//! once that file is written, and updates must not wait behind thousands of file writes.
 
 pub(crate) mod client;
 pub(crate) mod proto;
 mod queue;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,6 +90,15 @@ impl CachedBackend {
             next_seq: 0,
             verified: HashMap::new(),
             flush_waiters: Vec::new(),
+            flush_conn: None,
+            flushing: None,
+            flush_in_flight: Vec::new(),
+            flush_paths: HashSet::new(),
+            held: Vec::new(),
+            generation: 0,
+            flush_generation: 0,
+            next_flush: Instant::now(),
+            closing: false,
         };
         tokio::spawn(writer.run(rx));
         CachedBackend {
@@ -273,6 +284,84 @@ struct Writer {
     /// Files known to exist with a definition compatible with this one.
     verified: HashMap<Arc<str>, Arc<RrdDef>>,
     flush_waiters: Vec<(Instant, Reply)>,
+    /// The FLUSH connection, between rounds (a round owns it while it runs). Only ever
+    /// one that `open_flush_conn` proved to reach the rrdcached of `conn`.
+    flush_conn: Option<Conn>,
+    /// The FLUSH round running beside the writer, if any (one at a time).
+    flushing: Option<tokio::task::JoinHandle<FlushDone>>,
+    /// (path, updates of it retained when the round was sent) of that round: a FLUSH
+    /// confirms those, not the updates retained after it was sent.
+    flush_in_flight: Vec<(Arc<str>, usize)>,
+    /// The files of the running round. Their new updates wait in `held` until it ends:
+    /// rrdcached journals "wrote FILE" after writing what it took, and on journal replay
+    /// that line wipes every earlier journaled update of the file, also one that came in
+    /// during the write and was never written. Later updates of the file then make the
+    /// lost one look written (rrd cannot go back in time) and the step stays missing.
+    flush_paths: HashSet<Arc<str>>,
+    /// Updates of `flush_paths` files, in order, answered as accepted.
+    held: Vec<Item>,
+    /// Bumped when the writer reconnects and moves every retained update back into the
+    /// queue for replay: a round sent before that must not release anything.
+    generation: u64,
+    /// `generation` when the running round was sent.
+    flush_generation: u64,
+    /// No round before this (the FLUSH connection failed).
+    next_flush: Instant,
+    /// Shutting down: FLUSH every file once the queue is empty.
+    closing: bool,
+}
+
+/// What a FLUSH round reports: the connection if it is still good, the outcome of the
+/// first `results.len()` FLUSHes, and the error that stopped the round early, if one did.
+struct FlushDone {
+    conn: Option<Conn>,
+    results: Vec<Result<(), String>>,
+    error: Option<std::io::Error>,
+}
+
+/// FLUSHes `paths` in BATCHes of `max_batch` on `conn`. The round never connects by
+/// itself: see `Writer::open_flush_conn`.
+async fn flush_round(mut conn: Conn, paths: Vec<Arc<str>>, max_batch: usize) -> FlushDone {
+    let mut results = Vec::with_capacity(paths.len());
+    for chunk in paths.chunks(max_batch.max(1)) {
+        let commands: Vec<String> = chunk.iter().map(|p| proto::flush(p)).collect();
+        let text = proto::batch(commands.iter().map(String::as_str));
+        let errors = match conn
+            .batch(&text)
+            .await
+            .and_then(|reply| proto::batch_errors(&reply).map_err(std::io::Error::other))
+        {
+            Ok(e) => e.into_iter().collect::<HashMap<usize, String>>(),
+            Err(e) => {
+                return FlushDone {
+                    conn: None,
+                    results,
+                    error: Some(e),
+                }
+            }
+        };
+        for i in 0..chunk.len() {
+            results.push(match errors.get(&i) {
+                None => Ok(()),
+                Some(m) => Err(m.clone()),
+            });
+        }
+    }
+    FlushDone {
+        conn: Some(conn),
+        results,
+        error: None,
+    }
+}
+
+/// Waits for the running FLUSH round; never resolves when there is none.
+async fn round_done(
+    flushing: &mut Option<tokio::task::JoinHandle<FlushDone>>,
+) -> Result<FlushDone, tokio::task::JoinError> {
+    match flushing {
+        Some(h) => h.await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A definition to check for a file: (definition, first update time, refusal).
@@ -291,7 +380,10 @@ struct Lost(Vec<Item>, std::io::Error);
 
 impl Writer {
     fn has_work(&self) -> bool {
-        !self.queue.is_empty() || !self.retained.is_empty() || !self.flush_waiters.is_empty()
+        !self.queue.is_empty()
+            || !self.retained.is_empty()
+            || !self.flush_waiters.is_empty()
+            || self.flushing.is_some()
     }
 
     fn publish_gauges(&self) {
@@ -315,6 +407,10 @@ impl Writer {
                     Some(m) => self.accept(m).await,
                     None => break,
                 },
+                done = round_done(&mut self.flushing) => {
+                    self.flushing = None;
+                    self.on_flushed(done);
+                }
                 _ = tokio::time::sleep_until(wake) => {}
             }
             // Take what else is waiting so that it shares one BATCH round trip.
@@ -333,18 +429,28 @@ impl Writer {
     /// All handles are gone: deliver and flush what is left, for a bounded time.
     async fn shutdown(mut self) {
         let deadline = Instant::now() + self.opts.shutdown_grace;
-        while (!self.queue.is_empty() || !self.retained.is_empty()) && Instant::now() < deadline {
+        self.closing = true;
+        while (!self.queue.is_empty() || !self.retained.is_empty() || self.flushing.is_some())
+            && Instant::now() < deadline
+        {
             self.pump().await;
-            if self.conn.is_none() {
-                tokio::time::sleep_until(self.next_connect.min(deadline)).await;
-            }
-            let force_flush = self.queue.is_empty();
-            if force_flush && self.conn.is_some() {
-                if let Err(lost) = self.flush_due(true).await {
-                    self.on_lost(lost);
+            if self.flushing.is_some() {
+                match tokio::time::timeout_at(deadline, round_done(&mut self.flushing)).await {
+                    Ok(done) => {
+                        self.flushing = None;
+                        self.on_flushed(done);
+                    }
+                    Err(_) => break,
                 }
+            } else if self.conn.is_none() {
+                tokio::time::sleep_until(self.next_connect.min(deadline)).await;
+            } else if !self.queue.is_empty() || !self.retained.is_empty() {
+                // Nothing could be sent or flushed just now (the FLUSH connection failed).
+                tokio::time::sleep_until(self.next_flush.min(deadline)).await;
             }
         }
+        let held = std::mem::take(&mut self.held);
+        self.queue.push_front(held);
         let left = self.queue.abandon().await;
         if left > 0 {
             self.stats.add_dropped(left as u64);
@@ -393,17 +499,23 @@ impl Writer {
             }
         }
         loop {
-            let batch = self.queue.pop_batch(self.opts.max_batch.max(1)).await;
+            let mut batch = self.queue.pop_batch(self.opts.max_batch.max(1)).await;
             if batch.is_empty() {
                 break;
+            }
+            if !self.flush_paths.is_empty() {
+                batch = self.hold_flushing(batch);
+                if batch.is_empty() {
+                    continue;
+                }
             }
             if let Err(lost) = self.send_batch(batch).await {
                 self.on_lost(lost);
                 return;
             }
         }
-        let all = !self.flush_waiters.is_empty();
-        if let Err(lost) = self.flush_due(all).await {
+        let all = !self.flush_waiters.is_empty() || (self.closing && self.queue.is_empty());
+        if let Err(lost) = self.start_flush_round(all).await {
             self.on_lost(lost);
             return;
         }
@@ -447,8 +559,14 @@ impl Writer {
         for (_, r) in self.retained.drain() {
             replay.extend(r.items);
         }
+        // Newer than the retained ones of their files (and not sent yet).
+        replay.append(&mut self.held);
         self.retained_count = 0;
         self.due.clear();
+        // A FLUSH round still running confirms updates that are now queued for replay, and
+        // an idle FLUSH connection was proved against the old writer connection.
+        self.generation += 1;
+        self.flush_conn = None;
         if !replay.is_empty() {
             tracing::info!(
                 updates = replay.len(),
@@ -739,49 +857,146 @@ impl Writer {
         Ok(())
     }
 
-    /// FLUSHes the files `take_due` picks (every file when `all`), in BATCHes; a successful
-    /// FLUSH releases that file's retained updates, a failed one is retried `flush_after`
-    /// later (or at the next flush of everything). A lost connection leaves the rest
-    /// retained: reconnecting replays all of them anyway.
-    async fn flush_due(&mut self, all: bool) -> Result<(), Lost> {
-        if self.retained.is_empty() {
-            return Ok(());
-        }
-        let due = self.take_due(all);
-        for chunk in due.chunks(self.opts.max_batch.max(1)) {
-            let commands: Vec<String> = chunk.iter().map(|p| proto::flush(p)).collect();
-            let text = proto::batch(commands.iter().map(String::as_str));
-            let reply = match self.conn() {
-                Ok(c) => c.batch(&text).await,
-                Err(e) => Err(e),
-            };
-            let reply = reply.map_err(|e| Lost(Vec::new(), e))?;
-            let errors: HashMap<usize, String> = proto::batch_errors(&reply)
-                .map_err(|m| Lost(Vec::new(), std::io::Error::other(m)))?
-                .into_iter()
-                .collect();
-            for (i, path) in chunk.iter().enumerate() {
-                match errors.get(&i) {
-                    None => {
-                        if let Some(r) = self.retained.remove(path) {
-                            self.retained_count -= r.items.len();
-                        }
-                    }
-                    Some(m) if format::is_no_such_file(m) => {
-                        if let Some(r) = self.retained.remove(path) {
-                            self.retained_count -= r.items.len();
-                            self.stats.add_dropped(r.items.len() as u64);
-                            tracing::error!(path = %path, updates = r.items.len(), "rrd file vanished before its updates were flushed");
-                        }
-                        self.verified.remove(path);
-                    }
-                    Some(m) => {
-                        tracing::warn!(path = %path, error = %m, "rrdcached FLUSH failed; retrying later");
-                        self.requeue(path);
-                    }
+    /// Takes the updates of files being FLUSHed out of `batch` into `held` (see
+    /// `flush_paths`), answering their callers: the update is in the writer's hands.
+    fn hold_flushing(&mut self, batch: Vec<Item>) -> Vec<Item> {
+        let mut send = Vec::with_capacity(batch.len());
+        for mut item in batch {
+            if self.flush_paths.contains(&item.path) {
+                if let Some(r) = item.reply.take() {
+                    let _ = r.send(Ok(()));
                 }
+                self.held.push(item);
+            } else {
+                send.push(item);
             }
         }
+        send
+    }
+
+    /// Sends the files `take_due` picks (every file when `all`) to a FLUSH round on the
+    /// FLUSH connection, unless one is running already or the writer is not connected (its
+    /// reconnection replays every retained update anyway).
+    async fn start_flush_round(&mut self, all: bool) -> Result<(), Lost> {
+        if self.flushing.is_some()
+            || self.conn.is_none()
+            || self.retained.is_empty()
+            || Instant::now() < self.next_flush
+        {
+            return Ok(());
+        }
+        let Some(conn) = self.open_flush_conn().await? else {
+            return Ok(());
+        };
+        let due = self.take_due(all);
+        if due.is_empty() {
+            self.flush_conn = Some(conn);
+            return Ok(());
+        }
+        self.flush_in_flight = due
+            .iter()
+            .map(|p| (p.clone(), self.retained.get(p).map_or(0, |r| r.items.len())))
+            .collect();
+        self.flush_generation = self.generation;
+        self.flush_paths = due.iter().cloned().collect();
+        self.flushing = Some(tokio::spawn(flush_round(conn, due, self.opts.max_batch)));
         Ok(())
+    }
+
+    /// The FLUSH connection, connecting it if needed (`None`: it could not connect; the
+    /// next round tries again after a back-off).
+    ///
+    /// A FLUSH only confirms updates held by the rrdcached it reaches. Were rrdcached killed
+    /// and restarted under the writer's feet, a new connection would reach the new process,
+    /// which answers "Nothing to flush" (success) for a file whose updates died with the
+    /// old one. So a new FLUSH connection counts only once the writer's connection, older
+    /// than it, has answered a PING after it connected: the process that took the updates
+    /// was then still listening when the FLUSH connection was made.
+    async fn open_flush_conn(&mut self) -> Result<Option<Conn>, Lost> {
+        if let Some(c) = self.flush_conn.take() {
+            return Ok(Some(c));
+        }
+        let conn = match Conn::connect(&self.address).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(address = %self.address, error = %e, "rrdcached FLUSH connection failed; retrying");
+                self.next_flush = Instant::now() + MIN_BACKOFF;
+                return Ok(None);
+            }
+        };
+        let ping = match self.conn() {
+            Ok(c) => c.command(&proto::ping()).await,
+            Err(e) => Err(e),
+        };
+        match ping {
+            Ok(r) if !r.is_err() => Ok(Some(conn)),
+            Ok(r) => Err(Lost(
+                Vec::new(),
+                std::io::Error::other(format!("unexpected PING reply: {}", r.message)),
+            )),
+            Err(e) => Err(Lost(Vec::new(), e)),
+        }
+    }
+
+    /// A FLUSH round ended: a successful FLUSH releases the updates of that file that were
+    /// retained when the round was sent; a failed one is retried `flush_after` later (or at
+    /// the next flush of everything), and so is one the round did not get to (its
+    /// connection broke; the next round waits a back-off and reconnects).
+    fn on_flushed(&mut self, done: Result<FlushDone, tokio::task::JoinError>) {
+        let sent = std::mem::take(&mut self.flush_in_flight);
+        self.flush_paths.clear();
+        // Before anything queued since: per file, the held updates are the older ones.
+        let held = std::mem::take(&mut self.held);
+        self.queue.push_front(held);
+        let done = done.unwrap_or_else(|e| FlushDone {
+            conn: None,
+            results: Vec::new(),
+            error: Some(std::io::Error::other(format!("FLUSH task failed: {e}"))),
+        });
+        if self.flush_generation != self.generation {
+            // Everything retained went back to the queue meanwhile and is replayed; the
+            // FLUSH connection is proved again against the writer's new one.
+            return;
+        }
+        self.flush_conn = done.conn;
+        if let Some(e) = &done.error {
+            tracing::warn!(address = %self.address, error = %e, flushed = done.results.len(), left = sent.len() - done.results.len().min(sent.len()), "rrdcached FLUSH connection failed; retrying");
+            self.next_flush = Instant::now() + MIN_BACKOFF;
+        }
+        for (i, (path, n)) in sent.iter().enumerate() {
+            match done.results.get(i) {
+                Some(Ok(())) => self.release(path, *n),
+                Some(Err(m)) if format::is_no_such_file(m) => {
+                    if let Some(r) = self.retained.remove(path) {
+                        self.retained_count -= r.items.len();
+                        self.stats.add_dropped(r.items.len() as u64);
+                        tracing::error!(path = %path, updates = r.items.len(), "rrd file vanished before its updates were flushed");
+                    }
+                    self.verified.remove(path);
+                }
+                Some(Err(m)) => {
+                    tracing::warn!(path = %path, error = %m, "rrdcached FLUSH failed; retrying later");
+                    self.requeue(path);
+                }
+                None => self.requeue(path),
+            }
+        }
+    }
+
+    /// The first `n` retained updates of `path` are on disk. Updates retained after the
+    /// FLUSH was sent stay, with a new place in `due` (so they are held up to about twice
+    /// `flush_after`).
+    fn release(&mut self, path: &Arc<str>, n: usize) {
+        let Some(r) = self.retained.get_mut(path) else {
+            return;
+        };
+        let n = n.min(r.items.len());
+        r.items.drain(..n);
+        self.retained_count -= n;
+        if r.items.is_empty() {
+            self.retained.remove(path);
+        } else {
+            self.requeue(path);
+        }
     }
 }
