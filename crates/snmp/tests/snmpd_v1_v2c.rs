@@ -92,8 +92,8 @@ async fn v1_get_walk_and_errors() {
         s.get_bulk(0, 5, &[oid("1.3.6.1.2.1.1")]).await,
         Err(SnmpError::BadConfig(_))
     ));
-    // GETNEXT walk of system equals snmpwalk -v1.
-    let ours = s.walk(&oid("1.3.6.1.2.1.1")).await.unwrap();
+    // GETNEXT walk of system equals snmpwalk -v1 (one before ours, one after: a value both
+    // saw alike, sysUpTime included, was that value during ours too).
     let addr = agent.addr.to_string();
     let args = [
         "-v1",
@@ -104,9 +104,10 @@ async fn v1_get_walk_and_errors() {
         addr.as_str(),
         "1.3.6.1.2.1.1",
     ];
-    let theirs = parse_netsnmp(&netsnmp("snmpwalk", &args));
-    let again = parse_netsnmp(&netsnmp("snmpwalk", &args));
-    compare_walks(&ours, &[theirs, again], &[]);
+    let before = parse_netsnmp(&netsnmp("snmpwalk", &args));
+    let ours = s.walk(&oid("1.3.6.1.2.1.1")).await.unwrap();
+    let after = parse_netsnmp(&netsnmp("snmpwalk", &args));
+    compare_walks(&ours, &[before, after], &[]);
     // Walking past the end of the MIB ends cleanly (v1 noSuchName on GETNEXT).
     let tail = s.walk(&oid("1.3.6.1.6.3.999")).await.unwrap();
     assert!(tail.is_empty());
