@@ -83,6 +83,7 @@ async fn round(ts: &TimeSeries, files: usize, t0: i64, k: usize) {
 fn verify(base: &std::path::Path, files: usize, t0: i64, first_k: usize, rounds: usize) {
     let mut rrdtool = RrdtoolPipe::new(base);
     let mut missing = Vec::new();
+    let mut first_rows = None;
     for f in 0..files {
         // fetch prints rows from start + step on.
         let rows = rrdtool.fetch(
@@ -97,13 +98,17 @@ fn verify(base: &std::path::Path, files: usize, t0: i64, first_k: usize, rounds:
                 missing.push((f, k, got));
             }
         }
+        if !missing.is_empty() && first_rows.is_none() {
+            first_rows = Some((f, rows));
+        }
     }
     assert!(
         missing.is_empty(),
-        "{} of {} updates missing or wrong, first: {:?}",
+        "{} of {} updates missing or wrong, first: {:?}\nt0 {t0}, rows of the first such file: {:?}",
         missing.len(),
         files * (rounds - first_k),
-        &missing[..missing.len().min(10)]
+        &missing[..missing.len().min(10)],
+        first_rows
     );
 }
 
