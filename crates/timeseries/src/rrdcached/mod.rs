@@ -14,7 +14,7 @@ pub(crate) mod client;
 pub(crate) mod proto;
 mod queue;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,8 +92,7 @@ impl CachedBackend {
             flush_waiters: Vec::new(),
             flush_conn: None,
             flushing: None,
-            flush_in_flight: Vec::new(),
-            flush_paths: HashSet::new(),
+            flush_in_flight: HashMap::new(),
             held: Vec::new(),
             generation: 0,
             flush_generation: 0,
@@ -289,16 +288,15 @@ struct Writer {
     flush_conn: Option<Conn>,
     /// The FLUSH round running beside the writer, if any (one at a time).
     flushing: Option<tokio::task::JoinHandle<FlushDone>>,
-    /// (path, updates of it retained when the round was sent) of that round: a FLUSH
-    /// confirms those, not the updates retained after it was sent.
-    flush_in_flight: Vec<(Arc<str>, usize)>,
-    /// The files of the running round. Their new updates wait in `held` until it ends:
+    /// The files of the running round, each with the number of its updates retained when
+    /// the round was sent: a FLUSH confirms those, not the updates retained after it.
+    /// Their new updates wait in `held` until the round ends:
     /// rrdcached journals "wrote FILE" after writing what it took, and on journal replay
     /// that line wipes every earlier journaled update of the file, also one that came in
     /// during the write and was never written. Later updates of the file then make the
     /// lost one look written (rrd cannot go back in time) and the step stays missing.
-    flush_paths: HashSet<Arc<str>>,
-    /// Updates of `flush_paths` files, in order, answered as accepted.
+    flush_in_flight: HashMap<Arc<str>, usize>,
+    /// Updates of `flush_in_flight` files, in order, answered as accepted.
     held: Vec<Item>,
     /// Bumped when the writer reconnects and moves every retained update back into the
     /// queue for replay: a round sent before that must not release anything.
@@ -311,9 +309,11 @@ struct Writer {
     closing: bool,
 }
 
-/// What a FLUSH round reports: the connection if it is still good, the outcome of the
-/// first `results.len()` FLUSHes, and the error that stopped the round early, if one did.
+/// What a FLUSH round reports: its files, the connection if it is still good, the outcome
+/// of the first `results.len()` FLUSHes, and the error that stopped the round early, if
+/// one did.
 struct FlushDone {
+    paths: Vec<Arc<str>>,
     conn: Option<Conn>,
     results: Vec<Result<(), String>>,
     error: Option<std::io::Error>,
@@ -334,6 +334,7 @@ async fn flush_round(mut conn: Conn, paths: Vec<Arc<str>>, max_batch: usize) -> 
             Ok(e) => e.into_iter().collect::<HashMap<usize, String>>(),
             Err(e) => {
                 return FlushDone {
+                    paths,
                     conn: None,
                     results,
                     error: Some(e),
@@ -348,6 +349,7 @@ async fn flush_round(mut conn: Conn, paths: Vec<Arc<str>>, max_batch: usize) -> 
         }
     }
     FlushDone {
+        paths,
         conn: Some(conn),
         results,
         error: None,
@@ -503,7 +505,7 @@ impl Writer {
             if batch.is_empty() {
                 break;
             }
-            if !self.flush_paths.is_empty() {
+            if !self.flush_in_flight.is_empty() {
                 batch = self.hold_flushing(batch);
                 if batch.is_empty() {
                     continue;
@@ -858,11 +860,11 @@ impl Writer {
     }
 
     /// Takes the updates of files being FLUSHed out of `batch` into `held` (see
-    /// `flush_paths`), answering their callers: the update is in the writer's hands.
+    /// `flush_in_flight`), answering their callers: the update is in the writer's hands.
     fn hold_flushing(&mut self, batch: Vec<Item>) -> Vec<Item> {
         let mut send = Vec::with_capacity(batch.len());
         for mut item in batch {
-            if self.flush_paths.contains(&item.path) {
+            if self.flush_in_flight.contains_key(&item.path) {
                 if let Some(r) = item.reply.take() {
                     let _ = r.send(Ok(()));
                 }
@@ -898,7 +900,6 @@ impl Writer {
             .map(|p| (p.clone(), self.retained.get(p).map_or(0, |r| r.items.len())))
             .collect();
         self.flush_generation = self.generation;
-        self.flush_paths = due.iter().cloned().collect();
         self.flushing = Some(tokio::spawn(flush_round(conn, due, self.opts.max_batch)));
         Ok(())
     }
@@ -944,11 +945,11 @@ impl Writer {
     /// connection broke; the next round waits a back-off and reconnects).
     fn on_flushed(&mut self, done: Result<FlushDone, tokio::task::JoinError>) {
         let sent = std::mem::take(&mut self.flush_in_flight);
-        self.flush_paths.clear();
         // Before anything queued since: per file, the held updates are the older ones.
         let held = std::mem::take(&mut self.held);
         self.queue.push_front(held);
         let done = done.unwrap_or_else(|e| FlushDone {
+            paths: Vec::new(),
             conn: None,
             results: Vec::new(),
             error: Some(std::io::Error::other(format!("FLUSH task failed: {e}"))),
@@ -963,9 +964,15 @@ impl Writer {
             tracing::warn!(address = %self.address, error = %e, flushed = done.results.len(), left = sent.len() - done.results.len().min(sent.len()), "rrdcached FLUSH connection failed; retrying");
             self.next_flush = Instant::now() + MIN_BACKOFF;
         }
-        for (i, (path, n)) in sent.iter().enumerate() {
+        // A round whose task failed reports no paths: requeue all it had.
+        let paths: Vec<Arc<str>> = if done.paths.is_empty() {
+            sent.keys().cloned().collect()
+        } else {
+            done.paths
+        };
+        for (i, path) in paths.iter().enumerate() {
             match done.results.get(i) {
-                Some(Ok(())) => self.release(path, *n),
+                Some(Ok(())) => self.release(path, sent.get(path).copied().unwrap_or(0)),
                 Some(Err(m)) if format::is_no_such_file(m) => {
                     if let Some(r) = self.retained.remove(path) {
                         self.retained_count -= r.items.len();
