@@ -138,6 +138,8 @@ pub struct PollCommit {
     pub discovered_at: Option<Timestamp>,
     /// Written after the port events.
     pub events: Vec<NewEvent>,
+    /// Alert decisions made inside this commit, from what it wrote (see `crate::alerts`).
+    pub alerts: Option<crate::PollAlerts>,
 }
 
 impl PollCommit {
@@ -156,6 +158,7 @@ impl PollCommit {
             module_perf: Vec::new(),
             discovered_at: None,
             events: Vec::new(),
+            alerts: None,
         }
     }
 }

@@ -25,6 +25,7 @@ macro_rules! discovery_ops_body {
             }
             let mut out = crate::PollCommitted::default();
             let mut events: Vec<crate::NewEvent> = Vec::new();
+            let mut synced = PollSynced::default();
             if let Some(p) = &k.ports {
                 if p.reset_counters {
                     reset_port_counters(&mut *c, id).await?;
@@ -37,6 +38,9 @@ macro_rules! discovery_ops_body {
                 if let Some(f) = p.events {
                     events.extend(f(&before, &sync));
                 }
+                if k.alerts.is_some() {
+                    synced.ports = Some(sync.ports.clone());
+                }
                 out.ports = Some(sync);
             }
             if let Some(a) = &k.ipv4_addresses {
@@ -46,13 +50,13 @@ macro_rules! discovery_ops_body {
                 sync_ipv6_addresses_locked(&mut *c, id, a).await?;
             }
             if let Some(p) = &k.processors {
-                sync_processors_locked(&mut *c, id, p).await?;
+                synced.processors = Some(sync_processors_locked(&mut *c, id, p).await?);
             }
             if let Some(m) = &k.mempools {
-                sync_mempools_locked(&mut *c, id, m).await?;
+                synced.mempools = Some(sync_mempools_locked(&mut *c, id, m).await?);
             }
             if let Some(s) = &k.storage {
-                sync_storage_locked(&mut *c, id, s).await?;
+                synced.storage = Some(sync_storage_locked(&mut *c, id, s).await?);
             }
             if let Some(l) = &k.links {
                 sync_links_locked(&mut *c, id, l).await?;
@@ -85,6 +89,9 @@ macro_rules! discovery_ops_body {
                     .await?;
             }
             out.events = events.len();
+            if let Some(a) = &k.alerts {
+                commit_poll_alerts(&mut *c, id, a, synced, at).await?;
+            }
             Ok(out)
         }
 

@@ -19,6 +19,7 @@ use lookout_core::{
 };
 use serde::{Deserialize, Serialize};
 
+mod alert_ops;
 mod discovery_ops;
 mod dump;
 mod health_ops;
@@ -76,6 +77,11 @@ pub enum StoreError {
         token: u64,
         current: Option<u64>,
     },
+    /// A master's alert write or delivery refused: a newer master holds the alert fence.
+    #[error(
+        "alert write with master token {token} refused: the alert fence is held by token {current}"
+    )]
+    AlertFenced { token: u64, current: u64 },
     #[error("database query failed ({op}): {source}")]
     Query {
         op: &'static str,
@@ -840,8 +846,14 @@ impl Store {
 }
 
 // After `run!`, which they use (macro_rules scoping is textual).
+mod alerts;
 mod discovery;
 mod health;
+pub use alerts::{
+    AlertChange, AlertHook, AlertInput, AlertKey, AlertLogRow, AlertRow, AlertRowNew, AlertRule,
+    AlertTransport, AppliedChanges, AttemptOutcome, DeliveryAttempt, Maintenance, MasterFence,
+    NewAlertRule, OutboxNew, OutboxRow, PollAlerts,
+};
 pub use discovery::{
     Ipv6Address, Ipv6AddressPoll, Link, LinkPoll, NewEvent, PollCommit, PollCommitted,
     PortEventsFn, PortsStage,

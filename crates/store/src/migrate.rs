@@ -56,6 +56,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "0005_links_ipv6",
         sql: include_str!("../migrations/sqlite/0005_links_ipv6.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_alerting",
+        sql: include_str!("../migrations/sqlite/0006_alerting.sql"),
+    },
 ];
 
 pub(crate) const MYSQL: &[Migration] = &[
@@ -83,6 +88,11 @@ pub(crate) const MYSQL: &[Migration] = &[
         version: 5,
         name: "0005_links_ipv6",
         sql: include_str!("../migrations/mysql/0005_links_ipv6.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "0006_alerting",
+        sql: include_str!("../migrations/mysql/0006_alerting.sql"),
     },
 ];
 

@@ -35,6 +35,8 @@ macro_rules! define_ops {
             crate::health_ops::health_ops_body!();
             // Neighbours, IPv6 addresses and the one-transaction poll commit.
             crate::discovery_ops::discovery_ops_body!();
+            // Alert rules, alerts, outbox and the alert fence.
+            crate::alert_ops::alert_ops_body!();
 
             fn is_unique(e: &sqlx::Error) -> bool {
                 e.as_database_error()
