@@ -78,10 +78,10 @@ pub struct DispatcherBenchArgs {
     /// Poller modules (LOOKOUT_POLLER_MODULES form) applied to all modules on.
     #[arg(long, default_value = "-availability,-processors,-mempools,-storage")]
     pub modules: String,
-    /// Create RRD files with LibreNMS's full archives (about 5 MB per port file at a 60 s
-    /// step: 10,000 x 24 ports would need 1.2 TB). By default the same 13 archives are
-    /// created with 10 raw and 2 consolidated rows: the same work per update (it does not
-    /// depend on the rows), ~25 KB files.
+    /// Create RRD files with the full archives (3.5 MiB per port file at a 60 s step:
+    /// 10,000 devices x 24 ports need ~917 GB, docs/timeseries.md). By default the same
+    /// archives are created with 10 raw and 2 consolidated rows: the same work per update
+    /// (it does not depend on the rows), ~30 KB files.
     #[arg(long)]
     pub full_rras: bool,
     /// rrdcached: seconds an update may wait before its file is FLUSHed

@@ -26,33 +26,39 @@ pub const PORT_DS: [&str; 15] = [
 /// LibreNMS's port DS maximum: 12.5 GB/s (100 Gbit/s) per step second.
 const PORT_DS_MAX: f64 = 12_500_000_000.0;
 
+/// Most raw (one-step) rows an archive keeps: 1 day at a 30 s step, 2 days at 60 s. LibreNMS
+/// keeps a week of raw rows (2016 at its 300 s step); a week of raw rows at 30 s would be
+/// 20,160 rows per CF, an 11 MB port file (issue #16). Graphs of more than a day or two read
+/// consolidated rows anyway.
+pub const RAW_ROWS_MAX: u64 = 2_880;
+
 /// LibreNMS's `rrd_rra` default, written for a 300 s step:
 /// `RRA:{AVERAGE,MIN,MAX}:0.5:1:2016 ...:6:1440 ...:24:1440 ...:288:1440` and `RRA:LAST:0.5:1:2016`,
 /// i.e. 1 week at 5 min, 30 days at 30 min, 120 days at 2 h, 1440 days at 1 day.
-/// For another step the consolidation *time spans* are kept: 1 week of raw rows, then 1440
-/// rows of 30 min, 2 h and 1 day (steps rounded up, at least 1).
+///
+/// For another step the consolidation *time spans* are kept, with the raw rows bounded:
+/// raw rows for a week but at most [`RAW_ROWS_MAX`]; when that is less than a week, 5-minute
+/// rows for the week (what LibreNMS keeps raw, so week graphs are as fine as LibreNMS's);
+/// then 1440 rows of 30 min, 2 h and 1 day (steps rounded up, at least 1). At 300 s that is
+/// exactly LibreNMS's list; below ~210 s every port file has the same size (3.5 MiB), see
+/// docs/timeseries.md.
 pub fn librenms_rras(step_secs: u64) -> Vec<Rra> {
+    const WEEK: u64 = 7 * 86_400;
     let step = step_secs.max(1);
-    let raw_rows = (7 * 86_400u64).div_ceil(step);
-    let spans: [(u64, u64); 4] = [
-        (step, raw_rows),
-        (1_800, 1_440),
-        (7_200, 1_440),
-        (86_400, 1_440),
-    ];
-    let mut out = Vec::with_capacity(13);
+    let raw_rows = WEEK.div_ceil(step).min(RAW_ROWS_MAX);
+    // (steps per row, rows) per tier.
+    let mut tiers: Vec<(u64, u64)> = vec![(1, raw_rows)];
+    if raw_rows * step < WEEK {
+        let steps = 300u64.div_ceil(step).max(1);
+        tiers.push((steps, WEEK.div_ceil(steps * step)));
+    }
+    for span in [1_800u64, 7_200, 86_400] {
+        tiers.push((span.div_ceil(step).max(1), 1_440));
+    }
+    let mut out = Vec::with_capacity(3 * tiers.len() + 1);
     for cf in [Cf::Average, Cf::Min, Cf::Max] {
-        for (i, (span, rows)) in spans.iter().enumerate() {
-            let steps = if i == 0 {
-                1
-            } else {
-                span.div_ceil(step).max(1)
-            };
-            out.push(Rra {
-                cf,
-                steps,
-                rows: *rows,
-            });
+        for &(steps, rows) in &tiers {
+            out.push(Rra { cf, steps, rows });
         }
     }
     out.push(Rra {
@@ -61,6 +67,24 @@ pub fn librenms_rras(step_secs: u64) -> Vec<Rra> {
         rows: raw_rows,
     });
     out
+}
+
+/// Size in bytes of the file rrdtool creates for `def` (with `rra_override` instead of its
+/// archives when given): rrdtool's fixed headers, per-DS and per-RRA headers and 8 bytes per
+/// value (`rrd_format.h` on 64-bit Linux; checked against real files in tests/sizes.rs).
+/// Files are allocated whole at creation and never grow.
+pub fn file_bytes(def: &RrdDef, rra_override: Option<&[Rra]>) -> u64 {
+    let rras = rra_override.unwrap_or(&def.archives);
+    file_bytes_for(def.sources.len() as u64, rras)
+}
+
+/// [`file_bytes`] for `ds` data sources and these archives.
+pub fn file_bytes_for(ds: u64, rras: &[Rra]) -> u64 {
+    // stat_head 128, live_head 16; per DS: ds_def 120 + pdp_prep 112; per RRA: rra_def 120
+    // + rra_ptr 8, and cdp_prep 80 per RRA and DS.
+    let rra = rras.len() as u64;
+    let rows: u64 = rras.iter().map(|r| r.rows).sum();
+    128 + 16 + 232 * ds + 128 * rra + 80 * rra * ds + 8 * ds * rows
 }
 
 /// Parses a LibreNMS-style `rrd_rra` setting: `RRA:CF:0.5:steps:rows` items separated by
@@ -163,12 +187,40 @@ mod tests {
         );
     }
 
+    fn rra_text(step: u64) -> String {
+        let text: Vec<String> = librenms_rras(step)
+            .iter()
+            .map(|r| format!("{:?}:{}:{}", r.cf, r.steps, r.rows))
+            .collect();
+        text.join(" ")
+    }
+
     #[test]
-    fn rras_at_60s_keep_the_spans() {
-        let r = librenms_rras(60);
-        assert_eq!((r[0].steps, r[0].rows), (1, 10_080));
-        assert_eq!((r[1].steps, r[1].rows), (30, 1_440));
-        assert_eq!((r[3].steps, r[3].rows), (1_440, 1_440));
+    fn rras_at_60s_keep_the_spans_with_two_days_raw() {
+        // 2 days raw, a week of 5 min, then 30 days of 30 min, 120 days of 2 h, 1440 of 1 day.
+        assert_eq!(
+            rra_text(60),
+            "Average:1:2880 Average:5:2016 Average:30:1440 Average:120:1440 Average:1440:1440 \
+             Min:1:2880 Min:5:2016 Min:30:1440 Min:120:1440 Min:1440:1440 \
+             Max:1:2880 Max:5:2016 Max:30:1440 Max:120:1440 Max:1440:1440 Last:1:2880"
+        );
+    }
+
+    #[test]
+    fn raw_rows_are_bounded_and_spans_kept_at_any_step() {
+        for step in [
+            10u64, 15, 20, 30, 45, 60, 90, 120, 200, 240, 300, 600, 3600, 86_400,
+        ] {
+            let r = librenms_rras(step);
+            let avg: Vec<&Rra> = r.iter().filter(|a| a.cf == Cf::Average).collect();
+            assert!(avg[0].steps == 1 && avg[0].rows <= RAW_ROWS_MAX, "{step}");
+            // Together the AVERAGE archives reach back a week, and the last one 1440 days.
+            let reach = |a: &Rra| a.steps * a.rows * step;
+            assert!(avg.iter().any(|a| reach(a) >= 7 * 86_400), "{step}");
+            assert!(reach(avg[avg.len() - 1]) >= 1_440 * 86_400, "{step}");
+            let bytes = file_bytes(&port(step), None);
+            assert!(bytes <= 4 * 1024 * 1024, "{step}: {bytes}");
+        }
     }
 
     #[test]
