@@ -11,6 +11,11 @@
 //!
 //! See docs/alerting.md for the language, the defaults and what is promised on fail-over.
 
+pub mod defaults;
+pub mod lang;
 pub mod notification;
+pub mod rule;
+pub mod snapshot;
+pub mod state;
 
 pub use notification::{EntityRef, Notification, NotificationKind};
