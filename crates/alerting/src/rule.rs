@@ -318,7 +318,7 @@ fn matched(rule: &CompiledRule, snap: &Snapshot<'_>, kind: Option<Kind>, row: us
         if kind.is_none() && k.is_entity() {
             continue;
         }
-        let name = k.fields().get(idx).map_or("?", |f| f.name);
+        let name = k.field(idx).map_or("?", |f| f.name);
         let key = if k.is_entity() {
             name.to_string()
         } else {

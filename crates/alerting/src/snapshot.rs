@@ -120,25 +120,42 @@ impl Kind {
 
     /// Name, type and description of every field of this kind, in catalog order.
     pub fn fields(self) -> Vec<FieldInfo> {
-        fn info<T>(defs: &[FieldDef<T>]) -> Vec<FieldInfo> {
-            defs.iter()
-                .map(|d| FieldInfo {
-                    name: d.name,
-                    aliases: d.aliases,
-                    ty: d.ty,
-                    doc: d.doc,
-                    clock: d.clock,
-                })
-                .collect()
+        (0..self.field_count())
+            .filter_map(|i| self.field(i))
+            .collect()
+    }
+
+    fn field_count(self) -> usize {
+        // kinds:
+        match self {
+            Kind::Device => DEVICE_FIELDS.len(),
+            Kind::Icmp => ICMP_FIELDS.len(),
+            Kind::Ports => PORT_FIELDS.len(),
+            Kind::Processors => PROCESSOR_FIELDS.len(),
+            Kind::Mempools => MEMPOOL_FIELDS.len(),
+            Kind::Storage => STORAGE_FIELDS.len(),
+        }
+    }
+
+    /// Field `idx` of this kind (no allocation: matches use it for their details).
+    pub fn field(self, idx: usize) -> Option<FieldInfo> {
+        fn info<T>(defs: &[FieldDef<T>], idx: usize) -> Option<FieldInfo> {
+            defs.get(idx).map(|d| FieldInfo {
+                name: d.name,
+                aliases: d.aliases,
+                ty: d.ty,
+                doc: d.doc,
+                clock: d.clock,
+            })
         }
         // kinds:
         match self {
-            Kind::Device => info(DEVICE_FIELDS),
-            Kind::Icmp => info(ICMP_FIELDS),
-            Kind::Ports => info(PORT_FIELDS),
-            Kind::Processors => info(PROCESSOR_FIELDS),
-            Kind::Mempools => info(MEMPOOL_FIELDS),
-            Kind::Storage => info(STORAGE_FIELDS),
+            Kind::Device => info(DEVICE_FIELDS, idx),
+            Kind::Icmp => info(ICMP_FIELDS, idx),
+            Kind::Ports => info(PORT_FIELDS, idx),
+            Kind::Processors => info(PROCESSOR_FIELDS, idx),
+            Kind::Mempools => info(MEMPOOL_FIELDS, idx),
+            Kind::Storage => info(STORAGE_FIELDS, idx),
         }
     }
 

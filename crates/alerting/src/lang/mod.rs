@@ -129,7 +129,7 @@ impl CompiledExpr {
         self.fields
             .iter()
             .map(|(k, i)| {
-                let name = k.fields().get(*i).map_or("?", |f| f.name);
+                let name = k.field(*i).map_or("?", |f| f.name);
                 format!("{}.{name}", k.as_str())
             })
             .collect()

@@ -184,3 +184,26 @@ fn evaluation_semantics() {
     assert!(!holds("icmp.avg_ms <= 10", &snap));
     assert!(holds("icmp.avg_ms == null", &snap));
 }
+
+#[test]
+fn the_documented_examples_compile() {
+    for src in [
+        "macros.device_down",
+        "device.uptime < 300 && macros.device_up",
+        r#"ports.ifOperStatus == "down" && ports.ifAdminStatus == "up""#,
+        r#"storage.usage_perc > 90 && storage.storage_descr !~ "^/(run|dev)""#,
+        "device.last_polled_age > 3 * device.poll_interval",
+        "%macros.device_down = 1",
+        "device.last_polled < macros.past_15m",
+    ] {
+        compile(src);
+    }
+    let e = CompiledExpr::compile(r#"ports.ifOperStatu == "down""#)
+        .err()
+        .map(|e| e.render(r#"ports.ifOperStatu == "down""#))
+        .unwrap_or_default();
+    assert!(
+        e.starts_with("ports.ifOperStatu == \"down\"\n^\ncolumn 1: unknown field"),
+        "{e}"
+    );
+}
