@@ -355,6 +355,13 @@ pub struct IcmpFacts {
     pub avg_ms: Option<f64>,
 }
 
+impl From<(f64, Option<f64>)> for IcmpFacts {
+    /// The store's `(loss %, average RTT ms)`.
+    fn from((loss_pct, avg_ms): (f64, Option<f64>)) -> Self {
+        IcmpFacts { loss_pct, avg_ms }
+    }
+}
+
 /// `icmp.*` (null when the availability module did not run).
 pub static ICMP_FIELDS: &[FieldDef<IcmpFacts>] = &[
     f::<IcmpFacts>("loss_pct", Ty::Num, "percent of pings lost", |i, _| {
@@ -664,6 +671,20 @@ impl<'a> Snapshot<'a> {
         device_snapshot(device, &[], &[], &[], &[], icmp, now, interval_secs)
     }
 
+    /// What a poll's alert hook is given (`lookout_store::AlertInput`), at its `now`.
+    pub fn from_alert_input(input: &lookout_store::AlertInput<'a>, interval_secs: u64) -> Self {
+        device_snapshot(
+            input.device,
+            input.ports,
+            input.processors,
+            input.mempools,
+            input.storage,
+            input.icmp.map(IcmpFacts::from),
+            input.now,
+            interval_secs,
+        )
+    }
+
     pub(crate) fn clock(&self) -> Clock {
         Clock {
             now: unix(self.now),
@@ -862,6 +883,30 @@ pub(crate) mod tests {
             Val::Num(87_300.0)
         );
         assert_eq!(get(&snap, Kind::Device, "last_polled", 0), Val::Null);
+    }
+
+    #[test]
+    fn a_poll_hooks_input_is_a_snapshot() {
+        let d = device();
+        let ports = [port(1, "up", 0.0, 1)];
+        let input = lookout_store::AlertInput {
+            device: &d,
+            ports: &ports,
+            processors: &[],
+            mempools: &[],
+            storage: &[],
+            icmp: Some((25.0, None)),
+            alerts: &[],
+            now: t(60),
+        };
+        let snap = Snapshot::from_alert_input(&input, 300);
+        assert_eq!(snap.rows(Kind::Ports), 1);
+        assert_eq!(get(&snap, Kind::Icmp, "loss", 0), Val::Num(25.0));
+        assert_eq!(get(&snap, Kind::Icmp, "avg_ms", 0), Val::Null);
+        assert_eq!(
+            get(&snap, Kind::Device, "last_polled_age", 0),
+            Val::Num(60.0)
+        );
     }
 
     #[test]

@@ -278,6 +278,9 @@ impl Step {
         self.s.severity = rule.severity;
         self.s.ack = None;
         self.s.sent = 0;
+        // Repeats count from the trigger even when the alert itself is not sent
+        // (suppressed, or receivers still think the last episode open).
+        self.s.repeat_from = Some(self.now);
         self.log(1, "alert", serde_json::json!({ "severity": rule.severity }));
         self.announce();
     }

@@ -380,3 +380,18 @@ fn idempotency_keys_are_stable_text() {
         idempotency_key(3, 7, None, Recovery, 4)
     );
 }
+
+#[test]
+fn repeats_count_from_the_trigger_when_the_alert_was_muted() {
+    let mut r = Run::new(RuleOptions {
+        interval_secs: 600,
+        mute: true,
+        ..opts()
+    });
+    r.eval(0, Some(1));
+    r.rule.mute = false;
+    // Announced late; the first repeat is an interval after the announcement.
+    assert_eq!(r.tick(500), Some(Alert));
+    assert_eq!(r.tick(1000), None);
+    assert_eq!(r.tick(1100), Some(Repeat));
+}
