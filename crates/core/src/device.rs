@@ -173,6 +173,33 @@ pub struct DevicePollUpdate {
     pub last_polled_timetaken: f64,
 }
 
+impl DevicePollUpdate {
+    /// The device row as the store writes it with this update: a value the poll did not
+    /// learn (`None`) keeps what was stored, as the store's `COALESCE` does.
+    pub fn applied_to(&self, device: &Device) -> Device {
+        fn keep<T: Clone>(new: &Option<T>, old: &Option<T>) -> Option<T> {
+            new.clone().or_else(|| old.clone())
+        }
+        Device {
+            sys_name: keep(&self.sys_name, &device.sys_name),
+            sys_descr: keep(&self.sys_descr, &device.sys_descr),
+            sys_object_id: keep(&self.sys_object_id, &device.sys_object_id),
+            sys_contact: keep(&self.sys_contact, &device.sys_contact),
+            sys_location: keep(&self.sys_location, &device.sys_location),
+            os: self.os.clone().unwrap_or_else(|| device.os.clone()),
+            hardware: keep(&self.hardware, &device.hardware),
+            version: keep(&self.version, &device.version),
+            serial: keep(&self.serial, &device.serial),
+            uptime: self.uptime.or(device.uptime),
+            status: self.status,
+            status_reason: self.status_reason.clone(),
+            last_polled: Some(self.last_polled),
+            last_polled_timetaken: Some(self.last_polled_timetaken),
+            ..device.clone()
+        }
+    }
+}
+
 /// A hostname that cannot be a device address.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HostnameError {

@@ -26,6 +26,8 @@
 //! time). Both are logged as "poller is behind" and published in the heartbeat.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -233,6 +235,24 @@ struct Ctx {
     stats: Stats,
     /// Per capped group: one permit per worker allowed to poll it at once.
     slots: HashMap<i32, Arc<Semaphore>>,
+    /// This node's master lease while it is master (renewed value), `None` otherwise:
+    /// what [`MasterTask`]s act on.
+    master: watch::Sender<Option<Lease>>,
+}
+
+/// Work that only the live master does beside scheduling (the alerting engine's time pass
+/// and outbox delivery): started once per node with the dispatcher role, it watches the
+/// node's lease and acts only while it holds one, checking `Lease::is_valid_locally` right
+/// before every externally visible step (a paused old master wakes up with a lease that
+/// has run out on its own clock and does nothing).
+pub trait MasterTask: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    /// Runs until `shutdown` turns true.
+    fn run(
+        self: Arc<Self>,
+        master: watch::Receiver<Option<Lease>>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 }
 
 /// Runs this node's roles (dispatcher/poller; `poller` must be given for the poller
@@ -243,6 +263,18 @@ pub async fn run_cluster(
     poller: Option<Poller>,
     coord: Coord,
     cfg: ClusterConfig,
+    shutdown: watch::Receiver<bool>,
+) {
+    run_cluster_with(store, poller, coord, cfg, Vec::new(), shutdown).await
+}
+
+/// [`run_cluster`] with tasks that run on the master only (given the master role).
+pub async fn run_cluster_with(
+    store: Store,
+    poller: Option<Poller>,
+    coord: Coord,
+    cfg: ClusterConfig,
+    master_tasks: Vec<Arc<dyn MasterTask>>,
     shutdown: watch::Receiver<bool>,
 ) {
     info!(
@@ -261,17 +293,23 @@ pub async fn run_cluster(
         .filter(|(g, _)| cfg.groups.contains(g))
         .map(|(g, n)| (*g, Arc::new(Semaphore::new(*n))))
         .collect();
+    let (master, _) = watch::channel(None);
     let ctx = Arc::new(Ctx {
         store,
         coord,
         cfg,
         stats: Stats::default(),
         slots,
+        master,
     });
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(heartbeat_loop(ctx.clone(), shutdown.clone()));
     if ctx.cfg.roles.dispatcher {
         tasks.spawn(master_loop(ctx.clone(), shutdown.clone()));
+        for t in master_tasks {
+            info!(task = t.name(), "master task registered");
+            tasks.spawn(t.run(ctx.master.subscribe(), shutdown.clone()));
+        }
     }
     if let (true, Some(poller)) = (ctx.cfg.roles.poller, poller) {
         for w in 0..ctx.cfg.workers.max(1) {
@@ -449,7 +487,9 @@ async fn master_loop(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
                 failing = false;
                 info!(node_id = %ctx.cfg.node_id, token = lease.token, "became master");
                 ctx.stats.set("master", 1.0);
+                ctx.master.send_replace(Some(lease.clone()));
                 let stopping = act_as_master(&ctx, lease, &mut shutdown).await;
+                ctx.master.send_replace(None);
                 ctx.stats.set("master", 0.0);
                 if stopping {
                     break;
@@ -595,7 +635,17 @@ async fn act_as_master(ctx: &Ctx, mut lease: Lease, shutdown: &mut watch::Receiv
         if let Step::Lost = master_step(ctx, &mut lease, &mut st).await {
             return false;
         }
+        // Master tasks see every renewal (a later local deadline).
+        ctx.master.send_if_modified(|m| {
+            let changed = m.as_ref() != Some(&lease);
+            if changed {
+                *m = Some(lease.clone());
+            }
+            changed
+        });
         if pause(tick, shutdown).await {
+            // Master tasks stop before another node can take over.
+            ctx.master.send_replace(None);
             match ctx.coord.release_master(&lease).await {
                 Ok(_) => info!("released the master lease"),
                 Err(e) => {

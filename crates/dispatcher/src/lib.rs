@@ -12,7 +12,10 @@ pub mod discovery;
 pub mod metrics;
 pub mod schedule;
 
-pub use cluster::{parse_group_workers, parse_groups, run_cluster, ClusterConfig, JobKind, Roles};
+pub use cluster::{
+    parse_group_workers, parse_groups, run_cluster, run_cluster_with, ClusterConfig, JobKind,
+    MasterTask, Roles,
+};
 pub use metrics::{Percentiles, PollMetrics, PollSample};
 
 use std::collections::BTreeSet;

@@ -153,6 +153,8 @@ struct Inner {
     defs: Defs,
     /// See [`Poller::stale_rrd_updates_dropped`].
     stale_rrd_dropped: std::sync::atomic::AtomicU64,
+    /// Decides alert changes inside each poll's commit (set once, by the alerting engine).
+    alert_hook: std::sync::OnceLock<Arc<dyn lookout_store::AlertHook>>,
 }
 
 /// The RRD definitions of the poller's files, built once for the configured step.
@@ -193,9 +195,16 @@ impl Poller {
                 snmp_v6: tokio::sync::OnceCell::new(),
                 defs: Defs::new(config.step_secs),
                 stale_rrd_dropped: std::sync::atomic::AtomicU64::new(0),
+                alert_hook: std::sync::OnceLock::new(),
                 config,
             }),
         })
+    }
+
+    /// Lets `hook` decide alert changes inside every later poll's commit. Set once per
+    /// process; `false` when a hook was already set (the first one stays).
+    pub fn set_alert_hook(&self, hook: Arc<dyn lookout_store::AlertHook>) -> bool {
+        self.inner.alert_hook.set(hook).is_ok()
     }
 
     pub fn store(&self) -> &Store {
@@ -538,6 +547,17 @@ impl Poller {
         commit.module_perf = std::mem::take(&mut stage.module_perf);
         commit.discovered_at = discovered.then_some(polled_at);
         commit.events = std::mem::take(&mut stage.events);
+        // Alerts that follow from this poll are decided inside its own (fenced) commit: a
+        // stale poll opens no alert and clears none.
+        commit.alerts = self
+            .inner
+            .alert_hook
+            .get()
+            .map(|hook| lookout_store::PollAlerts {
+                hook: hook.clone(),
+                device: commit.update.applied_to(device),
+                icmp: ping.as_ref().map(|p| (p.loss_percent(), p.avg_ms)),
+            });
         let commit_started = Instant::now();
         let committed = match self
             .inner
