@@ -12,6 +12,7 @@
 //! See docs/alerting.md for the language, the defaults and what is promised on fail-over.
 
 pub mod defaults;
+pub mod engine;
 pub mod lang;
 pub mod notification;
 pub mod rule;
