@@ -15,8 +15,10 @@ pub mod defaults;
 pub mod engine;
 pub mod lang;
 pub mod notification;
+pub mod payload;
 pub mod rule;
 pub mod snapshot;
 pub mod state;
+pub mod template;
 
 pub use notification::{EntityRef, Notification, NotificationKind};
