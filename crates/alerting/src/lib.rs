@@ -20,5 +20,6 @@ pub mod rule;
 pub mod snapshot;
 pub mod state;
 pub mod template;
+pub mod transport;
 
 pub use notification::{EntityRef, Notification, NotificationKind};
