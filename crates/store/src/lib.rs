@@ -62,6 +62,10 @@ pub enum StoreError {
     },
     #[error("the database is read-only: {0}")]
     ReadOnly(String),
+    /// The file system holding the database (SQLite) or the server's data (MySQL) is full;
+    /// the transaction was rolled back, nothing of it is stored.
+    #[error("the disk holding the database is full: {0}")]
+    DiskFull(String),
     #[error("migration failed: {0}")]
     Migrate(String),
     #[error("import failed: {0}")]
@@ -248,11 +252,34 @@ pub(crate) fn query_err(op: &'static str, e: sqlx::Error) -> StoreError {
         if read_only {
             return StoreError::ReadOnly(format!("{op}: {}", d.message()));
         }
+        if is_disk_full(d) {
+            return StoreError::DiskFull(format!("{op}: {}", d.message()));
+        }
     }
     StoreError::Query {
         op,
         source: Box::new(e),
     }
+}
+
+/// SQLITE_FULL (13, also as the primary code of an extended one); MySQL/MariaDB's
+/// ER_RECORD_FILE_FULL (1114, "the table is full"), ER_DISK_FULL (1021) and the
+/// "errno: 28" (ENOSPC) of a failed write (EE_WRITE 3, 1030 from the storage engine).
+fn is_disk_full(d: &dyn sqlx::error::DatabaseError) -> bool {
+    if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        return d
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| c & 0xff == 13);
+    }
+    if let Some(m) = d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return match m.number() {
+            1114 | 1021 => true,
+            3 | 1030 => m.message().contains("errno: 28") || m.message().contains("No space"),
+            _ => false,
+        };
+    }
+    false
 }
 
 /// Time stamps are kept to the microsecond (MySQL `DATETIME(6)`), so that what is read back

@@ -226,6 +226,10 @@ impl SqliteBackend {
                 "{} cannot be written ({m}); check its permissions and those of its directory",
                 self.path.display()
             )),
+            StoreError::DiskFull(m) => StoreError::DiskFull(format!(
+                "{} ({m}); free space on its file system, then the next write will succeed",
+                self.path.display()
+            )),
             other => other,
         }
     }
