@@ -185,12 +185,15 @@ impl Store {
         commit: &PollCommit,
     ) -> Result<PollCommitted> {
         let at = now();
-        let commit = normalised(commit);
+        // Shared: the SQLite writer may run the transaction again (`sqlite::Files::retry`).
+        let commit = std::sync::Arc::new(normalised(commit));
         if let crate::Inner::Sqlite(b) = &*self.inner {
             return b
-                .write_on_writer("commit_poll", move |mut tx| async move {
-                    let out = sqlite_ops::commit_poll(&mut tx, device_id, &commit, at).await;
-                    (out, tx)
+                .write_on_writer("commit_poll", move |c| {
+                    let commit = commit.clone();
+                    Box::pin(
+                        async move { sqlite_ops::commit_poll(c, device_id, &commit, at).await },
+                    )
                 })
                 .await;
         }

@@ -29,6 +29,7 @@ mod ops;
 mod rates;
 mod sql;
 mod sqlite;
+mod tx;
 
 pub use dump::{Dump, DumpApiToken, DumpUser, DUMP_FORMAT};
 pub use migrate::MigrationStatus;
@@ -66,6 +67,10 @@ pub enum StoreError {
     /// the transaction was rolled back, nothing of it is stored.
     #[error("the disk holding the database is full: {0}")]
     DiskFull(String),
+    /// SQLite could not read or write its files (SQLITE_IOERR: a failing disk, a file made
+    /// immutable or a file system gone read-only under it); rolled back as `DiskFull`.
+    #[error("database I/O error: {0}")]
+    Io(String),
     #[error("migration failed: {0}")]
     Migrate(String),
     #[error("import failed: {0}")]
@@ -250,10 +255,18 @@ pub(crate) fn query_err(op: &'static str, e: sqlx::Error) -> StoreError {
             false
         };
         if read_only {
-            return StoreError::ReadOnly(format!("{op}: {}", d.message()));
+            let code = d.code().map(|c| format!(", code {c}")).unwrap_or_default();
+            return StoreError::ReadOnly(format!("{op}: {}{code}", d.message()));
         }
         if is_disk_full(d) {
             return StoreError::DiskFull(format!("{op}: {}", d.message()));
+        }
+        if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+            // SQLITE_IOERR and its extended codes (778 = a write() failed, ...)
+            let code = d.code().and_then(|c| c.parse::<i32>().ok());
+            if let Some(code) = code.filter(|c| c & 0xff == 10) {
+                return StoreError::Io(format!("{op}: {} (SQLite code {code})", d.message()));
+            }
         }
     }
     StoreError::Query {
@@ -294,7 +307,9 @@ fn now() -> Timestamp {
 
 /// Runs `$f` of the backend's ops module with a connection as first argument.
 /// `write`: in a transaction (SQLite `BEGIN IMMEDIATE`, so the write lock is taken up
-/// front rather than failing on upgrade); on MySQL the whole transaction is retried on
+/// front rather than failing on upgrade), committed on `Ok` and explicitly rolled back on
+/// `Err` (`tx::finish`; a connection whose transaction could not be ended is closed by the
+/// pool, see `tx::release_clean`); on MySQL the whole transaction is retried on
 /// transient errors, on the next healthy node when the current one failed. `read`: on a
 /// pooled connection, retried the same way on MySQL.
 macro_rules! run {
@@ -303,14 +318,25 @@ macro_rules! run {
             Inner::Sqlite(b) => {
                 let res: Result<_> = async {
                     let _writer = b.write_gate.lock().await;
-                    let mut tx = b
-                        .pool
-                        .begin_with("BEGIN IMMEDIATE")
-                        .await
-                        .map_err(|e| query_err($op, e))?;
-                    let out = sqlite_ops::$f(&mut *tx, $($arg),*).await?;
-                    tx.commit().await.map_err(|e| query_err($op, e))?;
-                    Ok(out)
+                    let files = b.files();
+                    let mut attempt = 0;
+                    // As `SqliteBackend::write_on_writer`: a connection SQLite opened
+                    // read-only is replaced and the transaction run again (`Files::retry`).
+                    loop {
+                        attempt += 1;
+                        let mut conn = b.pool.acquire().await.map_err(|e| query_err($op, e))?;
+                        let res = match sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await {
+                            Ok(mut tx) => {
+                                let out = sqlite_ops::$f(&mut *tx, $($arg),*).await;
+                                crate::tx::finish($op, tx, out).await
+                            }
+                            Err(e) => Err(query_err($op, e)),
+                        };
+                        match res {
+                            Err(e) if files.retry(conn, &e, attempt).await => {}
+                            res => break res,
+                        }
+                    }
                 }
                 .await;
                 res.map_err(|e| b.explain(e))
@@ -321,9 +347,8 @@ macro_rules! run {
                     let (node, pool) = b.pool();
                     let res: Result<_> = async {
                         let mut tx = pool.begin().await.map_err(|e| query_err($op, e))?;
-                        let out = mysql_ops::$f(&mut *tx, $($arg),*).await?;
-                        tx.commit().await.map_err(|e| query_err($op, e))?;
-                        Ok(out)
+                        let out = mysql_ops::$f(&mut *tx, $($arg),*).await;
+                        crate::tx::finish($op, tx, out).await
                     }
                     .await;
                     match res {
@@ -684,9 +709,8 @@ impl Store {
         // Once per poll, like the commit: on the writer thread (see `write_on_writer`).
         if let Inner::Sqlite(b) = &*self.inner {
             return b
-                .write_on_writer("register_poll_token", move |mut tx| async move {
-                    let out = sqlite_ops::register_poll_token(&mut tx, id, token).await;
-                    (out, tx)
+                .write_on_writer("register_poll_token", move |c| {
+                    Box::pin(sqlite_ops::register_poll_token(c, id, token))
                 })
                 .await;
         }

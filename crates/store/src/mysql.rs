@@ -332,6 +332,8 @@ impl MysqlBackend {
                 // Ping on checkout (the default, kept on purpose): a pooled connection the
                 // server dropped is replaced before use instead of costing a retry.
                 .test_before_acquire(true)
+                // Never back into the pool inside a transaction (see `tx::release_clean`).
+                .after_release(|c, _meta| Box::pin(crate::tx::release_clean(c)))
                 .after_connect(|c, _meta| Box::pin(async move { prepare_connection(c).await }))
                 .connect_lazy_with(base.clone().database(database));
             nodes.push(Node {

@@ -17,8 +17,18 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::Row as _;
+use sqlx::SqliteConnection;
 
 use crate::{Result, StoreError};
+
+/// What [`SqliteBackend::write_on_writer`]'s function returns: the operation, borrowing
+/// the connection inside the transaction.
+pub(crate) type WriteFuture<'c, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 'c>>;
+
+/// Connections a write tries when it is refused as read-only (see
+/// [`Files::retry`]): the pool's size and one fresh connection.
+const WRITE_ATTEMPTS: u32 = 9;
 
 pub(crate) use crate::sql::DEVICE_LOCK;
 /// Which conflict clause the batched port write takes.
@@ -117,7 +127,51 @@ fn file_is_read_only(path: &Path) -> std::io::Result<bool> {
     }
 }
 
+/// The database's files as a write sees them (copied into the writer thread's task).
+#[derive(Clone)]
+pub(crate) struct Files {
+    path: PathBuf,
+    /// The store was opened read-only on purpose (the file was not writable then).
+    read_only: bool,
+}
+
+impl Files {
+    /// After a write transaction on `conn` failed with `e` (attempt `attempt`, rolled
+    /// back): whether to run it again on another connection.
+    ///
+    /// Why: SQLite's unix VFS silently opens a file read-only when opening it for writing
+    /// fails (EACCES, EPERM from `chattr +i`, EROFS), and such a connection stays read-only
+    /// after the file is writable again; the pool opens connections at any time (reads
+    /// too). Its `BEGIN IMMEDIATE` still succeeds, the first write fails with
+    /// SQLITE_READONLY (nothing written). Such a connection is closed, and when the
+    /// database and its WAL are writable now, the transaction runs again on another one.
+    pub(crate) async fn retry(
+        &self,
+        conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
+        e: &StoreError,
+        attempt: u32,
+    ) -> bool {
+        if self.read_only || !matches!(e, StoreError::ReadOnly(_)) {
+            return false;
+        }
+        tracing::warn!(path = %self.path.display(), "closing a database connection that SQLite opened read-only (the file was not writable when it was opened)");
+        let _ = conn.close().await;
+        let wal = PathBuf::from(format!("{}-wal", self.path.display()));
+        let writable = [&self.path, &wal]
+            .iter()
+            .all(|p| matches!(file_is_read_only(p), Ok(false)));
+        attempt < WRITE_ATTEMPTS && writable
+    }
+}
+
 impl SqliteBackend {
+    pub(crate) fn files(&self) -> Files {
+        Files {
+            path: self.path.clone(),
+            read_only: self.read_only,
+        }
+    }
+
     pub(crate) async fn open(path: &Path) -> Result<SqliteBackend> {
         let what = path.display().to_string();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -151,7 +205,8 @@ impl SqliteBackend {
             tracing::warn!(path = %what, "database file is not writable: opened read-only");
         }
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(WRITE_ATTEMPTS - 1)
+            .after_release(|c, _meta| Box::pin(crate::tx::release_clean(c)))
             .connect_with(options)
             .await
             .map_err(|e| match crate::query_err("open", e) {
@@ -172,8 +227,10 @@ impl SqliteBackend {
     }
 
     /// Runs one write transaction (`BEGIN IMMEDIATE` .. `COMMIT`, under the write gate) on
-    /// the writer thread: `f` gets the open transaction and hands it back with its result;
-    /// it is committed when the result is `Ok`, rolled back otherwise.
+    /// the writer thread: `f` runs the operation on the connection inside the transaction,
+    /// which is committed when it returns `Ok`, rolled back otherwise (`tx::finish`). `f` may
+    /// run more than once (see [`Files::retry`]), so it must be re-runnable, as it is for
+    /// the MySQL retries.
     ///
     /// Why a thread of its own: each statement is a round trip to sqlx's connection thread,
     /// and its wake-up comes from outside the runtime, so on the callers' runtime it waits
@@ -182,30 +239,31 @@ impl SqliteBackend {
     /// waits made the write lock the bottleneck with CPU to spare. On this thread's own
     /// runtime the transaction's continuations run as soon as the OS schedules it. Once
     /// started, the transaction finishes even if the caller stops waiting.
-    pub(crate) async fn write_on_writer<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T>
+    pub(crate) async fn write_on_writer<T, F>(&self, op: &'static str, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(sqlx::Transaction<'static, sqlx::Sqlite>) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = (Result<T>, sqlx::Transaction<'static, sqlx::Sqlite>)>
-            + Send
-            + 'static,
+        F: for<'c> Fn(&'c mut SqliteConnection) -> WriteFuture<'c, T> + Send + 'static,
     {
         let pool = self.pool.clone();
         let gate = self.write_gate.clone();
+        let files = self.files();
         let task = self.writer.handle.spawn(async move {
             let _writer = gate.lock_owned().await;
-            let tx = pool
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map_err(|e| crate::query_err(op, e))?;
-            let (out, tx) = f(tx).await;
-            match out {
-                Ok(v) => {
-                    tx.commit().await.map_err(|e| crate::query_err(op, e))?;
-                    Ok(v)
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let mut conn = pool.acquire().await.map_err(|e| crate::query_err(op, e))?;
+                let res = match sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await {
+                    Ok(mut tx) => {
+                        let out = f(&mut tx).await;
+                        crate::tx::finish(op, tx, out).await
+                    }
+                    Err(e) => Err(crate::query_err(op, e)),
+                };
+                match res {
+                    Err(e) if files.retry(conn, &e, attempt).await => {}
+                    res => break res,
                 }
-                // Dropping the transaction rolls it back.
-                Err(e) => Err(e),
             }
         });
         let res = match task.await {
@@ -223,11 +281,16 @@ impl SqliteBackend {
     pub(crate) fn explain(&self, e: StoreError) -> StoreError {
         match e {
             StoreError::ReadOnly(m) => StoreError::ReadOnly(format!(
-                "{} cannot be written ({m}); check its permissions and those of its directory",
+                "{} cannot be written ({m}); check its permissions and those of its directory, and that it and its -wal file are not immutable (lsattr)",
                 self.path.display()
             )),
             StoreError::DiskFull(m) => StoreError::DiskFull(format!(
                 "{} ({m}); free space on its file system, then the next write will succeed",
+                self.path.display()
+            )),
+            StoreError::Io(m) => StoreError::Io(format!(
+                "{} or its -wal/-shm file ({m}); check that the file system is writable and not \
+                 failing, and that the files are not immutable (lsattr)",
                 self.path.display()
             )),
             other => other,
