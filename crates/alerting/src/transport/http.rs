@@ -1,7 +1,6 @@
 //! The HTTP edge shared by the HTTP transports: one client (rustls with the ring provider
-//! and the system's roots, no redirects followed, a connection pool shared by all
-//! transports), one request per attempt, and the answer classified as delivered,
-//! transient or permanent.
+//! and the system's roots, no redirects followed, no idle connections kept), one request
+//! per attempt, and the answer classified as delivered, transient or permanent.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -33,6 +32,9 @@ fn build_client() -> Result<reqwest::Client, String> {
         // A webhook that redirects is misconfigured (and a POST would become a GET).
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("Lookout/", env!("CARGO_PKG_VERSION")))
+        // A fresh connection per notification: alerts are few, and an idle pooled
+        // connection the receiver has half-closed would turn into a spurious failure.
+        .pool_max_idle_per_host(0)
         .build()
         .map_err(|e| format!("HTTP client: {e}"))
 }
