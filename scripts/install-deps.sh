@@ -13,6 +13,7 @@ PACKAGES=(
   redis-sentinel galera-4 haproxy mariadb-server rsync # HA tests (Sentinel, Galera + rsync SST, HAProxy)
   openssl               # the MySQL TLS test makes its CA and server certificate
   prometheus-snmp-exporter  # SNMP benchmark (scripts/bench-snmp.sh): the snmp_exporter comparison
+  prometheus-alertmanager python3-aiosmtpd  # alert transport tests: two Alertmanager replicas, an SMTP server
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
