@@ -64,7 +64,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "list of objects: the fields the rule looked at (`f[\"ports.ifName\"]`), and `label`, `entity_type`, `entity_id` for an entity",
     ),
     ("entity", "`{kind, id, label}` of the alert's entity, or none"),
-    ("elapsed", "time since the alert triggered, e.g. `1h 5m`"),
+    ("elapsed", "time since the alert triggered, e.g. `1h 5m 0s`"),
     ("elapsed_secs", "the same in seconds"),
     (
         "timestamp",
