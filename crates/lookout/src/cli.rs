@@ -44,6 +44,9 @@ pub enum Command {
     /// The distributed poller: nodes, master, queues.
     #[command(subcommand)]
     Poller(PollerCommand),
+    /// Alerts, alert rules, transports, the outbox and maintenance windows.
+    #[command(subcommand)]
+    Alert(crate::alert_cli::AlertCommand),
     /// Benchmarks on this machine (loopback only).
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -79,6 +79,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             device(cfg, cmd).await
         }
         Command::Snmp(cmd) => snmp(cmd).await,
+        Command::Alert(cmd) => {
+            let cfg = Config::load(data_dir, &Overrides::default())?;
+            crate::alert_cli::run(cfg, cmd).await
+        }
         Command::User(UserCommand::Add {
             username,
             password,

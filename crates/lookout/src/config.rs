@@ -64,6 +64,9 @@ pub struct Config {
     /// `EVENTLOG_PURGE_DAYS`: eventlog rows older than this are deleted by the master
     /// (LibreNMS's `eventlog_purge`, 30 days by default); `None` (0) keeps them forever.
     pub eventlog_keep: Option<Duration>,
+    /// `ALERT_TIME_PASS_SECS` (10), `ALERT_MAX_ATTEMPTS` (8), `ALERT_RETRY_SECS` (10, the
+    /// first back-off, doubled per attempt up to 10 min): the alerting engine's timing.
+    pub alerting: lookout_alerting::engine::EngineConfig,
 }
 
 /// Values the command line may override.
@@ -301,6 +304,8 @@ impl Config {
             bail!("EVENTLOG_PURGE_DAYS={eventlog_days} is out of range (0 = keep forever, up to 36500)");
         }
 
+        let alerting = alert_config(&vars, poll_interval_secs)?;
+
         Ok(Config {
             data_dir,
             listen,
@@ -321,8 +326,31 @@ impl Config {
             claim_lease: Duration::from_secs_f64(claim_lease),
             discovery_interval: Duration::from_secs(discovery_interval),
             eventlog_keep: (eventlog_days > 0).then(|| Duration::from_secs(eventlog_days * 86_400)),
+            alerting,
         })
     }
+}
+
+fn alert_config(vars: &Vars, interval_secs: u64) -> Result<lookout_alerting::engine::EngineConfig> {
+    let pass: f64 = vars.parse("ALERT_TIME_PASS_SECS", 10.0)?;
+    let attempts: u32 = vars.parse("ALERT_MAX_ATTEMPTS", 8)?;
+    let retry: f64 = vars.parse("ALERT_RETRY_SECS", 10.0)?;
+    if !(0.2..=300.0).contains(&pass) {
+        bail!("ALERT_TIME_PASS_SECS={pass} is out of range (0.2..=300 seconds)");
+    }
+    if !(1..=100).contains(&attempts) {
+        bail!("ALERT_MAX_ATTEMPTS={attempts} is out of range (1..=100)");
+    }
+    if !(0.1..=3600.0).contains(&retry) {
+        bail!("ALERT_RETRY_SECS={retry} is out of range (0.1..=3600 seconds)");
+    }
+    Ok(lookout_alerting::engine::EngineConfig {
+        interval_secs,
+        time_pass_every: Duration::from_secs_f64(pass),
+        max_attempts: attempts,
+        first_backoff: Duration::from_secs_f64(retry),
+        ..lookout_alerting::engine::EngineConfig::default()
+    })
 }
 
 fn split_host_port(text: &str, default_port: u16) -> Result<(String, u16)> {

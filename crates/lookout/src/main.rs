@@ -1,6 +1,7 @@
 //! `lookout`: the one binary. A thin `main` that parses the command line and wires the
 //! crates together; each subcommand lives in its own module.
 
+mod alert_cli;
 mod bench;
 mod cli;
 mod commands;

@@ -90,6 +90,19 @@ pub async fn serve(mut cfg: Config) -> Result<()> {
     } else {
         None
     };
+    // Alerting runs where polls and the master run: the poll hook decides inside each
+    // poll's commit, the master's tasks pass time and deliver.
+    let alerting = if cfg.roles.dispatcher || cfg.roles.poller {
+        let engine = lookout_alerting::engine::Engine::start(store.clone(), cfg.alerting.clone())
+            .await
+            .context("cannot start alerting (alert rules unreadable)")?;
+        if let Some(p) = &poller {
+            p.set_alert_hook(engine.clone());
+        }
+        Some(engine)
+    } else {
+        None
+    };
     let coord = Coord::connect(&cfg.coord).await.context(
         "cannot reach the coordination backend (check REDIS_SENTINEL / REDIS_HOST / REDIS_URL)",
     )?;
@@ -139,11 +152,19 @@ pub async fn serve(mut cfg: Config) -> Result<()> {
         cc.claim_ttl = cfg.claim_lease;
         cc.discovery_interval = cfg.discovery_interval;
         cc.eventlog_keep = cfg.eventlog_keep;
-        Some(tokio::spawn(lookout_dispatcher::run_cluster(
+        let master_tasks = match &alerting {
+            Some(engine) => {
+                tokio::spawn(engine.clone().reload_loop(shutdown_rx.clone()));
+                crate::alert_cli::master_tasks(engine)
+            }
+            None => Vec::new(),
+        };
+        Some(tokio::spawn(lookout_dispatcher::run_cluster_with(
             store,
             poller,
             coord.clone(),
             cc,
+            master_tasks,
             shutdown_rx,
         )))
     } else {

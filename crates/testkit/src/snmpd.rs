@@ -37,6 +37,8 @@ pub struct SnmpdConfig {
     extra: Vec<String>,
     /// None: 127.0.0.1; Some(n): 127.0.0.2 .. 127.0.0.(1+n).
     devices: Option<u8>,
+    /// Listen on this one address instead (see [`SnmpdConfig::on`]).
+    addr: Option<Ipv4Addr>,
 }
 
 impl SnmpdConfig {
@@ -46,12 +48,21 @@ impl SnmpdConfig {
             sys_name: sys_name.to_string(),
             extra: Vec::new(),
             devices: None,
+            addr: None,
         }
     }
 
     /// Adds a line to `snmpd.conf` (e.g. `sysLocation Rack 7, Lab`).
     pub fn line(mut self, line: &str) -> SnmpdConfig {
         self.extra.push(line.to_string());
+        self
+    }
+
+    /// Listens on `addr` (a 127.0.0.0/8 address) alone: one device per agent, so that each
+    /// can be paused on its own.
+    pub fn on(mut self, addr: Ipv4Addr) -> SnmpdConfig {
+        assert!(addr.is_loopback(), "{addr} is not a loopback address");
+        self.addr = Some(addr);
         self
     }
 
@@ -82,9 +93,10 @@ impl Snmpd {
         );
         let dir = tempfile::tempdir().unwrap();
         let port = free_udp_port();
-        let addrs: Vec<Ipv4Addr> = match config.devices {
-            None => vec![Ipv4Addr::LOCALHOST],
-            Some(n) => (0..n).map(|i| Ipv4Addr::new(127, 0, 0, i + 2)).collect(),
+        let addrs: Vec<Ipv4Addr> = match (config.addr, config.devices) {
+            (Some(a), _) => vec![a],
+            (None, None) => vec![Ipv4Addr::LOCALHOST],
+            (None, Some(n)) => (0..n).map(|i| Ipv4Addr::new(127, 0, 0, i + 2)).collect(),
         };
         let mut conf = format!(
             "rocommunity public 127.0.0.0/8\nsysName {}\n",
@@ -122,6 +134,11 @@ impl Snmpd {
         };
         agent.wait_ready();
         agent
+    }
+
+    /// The agent's process id (to pause it with SIGSTOP: the device stops answering).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The first (for a single agent: the only) address.

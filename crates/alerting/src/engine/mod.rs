@@ -10,11 +10,14 @@
 //!   and the outbox delivery, both fenced by the master's lease token.
 //! - Operator actions ([`ops`]): acknowledge, test a rule against now, seed the defaults.
 
-// pub mod delivery;
+pub mod delivery;
 pub mod hook;
 pub mod maintenance;
 pub mod ops;
 pub mod timepass;
+
+pub use ops::{check_rule, seed_default_rules, AckRequest, RuleTestHit};
+pub use timepass::PassStats;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -5,6 +5,8 @@
 //! `device_poll_log` rows with the every-interval check.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod webhook;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
