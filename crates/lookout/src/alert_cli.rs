@@ -80,7 +80,7 @@ pub enum RulesCommand {
         json: bool,
     },
     /// Add a rule (checked first: a rule that does not parse is refused with the position).
-    Add(RuleArgs),
+    Add(Box<RuleArgs>),
     /// What a rule (an expression, or a stored rule's name) would alert on now.
     Test {
         /// An expression, or the name of a stored rule.
@@ -155,7 +155,7 @@ pub enum TransportCommand {
     /// `add NAME script --command /path/arg`, `add NAME alertmanager --url U1 --url U2`,
     /// or any kind with `--config JSON` (slack, teams, discord, telegram, pagerduty,
     /// opsgenie).
-    Add(TransportArgs),
+    Add(Box<TransportArgs>),
     /// Send a test notification through a transport now (from this process).
     Test {
         name: String,
@@ -505,7 +505,7 @@ async fn rules(engine: &Engine, cmd: RulesCommand) -> Result<ExitCode> {
             }
         }
         RulesCommand::Add(args) => {
-            let rule = rule_from_args(store, args).await?;
+            let rule = rule_from_args(store, *args).await?;
             let r = engine.add_rule(&rule).await?;
             println!("rule {:?} added (id {})", r.name, r.id);
         }

@@ -304,7 +304,7 @@ impl Config {
             bail!("EVENTLOG_PURGE_DAYS={eventlog_days} is out of range (0 = keep forever, up to 36500)");
         }
 
-        let alerting = alert_config(&vars, poll_interval_secs)?;
+        let alerting = alert_config(vars, poll_interval_secs)?;
 
         Ok(Config {
             data_dir,

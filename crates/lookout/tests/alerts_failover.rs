@@ -156,7 +156,12 @@ fn no_notification_lost_across_fail_overs() {
     let base = tempfile::tempdir().unwrap();
     let nodes = ["n1", "n2", "n3"]
         .iter()
-        .map(|id| (id.to_string(), (None, base.path().join(format!("{id}.log")))))
+        .map(|id| {
+            (
+                id.to_string(),
+                (None, base.path().join(format!("{id}.log"))),
+            )
+        })
         .collect();
     let mut c = Cluster {
         base,
@@ -169,8 +174,26 @@ fn no_notification_lost_across_fail_overs() {
     for a in &snmpd.addrs {
         c.ok(&["device", "add", &a.to_string(), "--port", &port]);
     }
-    c.ok(&["alert", "transport", "add", "hook", "webhook", "--url", &hook.url(), "--default"]);
-    c.ok(&["alert", "rules", "add", "Heartbeat", "--rule", "macros.device_up", "--interval", "3"]);
+    c.ok(&[
+        "alert",
+        "transport",
+        "add",
+        "hook",
+        "webhook",
+        "--url",
+        &hook.url(),
+        "--default",
+    ]);
+    c.ok(&[
+        "alert",
+        "rules",
+        "add",
+        "Heartbeat",
+        "--rule",
+        "macros.device_up",
+        "--interval",
+        "3",
+    ]);
     for id in ["n1", "n2", "n3"] {
         c.start(id);
     }
@@ -208,7 +231,10 @@ fn no_notification_lost_across_fail_overs() {
         "SELECT COUNT(*) FROM alert_delivery_attempts WHERE node_id = '{old}' AND token = {old_token} \
          AND UNIX_TIMESTAMP(started) > {woke_at}"
     ));
-    assert_eq!(after_wake, 0, "the paused old master {old} sent after waking up (new master {new})");
+    assert_eq!(
+        after_wake, 0,
+        "the paused old master {old} sent after waking up (new master {new})"
+    );
 
     // Drain: no new messages, then everything in the outbox delivered.
     c.ok(&["alert", "rules", "disable", "Heartbeat"]);
@@ -220,12 +246,11 @@ fn no_notification_lost_across_fail_overs() {
         std::thread::sleep(Duration::from_millis(500));
     }
 
-    let keys: Vec<String> = c
-        .db
-        .rows("SELECT idempotency_key FROM alert_outbox")
-        .into_iter()
-        .map(|r| r[0].clone())
-        .collect();
+    let keys: Vec<String> =
+        c.db.rows("SELECT idempotency_key FROM alert_outbox")
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect();
     let mut received: BTreeMap<String, usize> = BTreeMap::new();
     for r in hook.received() {
         let k = r.idempotency_key.clone().unwrap();
@@ -254,8 +279,15 @@ fn no_notification_lost_across_fail_overs() {
         dups.len(),
         unknown.len()
     );
-    assert!(keys.len() >= 40, "too few messages to prove anything: {}", keys.len());
+    assert!(
+        keys.len() >= 40,
+        "too few messages to prove anything: {}",
+        keys.len()
+    );
     assert!(lost.is_empty(), "lost: {lost:?}");
-    assert!(unknown.is_empty(), "received keys that are not in the outbox: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "received keys that are not in the outbox: {unknown:?}"
+    );
     drop(sentinels);
 }
