@@ -27,6 +27,8 @@ mod migrate;
 mod mysql;
 mod ops;
 mod rates;
+mod secret_ops;
+mod secrets;
 mod sql;
 mod sqlite;
 mod tx;
@@ -34,6 +36,7 @@ mod tx;
 pub use dump::{Dump, DumpApiToken, DumpUser, DUMP_FORMAT};
 pub use migrate::MigrationStatus;
 pub use mysql::{MysqlSslMode, MysqlTls};
+pub use secrets::SecretKey;
 
 ops::define_ops!(sqlite_ops, sqlx::Sqlite, crate::sqlite);
 ops::define_ops!(mysql_ops, sqlx::MySql, crate::mysql);
@@ -71,6 +74,10 @@ pub enum StoreError {
     /// immutable or a file system gone read-only under it); rolled back as `DiskFull`.
     #[error("database I/O error: {0}")]
     Io(String),
+    /// A stored SNMP secret cannot be read: sealed with another `APP_KEY`, no key given, or
+    /// changed. The message names APP_KEY and what to do.
+    #[error("{0}")]
+    Secrets(String),
     #[error("migration failed: {0}")]
     Migrate(String),
     #[error("import failed: {0}")]
@@ -232,6 +239,8 @@ pub struct PollLogEntry {
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
+    /// Seals and opens the devices' SNMP secrets (`device_secrets`); `None`: stored as given.
+    keys: Option<Arc<secrets::Keys>>,
 }
 
 enum Inner {
@@ -427,6 +436,7 @@ impl Store {
         };
         Ok(Store {
             inner: Arc::new(inner),
+            keys: None,
         })
     }
 
@@ -528,8 +538,23 @@ impl Store {
     }
 
     /// Applies pending migrations (safe to call on every start, and from several
-    /// processes or Galera nodes at once: see the `migrate` module for the lock).
+    /// processes or Galera nodes at once: see the `migrate` module for the lock), then,
+    /// when the store has a secret key, seals plaintext SNMP secrets in place and re-seals
+    /// those of a previous key ([`Store::reseal_secrets`]).
     pub async fn migrate(&self) -> Result<()> {
+        self.migrate_schema().await?;
+        let report = self.reseal_secrets().await?;
+        if report.sealed_plaintext + report.resealed > 0 {
+            tracing::info!(
+                plaintext = report.sealed_plaintext,
+                previous_key = report.resealed,
+                "SNMP secrets encrypted in place"
+            );
+        }
+        Ok(())
+    }
+
+    async fn migrate_schema(&self) -> Result<()> {
         let pending =
             |status: &[MigrationStatus]| status.iter().filter(|s| s.applied_at.is_none()).count();
         let status = self.migrate_status().await?;
@@ -649,6 +674,9 @@ impl Store {
         for part in dump::module_parts(dump) {
             run!(self, write, "import", import_modules(&part))?;
         }
+        // A dump from a database without sealed secrets (or another key's, which fails
+        // here naming APP_KEY) is sealed now rather than at the next start.
+        self.reseal_secrets().await?;
         tracing::info!(
             devices = dump.devices.len(),
             ports = dump.ports.len(),
@@ -667,24 +695,35 @@ impl Store {
 
     // --- devices
     /// `StoreError::Duplicate` when the hostname exists.
+    /// Its SNMP secrets are stored sealed when the store has a key (`with_secret_keys`).
     pub async fn add_device(&self, new: &NewDevice) -> Result<Device> {
         let inserted = now();
-        run!(self, write, "add_device", add_device(new, inserted))
+        // Sealed once, before any retry: a retry recognises its own row by equal values.
+        let sealed = self.seal_new_device(new);
+        let sealed = &sealed;
+        let mut d = run!(self, write, "add_device", add_device(sealed, inserted))?;
+        d.snmp = new.snmp.clone();
+        Ok(d)
     }
+    /// Devices are read with their SNMP secrets opened; `StoreError::Secrets` (naming
+    /// APP_KEY) when they cannot be.
     pub async fn device(&self, id: DeviceId) -> Result<Option<Device>> {
-        run!(self, read, "device", device(id))
+        let d = run!(self, read, "device", device(id))?;
+        d.map(|d| self.open_device(d)).transpose()
     }
     pub async fn device_by_hostname(&self, hostname: &str) -> Result<Option<Device>> {
-        run!(
+        let d = run!(
             self,
             read,
             "device_by_hostname",
             device_by_hostname(hostname)
-        )
+        )?;
+        d.map(|d| self.open_device(d)).transpose()
     }
     /// All devices ordered by hostname.
     pub async fn devices(&self) -> Result<Vec<Device>> {
-        run!(self, read, "devices", devices())
+        let all = run!(self, read, "devices", devices())?;
+        self.open_devices(all)
     }
     /// Removes the device with its ports and events; false when it did not exist.
     pub async fn remove_device(&self, id: DeviceId) -> Result<bool> {
@@ -898,6 +937,8 @@ impl Store {
 
 // After `run!`, which they use (macro_rules scoping is textual).
 mod alerts;
+mod device_secrets;
+pub use device_secrets::{ResealReport, SecretsStatus};
 mod discovery;
 mod health;
 pub use alerts::{

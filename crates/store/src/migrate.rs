@@ -61,6 +61,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "0006_alerting",
         sql: include_str!("../migrations/sqlite/0006_alerting.sql"),
     },
+    Migration {
+        version: 7,
+        name: "0007_sealed_secrets",
+        sql: include_str!("../migrations/sqlite/0007_sealed_secrets.sql"),
+    },
 ];
 
 pub(crate) const MYSQL: &[Migration] = &[
@@ -93,6 +98,11 @@ pub(crate) const MYSQL: &[Migration] = &[
         version: 6,
         name: "0006_alerting",
         sql: include_str!("../migrations/mysql/0006_alerting.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "0007_sealed_secrets",
+        sql: include_str!("../migrations/mysql/0007_sealed_secrets.sql"),
     },
 ];
 
@@ -191,12 +201,15 @@ mod tests {
             assert!(!st.is_empty());
             for s in st {
                 // Re-runnable statements only: CREATE ... IF NOT EXISTS, (0003) ALTER TABLE ...
-                // IF NOT EXISTS, or (0006) a seed row through INSERT IGNORE / INSERT OR IGNORE.
+                // IF NOT EXISTS, (0007) ALTER TABLE ... MODIFY, (0006) a seed row through
+                // INSERT IGNORE / INSERT OR IGNORE, or (0007 on SQLite, nothing to change)
+                // the no-op SELECT 1.
                 assert!(
                     s.contains("CREATE ")
                         || s.contains("ALTER TABLE ")
                         || s.contains("INSERT IGNORE ")
-                        || s.contains("INSERT OR IGNORE "),
+                        || s.contains("INSERT OR IGNORE ")
+                        || s.ends_with("\nSELECT 1;"),
                     "{}: {s}",
                     m.name
                 );

@@ -37,6 +37,8 @@ macro_rules! define_ops {
             crate::discovery_ops::discovery_ops_body!();
             // Alert rules, alerts, outbox and the alert fence.
             crate::alert_ops::alert_ops_body!();
+            // The secret columns of devices (secrets at rest).
+            crate::secret_ops::secret_ops_body!();
 
             fn is_unique(e: &sqlx::Error) -> bool {
                 e.as_database_error()

@@ -127,6 +127,60 @@ fn file_is_read_only(path: &Path) -> std::io::Result<bool> {
     }
 }
 
+/// Creates `dir` (and missing parents) mode 0700: it holds the database (password hashes,
+/// sealed SNMP secrets) and usually `.env` with APP_KEY. An existing directory is left as
+/// it is (it may be shared on purpose, e.g. for a backup user).
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Creates the database file mode 0600 before SQLite does (SQLite creates it 0644 less the
+/// umask; its -wal and -shm files take the database file's mode), and takes group and
+/// other access away from an existing database and its -wal/-shm (older installations were
+/// 0644), saying so once.
+fn private_files(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        let Ok(meta) = std::fs::metadata(&file) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            let tight = mode & 0o700;
+            match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(tight)) {
+                Ok(()) => tracing::warn!(
+                    file = %file.display(),
+                    from = format!("{mode:04o}"),
+                    to = format!("{tight:04o}"),
+                    "database file was readable by other users; permissions tightened"
+                ),
+                Err(e) => {
+                    tracing::warn!(file = %file.display(), error = %e, "database file is readable by other users and its permissions cannot be changed")
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The database's files as a write sees them (copied into the writer thread's task).
 #[derive(Clone)]
 pub(crate) struct Files {
@@ -175,7 +229,7 @@ impl SqliteBackend {
     pub(crate) async fn open(path: &Path) -> Result<SqliteBackend> {
         let what = path.display().to_string();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+            private_dir(dir).map_err(|e| StoreError::Open {
                 what: format!("{what} (creating directory {})", dir.display()),
                 source: Box::new(e),
             })?;
@@ -184,6 +238,12 @@ impl SqliteBackend {
             what: what.clone(),
             source: Box::new(e),
         })?;
+        if !read_only {
+            private_files(path).map_err(|e| StoreError::Open {
+                what: format!("{what} (creating it mode 0600)"),
+                source: Box::new(e),
+            })?;
+        }
         let mut options = SqliteConnectOptions::new()
             .filename(path)
             .busy_timeout(BUSY_TIMEOUT)

@@ -187,3 +187,50 @@ async fn immutable_file_is_read_only() {
     }
     assert_eq!(std::fs::read(&path).unwrap(), before, "file unchanged");
 }
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// The database holds password hashes and (sealed) SNMP secrets: a new database file and
+/// its WAL/SHM are 0600, the directories created for it 0700 (issue #16).
+#[tokio::test]
+async fn new_database_files_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let path = data.join("db/lookout.sqlite");
+    let store = Store::open(&StoreConfig::Sqlite { path: path.clone() })
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    store.add_device(&new_device("a")).await.unwrap();
+    let wal = dir.path().join("data/db/lookout.sqlite-wal");
+    let shm = dir.path().join("data/db/lookout.sqlite-shm");
+    for f in [&path, &wal, &shm] {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+    }
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("db")), 0o700);
+    store.close().await;
+}
+
+/// An older installation's 0644 database (and WAL) is made 0600 when opened for writing.
+#[tokio::test]
+async fn an_existing_world_readable_database_is_tightened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lookout.sqlite");
+    let config = StoreConfig::Sqlite { path: path.clone() };
+    let store = Store::open(&config).await.unwrap();
+    store.migrate().await.unwrap();
+    store.close().await;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let store = Store::open(&config).await.unwrap();
+    assert_eq!(mode(&path), 0o600);
+    store.add_device(&new_device("b")).await.unwrap();
+    assert_eq!(mode(&dir.path().join("lookout.sqlite-wal")), 0o600);
+    store.close().await;
+}

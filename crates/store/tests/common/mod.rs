@@ -168,6 +168,43 @@ impl Fixture {
         }
     }
 
+    /// The first column of every row of a raw `SELECT` (NULL as ""), as a reader of the
+    /// database itself (not through the store) sees it.
+    pub async fn texts(&self, sql: &str) -> Vec<String> {
+        match self {
+            Fixture::Sqlite {
+                config: StoreConfig::Sqlite { path },
+                ..
+            } => {
+                let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+                let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+                let rows: Vec<Option<String>> =
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+                        .fetch_all(&mut c)
+                        .await
+                        .unwrap();
+                c.close().await.unwrap();
+                rows.into_iter().map(Option::unwrap_or_default).collect()
+            }
+            Fixture::Mysql { database, .. } => {
+                let mut c = mysql_admin().await;
+                let use_db = format!("USE `{database}`");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(use_db))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                let rows: Vec<Option<String>> =
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+                        .fetch_all(&mut c)
+                        .await
+                        .unwrap();
+                c.close().await.unwrap();
+                rows.into_iter().map(Option::unwrap_or_default).collect()
+            }
+            Fixture::Sqlite { .. } => unreachable!(),
+        }
+    }
+
     /// `SELECT COUNT(*)` of a table.
     pub async fn count(&self, table: &str) -> i64 {
         let sql = format!("SELECT COUNT(*) FROM {table}");
