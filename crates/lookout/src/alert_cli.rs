@@ -879,3 +879,81 @@ async fn maintenance(store: &Store, cmd: MaintenanceCommand) -> Result<()> {
     }
     Ok(())
 }
+
+/// `lookout validate`'s alerting checks: (ok, what, how to fix; ok with a fix is a
+/// warning). Rules that no longer
+/// compile, each transport's receiver reachable (nothing sent), failed notifications.
+pub async fn validate_checks(cfg: &Config) -> Vec<(bool, String, String)> {
+    let Ok(store) = crate::commands::open_store(cfg).await else {
+        // The database check reports why.
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    match store.alert_rules().await {
+        Ok(rules) => {
+            let broken: Vec<String> = rules
+                .iter()
+                .filter(|r| !r.disabled)
+                .filter_map(|r| lookout_alerting::engine::load_rule(r).err())
+                .map(|e| e.to_string())
+                .collect();
+            out.push(if broken.is_empty() {
+                (
+                    true,
+                    format!("{} alert rules compile", rules.len()),
+                    String::new(),
+                )
+            } else {
+                (
+                    false,
+                    format!("alert rules that do not compile: {}", broken.join("; ")),
+                    "fix or disable them (`lookout alert rules disable NAME`)".into(),
+                )
+            });
+        }
+        Err(e) => out.push((
+            false,
+            format!("alert rules unreadable: {e}"),
+            "run `lookout migrate`".into(),
+        )),
+    }
+    let transports = store.alert_transports().await.unwrap_or_default();
+    if transports.is_empty() {
+        out.push((
+            true,
+            "no alert transport: alerts are recorded but nobody is told".into(),
+            "add one, e.g. `lookout alert transport add noc webhook --url URL --default`".into(),
+        ));
+    }
+    for t in &transports {
+        out.push(match transport::check_reachable(t).await {
+            Ok(what) => (
+                true,
+                format!(
+                    "alert transport {:?} ({}): {what}",
+                    t.transport_name, t.transport_type
+                ),
+                String::new(),
+            ),
+            Err(e) => (
+                false,
+                format!(
+                    "alert transport {:?} ({}): {e}",
+                    t.transport_name, t.transport_type
+                ),
+                "check its settings (`lookout alert transport list`) and that the receiver is up"
+                    .into(),
+            ),
+        });
+    }
+    if let Ok(failed) = store.outbox(Some("failed"), 1000).await {
+        if !failed.is_empty() {
+            out.push((
+                false,
+                format!("{} alert notification(s) failed for good", failed.len()),
+                "see `lookout alert outbox --state failed` for the errors".into(),
+            ));
+        }
+    }
+    out
+}

@@ -404,3 +404,50 @@ impl Drop for Logs {
         keep_logs_if_panicking("alerts", &[(self.0.clone(), "serve.log".into())]);
     }
 }
+
+#[test]
+fn validate_checks_alert_transports() {
+    let lo = Install::new();
+    lo.ok(&["migrate"]);
+    let out = lo.run(&["validate"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("[WARN] no alert transport"), "{text}");
+    assert!(text.contains("alert rules compile"), "{text}");
+    // A webhook whose receiver is up, and one on a port where nothing listens.
+    let hook = Webhook::start();
+    lo.ok(&[
+        "alert",
+        "transport",
+        "add",
+        "up",
+        "webhook",
+        "--url",
+        &hook.url(),
+    ]);
+    let dead = format!("http://127.0.0.1:{}/hook", free_tcp_port());
+    lo.ok(&[
+        "alert",
+        "transport",
+        "add",
+        "down",
+        "webhook",
+        "--url",
+        &dead,
+    ]);
+    let out = lo.run(&["validate"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("[ OK ] alert transport \"up\""), "{text}");
+    assert!(text.contains("[FAIL] alert transport \"down\""), "{text}");
+    assert!(hook.received().is_empty(), "validate sent a notification");
+    // A bad transport setting is refused when saved, naming the field.
+    let err = lo.fails(&[
+        "alert",
+        "transport",
+        "add",
+        "bad",
+        "webhook",
+        "--url",
+        "not a url",
+    ]);
+    assert!(err.contains("url"), "{err}");
+}

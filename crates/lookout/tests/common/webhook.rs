@@ -53,7 +53,8 @@ impl Webhook {
     fn handle(&self, mut conn: std::net::TcpStream, started: Instant) {
         let mut reader = BufReader::new(conn.try_clone().unwrap());
         let mut line = String::new();
-        if reader.read_line(&mut line).is_err() {
+        // A connection closed without a request (a reachability check) is not a request.
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
             return;
         }
         let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
