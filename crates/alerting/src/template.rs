@@ -79,8 +79,8 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("title", "the default subject, rendered"),
 ];
 
-/// Most instructions one render may run: far above any real template (the default body
-/// with 500 faults uses a few tens of thousands), low enough to stop a runaway loop fast.
+/// Most instructions one render may run: above any real template (the default body
+/// renders 5,000 faults of 8 fields within it), low enough to stop a runaway loop fast.
 const FUEL: u64 = 2_000_000;
 
 /// A template that does not compile, or failed to render.
@@ -471,6 +471,25 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("fuel"), "{e}");
+    }
+
+    #[test]
+    fn default_body_renders_a_big_outage_within_its_fuel() {
+        let t = Template::compile(DEFAULT_BODY).unwrap();
+        let mut n = sample();
+        n.faults = (0..5000)
+            .map(|i| {
+                serde_json::json!({"label": format!("xe-0/0/{i}"), "entity_type": "ports", "entity_id": i,
+                    "ports.ifOperStatus": "down", "ports.ifAdminStatus": "up", "ports.ifAlias": "uplink",
+                    "ports.ifSpeed": 10_000_000_000u64, "ports.in_bps": 1_234_567})
+            })
+            .collect();
+        let body = t.render(&n).unwrap();
+        assert!(
+            body.contains("  #5000: xe-0/0/4999 "),
+            "{}",
+            &body[body.len() - 300..]
+        );
     }
 
     #[test]
