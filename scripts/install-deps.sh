@@ -7,6 +7,7 @@ PACKAGES=(
   rrdtool rrdcached librrd-dev   # RRD files, the rrdcached daemon, librrd for the local backend
   libclang-dev pkg-config        # bindgen for librrd
   fping                 # ICMP availability (has cap_net_raw)
+  iproute2              # icmp tests: `ip` in a namespace of their own (blackholed 127.0.0.9)
   python3-venv          # snmpsim (real-device recordings) in a venv for the poller tests
   sqlite3               # inspecting the embedded database
   chromium chromium-driver       # browser tests (headless)
