@@ -177,6 +177,17 @@ fn cpu_secs(stat_path: &Path) -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
+/// cutime+cstime of this process: the CPU of its children that exited and were waited
+/// for (fping runs; the live children are counted by [`children_cpu`]).
+fn reaped_children_cpu() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &text[text.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let cutime: f64 = f.get(13)?.parse().ok()?;
+    let cstime: f64 = f.get(14)?.parse().ok()?;
+    Some((cutime + cstime) / 100.0)
+}
+
 fn pid_cpu(pid: u32) -> Option<f64> {
     cpu_secs(Path::new(&format!("/proc/{pid}/stat")))
 }
@@ -394,6 +405,8 @@ struct CpuSnap {
     lookout: f64,
     dispatcher_thread: f64,
     children: f64,
+    /// Children that exited meanwhile (one fping per ping, or per batch of pings).
+    reaped: f64,
     procs: Vec<(String, f64)>,
     mysqld: f64,
     /// This process's threads, summed by name (tokio workers, `sqlite-writer`, ...): shows
@@ -425,6 +438,7 @@ fn cpu_snap(dispatcher_tid: Option<u32>, procs: &Procs, mysqld: Option<u32>) -> 
             .and_then(|t| cpu_secs(Path::new(&format!("/proc/self/task/{t}/stat"))))
             .unwrap_or(0.0),
         children: children_cpu(),
+        reaped: reaped_children_cpu().unwrap_or(0.0),
         procs: procs
             .0
             .iter()
@@ -803,6 +817,7 @@ fn report(
     let lookout_cpu = d(|c| c.lookout);
     let disp_cpu = d(|c| c.dispatcher_thread);
     let children = d(|c| c.children);
+    let reaped = d(|c| c.reaped);
     let mysqld = d(|c| c.mysqld);
     let procs: Vec<(String, f64)> = cpu1
         .procs
@@ -859,6 +874,8 @@ fn report(
             "lookout_process": (pct(lookout_cpu) * 10.0).round() / 10.0,
             // Everything this process started: the agents, rrdcached, rrdtool pipes.
             "children": (pct(children) * 10.0).round() / 10.0,
+            // Children that exited in the window: fping.
+            "exited_children": (pct(reaped) * 10.0).round() / 10.0,
             "mariadbd_whole_server": (pct(mysqld) * 10.0).round() / 10.0,
             "started": procs.iter().map(|(n, v)| (n.clone(), json!((pct(*v) * 10.0).round() / 10.0))).collect::<serde_json::Map<_, _>>(),
             "lookout_threads": threads.iter().map(|(n, v)| (n.clone(), json!((pct(*v) * 10.0).round() / 10.0))).collect::<serde_json::Map<_, _>>(),
@@ -898,7 +915,7 @@ fn report(
         line("  RRD hand-over s", &rrd_phase);
         println!("  polls per device in window: min {min_polls}, max {max_polls} (expected >= {}); never polled {never}", expected.saturating_sub(1));
         println!("  overran interval: {overran}; max behind: {max_behind}; max queue due: {max_due}; BEHIND: {}", if behind { "yes" } else { "no" });
-        println!("  CPU % of one core: dispatcher thread {:.2}, lookout process {:.1}, its children (agents, rrdcached, rrdtool) {:.1}, mariadbd (whole server) {:.1}", pct(disp_cpu), pct(lookout_cpu), pct(children), pct(mysqld));
+        println!("  CPU % of one core: dispatcher thread {:.2}, lookout process {:.1}, its children (agents, rrdcached, rrdtool) {:.1}, children that exited (fping) {:.1}, mariadbd (whole server) {:.1}", pct(disp_cpu), pct(lookout_cpu), pct(children), pct(reaped), pct(mysqld));
         for (n, v) in &procs {
             println!("    {n}: {:.1}", pct(*v));
         }
