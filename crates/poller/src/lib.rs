@@ -37,7 +37,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 use lookout_core::{Device, DevicePollUpdate, DeviceStatus, Port, SnmpConfig};
-use lookout_icmp::{PingConfig, PingResult};
+use lookout_icmp::{PingConfig, PingResult, Pinger};
 use lookout_snmp::{Session, SnmpClient, SnmpError};
 use lookout_store::{Severity, Store, StoreError};
 use lookout_timeseries::{defs, RrdDef, TimeSeries, TimeSeriesError, Update, Value};
@@ -149,6 +149,8 @@ struct Inner {
     timeseries: TimeSeries,
     snmp_v4: SnmpClient,
     snmp_v6: tokio::sync::OnceCell<SnmpClient>,
+    /// One batching pinger for every poll of this process (lookout_icmp::Pinger).
+    pinger: Pinger,
     config: PollerConfig,
     defs: Defs,
     /// See [`Poller::stale_rrd_updates_dropped`].
@@ -193,6 +195,7 @@ impl Poller {
                 timeseries,
                 snmp_v4,
                 snmp_v6: tokio::sync::OnceCell::new(),
+                pinger: Pinger::spawn(config.ping.clone()),
                 defs: Defs::new(config.step_secs),
                 stale_rrd_dropped: std::sync::atomic::AtomicU64::new(0),
                 alert_hook: std::sync::OnceLock::new(),
@@ -315,16 +318,12 @@ impl Poller {
         // are staged and written only after that commit succeeded.
         let mut stage = Stage::default();
 
-        // availability and the SNMP system group run side by side: fping takes
-        // count * interval, SNMP answers in milliseconds.
-        let ping_fut = async {
-            if !mods.is_enabled(Module::Availability) {
-                return (None, 0.0);
-            }
-            let t = Instant::now();
-            let r = lookout_icmp::ping(&self.inner.config.ping, &host).await;
-            (Some(r), t.elapsed().as_secs_f64())
-        };
+        // availability runs beside every SNMP module, in a batch of the shared pinger with
+        // other polls' pings: fping takes (count - 1) * interval (1 s with LibreNMS's
+        // settings), SNMP milliseconds, so a poll lasts the longer of the two, not the sum.
+        let pending_ping = mods
+            .is_enabled(Module::Availability)
+            .then(|| self.inner.pinger.start(&host));
         let snmp_fut = async {
             let t = Instant::now();
             let r = match self.session(&host, &device.snmp).await {
@@ -363,54 +362,20 @@ impl Poller {
             };
             (r, t.elapsed().as_secs_f64())
         };
-        let ((ping, ping_secs), (snmp, core_secs)) = tokio::join!(ping_fut, snmp_fut);
-        let ping = match ping {
-            Some(Ok(p)) => {
-                timings.push(timing(Module::Availability, ping_secs, ModuleOutcome::Ok));
-                Some(p)
-            }
-            Some(Err(e)) => {
-                warn!(device = %host, error = %e, "ping failed");
-                timings.push(timing(
-                    Module::Availability,
-                    ping_secs,
-                    ModuleOutcome::Failed(e.to_string()),
-                ));
-                None
-            }
-            None => {
-                timings.push(timing(Module::Availability, 0.0, ModuleOutcome::Disabled));
-                None
-            }
-        };
-        timings.push(timing(
+        let (snmp, core_secs) = snmp_fut.await;
+        let core_timing = timing(
             Module::Core,
             core_secs,
             match &snmp {
                 Ok(_) => ModuleOutcome::Ok,
                 Err(e) => ModuleOutcome::Failed(e.to_string()),
             },
-        ));
-
-        if let Some(p) = &ping {
-            stage.rrd(
-                &host,
-                "icmp-perf.rrd",
-                &self.inner.defs.icmp_perf,
-                vec![
-                    p.avg_ms.map_or(Value::Unknown, Value::Gauge),
-                    Value::Gauge(f64::from(p.transmitted)),
-                    Value::Gauge(f64::from(p.received)),
-                    p.min_ms.map_or(Value::Unknown, Value::Gauge),
-                    p.max_ms.map_or(Value::Unknown, Value::Gauge),
-                ],
-            );
-        }
+        );
 
         let mut found = Found::default();
         let mut ports_failed = false;
         let mut discovery = None;
-        let (status, reason, system) = match snmp {
+        let (status, reason, system, snmp_err) = match snmp {
             Ok((session, sys)) => {
                 let mut problems: Vec<String> = Vec::new();
                 // sysUpTime going backwards is an agent restart: counters started again.
@@ -480,15 +445,9 @@ impl Poller {
                     stage.commit_ipv6 = d.ipv6.clone();
                     discovery = Some(d);
                 }
-                (DeviceStatus::Up, problems.join("; "), Some(sys))
+                (DeviceStatus::Up, problems.join("; "), Some(sys), None)
             }
             Err(e) => {
-                let reason = match (&e, &ping) {
-                    (_, Some(p)) if !p.is_up() => "icmp".to_string(),
-                    (PollError::Resolve { .. }, _) => "dns".to_string(),
-                    _ => "snmp".to_string(),
-                };
-                info!(device = %host, error = %e, reason, "device not answering");
                 for m in [
                     Module::Ports,
                     Module::Processors,
@@ -502,7 +461,23 @@ impl Poller {
                     };
                     timings.push(timing(m, 0.0, outcome));
                 }
-                (DeviceStatus::Down, reason, None)
+                (DeviceStatus::Down, String::new(), None, Some(e))
+            }
+        };
+        // The ping ran meanwhile; its answer also says why a device that does not answer
+        // SNMP is down.
+        let (ping, ping_timing) = self.finish_ping(&host, pending_ping, &mut stage).await;
+        timings.splice(0..0, [ping_timing, core_timing]);
+        let reason = match &snmp_err {
+            None => reason,
+            Some(e) => {
+                let reason = match (e, &ping) {
+                    (_, Some(p)) if !p.is_up() => "icmp".to_string(),
+                    (PollError::Resolve { .. }, _) => "dns".to_string(),
+                    _ => "snmp".to_string(),
+                };
+                info!(device = %host, error = %e, reason, "device not answering");
+                reason
             }
         };
 
@@ -618,6 +593,48 @@ impl Poller {
             rrd_secs,
             timeseries_errors: ts_errors,
         })
+    }
+
+    /// Waits for the availability module's ping (started with the poll) and stages its
+    /// `icmp-perf.rrd` update; the module's timing is the ping's own time.
+    async fn finish_ping(
+        &self,
+        host: &str,
+        pending: Option<lookout_icmp::PendingPing>,
+        stage: &mut Stage,
+    ) -> (Option<PingResult>, ModuleTiming) {
+        let Some(pending) = pending else {
+            return (
+                None,
+                timing(Module::Availability, 0.0, ModuleOutcome::Disabled),
+            );
+        };
+        let (r, took) = pending.finish().await;
+        let secs = took.as_secs_f64();
+        let p = match r {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(device = %host, error = %e, "ping failed");
+                let failed = ModuleOutcome::Failed(e.to_string());
+                return (None, timing(Module::Availability, secs, failed));
+            }
+        };
+        stage.rrd(
+            host,
+            "icmp-perf.rrd",
+            &self.inner.defs.icmp_perf,
+            vec![
+                p.avg_ms.map_or(Value::Unknown, Value::Gauge),
+                Value::Gauge(f64::from(p.transmitted)),
+                Value::Gauge(f64::from(p.received)),
+                p.min_ms.map_or(Value::Unknown, Value::Gauge),
+                p.max_ms.map_or(Value::Unknown, Value::Gauge),
+            ],
+        );
+        (
+            Some(p),
+            timing(Module::Availability, secs, ModuleOutcome::Ok),
+        )
     }
 
     /// RRD updates staged but dropped because their poll turned out stale (its claim had
