@@ -2,7 +2,8 @@
 //!
 //! Modules (each timed, each switchable globally and per device, see [`modules`] and
 //! docs/modules.md):
-//! - `availability`: ICMP loss and RTT (fping) → `icmp-perf.rrd`;
+//! - `availability`: ICMP loss and RTT (fping) → `icmp-perf.rrd`; the ping runs beside the
+//!   SNMP modules, batched with other polls' pings by the shared `lookout_icmp::Pinger`;
 //! - `core`: system group (sysDescr, sysObjectID, sysUpTime, sysName, ...), OS detection,
 //!   hardware/version/serial (OS rules + ENTITY-MIB chassis), reboot detection → `uptime.rrd`,
 //!   `devices` row;

@@ -182,9 +182,23 @@ impl Rig {
 
     /// [`Rig::new`] with a poll time budget.
     pub async fn with_budget(modules: &str, poll_budget: Option<Duration>) -> Rig {
+        let mut mods = ModuleSet::all();
+        mods.apply_list("-availability").unwrap();
+        mods.apply_list(modules).unwrap();
+        Rig::with_config(PollerConfig {
+            step_secs: 300,
+            modules: mods,
+            poll_budget,
+            ..PollerConfig::default()
+        })
+        .await
+    }
+
+    /// A rig whose poller has exactly `config`.
+    pub async fn with_config(config: PollerConfig) -> Rig {
         let dir = tempfile::tempdir().unwrap();
-        let (config, db) = test_store_config(dir.path());
-        let store = Store::open(&config).await.unwrap();
+        let (store_config, db) = test_store_config(dir.path());
+        let store = Store::open(&store_config).await.unwrap();
         store.migrate().await.unwrap();
         let rrd_dir = dir.path().join("rrd");
         std::fs::create_dir_all(&rrd_dir).unwrap();
@@ -193,21 +207,7 @@ impl Rig {
         })
         .await
         .unwrap();
-        let mut mods = ModuleSet::all();
-        mods.apply_list("-availability").unwrap();
-        mods.apply_list(modules).unwrap();
-        let poller = Poller::new(
-            store.clone(),
-            ts,
-            PollerConfig {
-                step_secs: 300,
-                modules: mods,
-                poll_budget,
-                ..PollerConfig::default()
-            },
-        )
-        .await
-        .unwrap();
+        let poller = Poller::new(store.clone(), ts, config).await.unwrap();
         Rig {
             poller,
             store,
