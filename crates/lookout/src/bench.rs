@@ -127,7 +127,7 @@ impl Drop for MysqlBench {
     }
 }
 
-fn mysql_root(sql: &str) -> Result<String> {
+pub(crate) fn mysql_root(sql: &str) -> Result<String> {
     let out = Command::new("mysql")
         .args(["-uroot", "-h127.0.0.1", "-P3306", "-N", "-B", "-e", sql])
         .output()

@@ -57,6 +57,9 @@ pub enum BenchCommand {
     /// One node polling simulated devices: poll lag percentiles, polls/min, behind or not,
     /// CPU per process and store statements per minute (docs/benchmarks.md).
     Dispatcher(crate::bench::DispatcherBenchArgs),
+    /// Alerting at scale: the alert hook's share of a poll's commit, rule evaluation per
+    /// device and per interval, and the master's time pass (docs/benchmarks.md).
+    Alerts(crate::bench_alerts::AlertsBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -37,6 +37,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(crate::cli::BenchCommand::Dispatcher(args)) => {
             crate::bench::dispatcher(args).await
         }
+        Command::Bench(crate::cli::BenchCommand::Alerts(args)) => {
+            crate::bench_alerts::run(args).await
+        }
         Command::Db(cmd) => {
             let cfg = Config::load(data_dir, &Overrides::default())?;
             let store = open_migrated(&cfg).await?;

@@ -3,6 +3,7 @@
 
 mod alert_cli;
 mod bench;
+mod bench_alerts;
 mod cli;
 mod commands;
 mod config;
