@@ -117,6 +117,18 @@ pub async fn serve(mut cfg: Config) -> Result<()> {
                     cfg.listen
                 )
             })?;
+        // The alert pages acknowledge and test rules through an engine (its catalog
+        // reloaded like every node's).
+        let alerting = lookout_alerting::engine::Engine::start(
+            store.clone(),
+            lookout_alerting::engine::EngineConfig {
+                interval_secs: cfg.poll_interval_secs,
+                ..Default::default()
+            },
+        )
+        .await
+        .context("cannot start alerting for the web role (alert rules unreadable)")?;
+        tokio::spawn(alerting.clone().reload_loop(shutdown_rx.clone()));
         let state = WebState {
             store: store.clone(),
             timeseries: timeseries.clone(),
@@ -124,6 +136,7 @@ pub async fn serve(mut cfg: Config) -> Result<()> {
             app_key,
             poll_interval_secs: cfg.poll_interval_secs,
             node_name: cfg.node_id.clone(),
+            alerting: Some(alerting),
         };
         let app = router(state);
         let mut web_shutdown = shutdown_rx.clone();

@@ -134,6 +134,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         app_key: AppKey::generate(),
         poll_interval_secs: 300,
         node_name: "demo".to_string(),
+        alerting: None,
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod session;
 
+mod alerts;
 mod api;
 mod assets;
 mod error;
@@ -26,7 +27,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{middleware, Json, Router};
 use lookout_store::Store;
 use lookout_timeseries::TimeSeries;
@@ -49,6 +50,9 @@ pub struct WebState {
     pub poll_interval_secs: u64,
     /// Shown in the page footer and `/health`, so one can tell which instance answered.
     pub node_name: String,
+    /// The alerting engine of this process: acknowledgements, rule tests and the rule
+    /// catalog. `None`: alert pages and API still read, but cannot act.
+    pub alerting: Option<Arc<lookout_alerting::engine::Engine>>,
 }
 
 /// State shared by handlers: the public state plus what is derived from it once.
@@ -89,6 +93,7 @@ pub fn router(state: WebState) -> Router {
             "/devices/{hostname}/ports/{ifname}/series",
             get(graph::port_series),
         )
+        .merge(alerts_api())
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed);
     Router::new()
@@ -99,6 +104,7 @@ pub fn router(state: WebState) -> Router {
         .route("/device/{device_id}", get(pages::device))
         .route("/status", get(pages::status))
         .route("/poller", get(poller::page))
+        .merge(alerts_pages())
         .route("/graph-data/port/{port_id}", get(graph::port))
         .route("/assets/{fingerprint}/{name}", get(assets::serve))
         .route("/health", get(health))
@@ -109,6 +115,29 @@ pub fn router(state: WebState) -> Router {
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(ctx)
+}
+
+/// The alert endpoints under `/api/v0` (see `alerts::api`).
+fn alerts_api() -> Router<Shared> {
+    use alerts::api as a;
+    Router::new()
+        .route("/alerts", get(a::list_alerts))
+        .route("/alerts/outbox", get(a::outbox))
+        .route("/alerts/unmute/{id}", put(a::unmute_alert))
+        .route("/alerts/{id}", get(a::get_alert).put(a::ack_alert))
+        .route("/rules", get(a::list_rules).post(a::add_rule).put(a::edit_rule))
+        .route("/rules/test", post(a::test_rule))
+        .route(
+            "/rules/{id}",
+            get(a::get_rule).put(a::update_rule).delete(a::delete_rule),
+        )
+        .route("/logs/alertlog", get(a::alert_log))
+        .route("/logs/alertlog/{hostname}", get(a::device_alert_log))
+}
+
+/// The alert pages under `/alerts` (see `alerts::pages` and `alerts::rule_pages`).
+fn alerts_pages() -> Router<Shared> {
+    Router::new()
 }
 
 /// How long a page or API request may take before it is answered 503 "the database is

@@ -140,6 +140,7 @@ async fn database_outage_gives_503_and_recovers() {
         app_key: AppKey::generate(),
         poll_interval_secs: 300,
         node_name: "outage-node".to_string(),
+        alerting: None,
     });
 
     let cookie = login_on(&app, USER, PASSWORD)
@@ -282,6 +283,7 @@ async fn dead_node_fails_over_within_the_request_deadline() {
         app_key: AppKey::generate(),
         poll_interval_secs: 300,
         node_name: "failover-node".to_string(),
+        alerting: None,
     });
     let cookie = login_on(&app, USER, PASSWORD)
         .await

@@ -123,6 +123,7 @@ fn state(store: &Store, ts: &TimeSeries, key: &AppKey) -> WebState {
         app_key: key.clone(),
         poll_interval_secs: 300,
         node_name: "test-node".to_string(),
+        alerting: None,
     }
 }
 
