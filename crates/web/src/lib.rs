@@ -104,7 +104,6 @@ pub fn router(state: WebState) -> Router {
         .route("/device/{device_id}", get(pages::device))
         .route("/status", get(pages::status))
         .route("/poller", get(poller::page))
-        .merge(alerts_pages())
         .route("/graph-data/port/{port_id}", get(graph::port))
         .route("/assets/{fingerprint}/{name}", get(assets::serve))
         .route("/health", get(health))
@@ -125,7 +124,10 @@ fn alerts_api() -> Router<Shared> {
         .route("/alerts/outbox", get(a::outbox))
         .route("/alerts/unmute/{id}", put(a::unmute_alert))
         .route("/alerts/{id}", get(a::get_alert).put(a::ack_alert))
-        .route("/rules", get(a::list_rules).post(a::add_rule).put(a::edit_rule))
+        .route(
+            "/rules",
+            get(a::list_rules).post(a::add_rule).put(a::edit_rule),
+        )
         .route("/rules/test", post(a::test_rule))
         .route(
             "/rules/{id}",
@@ -133,11 +135,6 @@ fn alerts_api() -> Router<Shared> {
         )
         .route("/logs/alertlog", get(a::alert_log))
         .route("/logs/alertlog/{hostname}", get(a::device_alert_log))
-}
-
-/// The alert pages under `/alerts` (see `alerts::pages` and `alerts::rule_pages`).
-fn alerts_pages() -> Router<Shared> {
-    Router::new()
 }
 
 /// How long a page or API request may take before it is answered 503 "the database is

@@ -12,7 +12,13 @@ use axum::http::{Method, StatusCode};
 use common::{api, send, Resp};
 use serde_json::json;
 
-async fn go(app: &AlertApp, m: Method, uri: &str, token: &str, body: Option<serde_json::Value>) -> Resp {
+async fn go(
+    app: &AlertApp,
+    m: Method,
+    uri: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> Resp {
     send(&app.router, call(m, uri, token, body)).await
 }
 
@@ -66,7 +72,11 @@ async fn alerts_list_ack_unmute_and_log() {
         ("device=nosuch", StatusCode::NOT_FOUND),
         ("rule=abc", StatusCode::BAD_REQUEST),
     ] {
-        let r = send(&app.router, api(&format!("/api/v0/alerts?{q}"), Some(&app.admin))).await;
+        let r = send(
+            &app.router,
+            api(&format!("/api/v0/alerts?{q}"), Some(&app.admin)),
+        )
+        .await;
         assert_eq!(r.status, code, "{q}: {}", r.body);
         assert_eq!(r.json()["status"], "error");
     }
@@ -89,7 +99,11 @@ async fn alerts_list_ack_unmute_and_log() {
         let r = go(&app, Method::PUT, &ack, &app.admin, Some(bad.clone())).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
     }
-    let r = send(&app.router, call_raw(Method::PUT, &ack, &app.admin, "{not json")).await;
+    let r = send(
+        &app.router,
+        call_raw(Method::PUT, &ack, &app.admin, "{not json"),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     let r = go(
         &app,
@@ -119,7 +133,10 @@ async fn alerts_list_ack_unmute_and_log() {
     assert_eq!(r.json()["alerts"][0]["state"], 1);
     let r = go(&app, Method::PUT, &unmute, &app.admin, None).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
-    assert!(r.json()["message"].as_str().unwrap().contains("not acknowledged"));
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("not acknowledged"));
 
     // The alert log, newest first: unacknowledged (1), acknowledged (2), alert (1).
     let j = get_ok(&app, "/api/v0/logs/alertlog").await;
@@ -139,12 +156,23 @@ async fn alerts_list_ack_unmute_and_log() {
     assert_eq!(j["count"], 1);
     assert_eq!(j["logs"][0]["state"], 2);
     assert_eq!(get_ok(&app, "/api/v0/logs/alertlog/r1").await["count"], 3);
-    assert_eq!(get_ok(&app, "/api/v0/logs/alertlog?device=r1").await["count"], 3);
+    assert_eq!(
+        get_ok(&app, "/api/v0/logs/alertlog?device=r1").await["count"],
+        3
+    );
     for q in ["limit=x", "start=-1", "limit=100000"] {
-        let r = send(&app.router, api(&format!("/api/v0/logs/alertlog?{q}"), Some(&app.admin))).await;
+        let r = send(
+            &app.router,
+            api(&format!("/api/v0/logs/alertlog?{q}"), Some(&app.admin)),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}: {}", r.body);
     }
-    let r = send(&app.router, api("/api/v0/logs/alertlog/nosuch", Some(&app.admin))).await;
+    let r = send(
+        &app.router,
+        api("/api/v0/logs/alertlog/nosuch", Some(&app.admin)),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
@@ -162,11 +190,24 @@ async fn outbox_shows_pending_messages_without_secrets() {
     assert_eq!(m["transport_id"], app.transport_id);
     assert_eq!(m["alert_id"], app.alert_id);
     assert_eq!(m["notification"]["kind"], "alert");
-    assert!(m["idempotency_key"].as_str().unwrap().starts_with("lookout-alert:"));
+    assert!(m["idempotency_key"]
+        .as_str()
+        .unwrap()
+        .starts_with("lookout-alert:"));
     assert_eq!(m["attempt_log"], json!([]));
-    assert_eq!(get_ok(&app, "/api/v0/alerts/outbox?state=delivered").await["count"], 0);
-    assert_eq!(get_ok(&app, "/api/v0/alerts/outbox?state=all").await["count"], 1);
-    let r = send(&app.router, api("/api/v0/alerts/outbox?state=lost", Some(&app.admin))).await;
+    assert_eq!(
+        get_ok(&app, "/api/v0/alerts/outbox?state=delivered").await["count"],
+        0
+    );
+    assert_eq!(
+        get_ok(&app, "/api/v0/alerts/outbox?state=all").await["count"],
+        1
+    );
+    let r = send(
+        &app.router,
+        api("/api/v0/alerts/outbox?state=lost", Some(&app.admin)),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 
@@ -176,7 +217,10 @@ async fn rules_crud_bad_rules_and_tests() {
     let j = get_ok(&app, "/api/v0/rules").await;
     let builtin = j["rules"].as_array().unwrap();
     assert!(builtin.len() >= 10, "{j}");
-    let down = builtin.iter().find(|r| r["name"] == "Devices up/down").unwrap();
+    let down = builtin
+        .iter()
+        .find(|r| r["name"] == "Devices up/down")
+        .unwrap();
     assert_eq!(down["rule"], "macros.device_down");
     assert_eq!(down["disabled"], 0);
     assert_eq!(down["builtin"], true);
@@ -194,9 +238,22 @@ async fn rules_crud_bad_rules_and_tests() {
     let e = r.json();
     assert_eq!(e["status"], "error");
     assert_eq!(e["column"], 1, "{e}");
-    assert!(e["known"].as_array().unwrap().iter().any(|k| k == "ports.ifOperStatus"), "{e}");
+    assert!(
+        e["known"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k == "ports.ifOperStatus"),
+        "{e}"
+    );
     assert!(e["message"].as_str().unwrap().contains("column 1"), "{e}");
-    assert!(e["caret"].as_str().unwrap().contains("ports.ifOperStatu == \"down\"\n^"), "{e}");
+    assert!(
+        e["caret"]
+            .as_str()
+            .unwrap()
+            .contains("ports.ifOperStatu == \"down\"\n^"),
+        "{e}"
+    );
     let r = go(
         &app,
         Method::POST,
@@ -216,7 +273,14 @@ async fn rules_crud_bad_rules_and_tests() {
         json!({"name": "x", "rule": "macros.device_down", "delya": 3}),
         json!({"name": "x", "builder": {"condition": "AND", "rules": []}}),
     ] {
-        let r = go(&app, Method::POST, "/api/v0/rules", &app.admin, Some(bad.clone())).await;
+        let r = go(
+            &app,
+            Method::POST,
+            "/api/v0/rules",
+            &app.admin,
+            Some(bad.clone()),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
     }
 
@@ -245,7 +309,10 @@ async fn rules_crud_bad_rules_and_tests() {
     assert_eq!(got["devices"], json!([app.device_id]));
     assert_eq!(got["transports"], json!([app.transport_id]));
     assert_eq!(got["severity"], "warning");
-    assert!(got["extra"].as_str().unwrap().contains("\"delay\":300"), "{got}");
+    assert!(
+        got["extra"].as_str().unwrap().contains("\"delay\":300"),
+        "{got}"
+    );
     let dup = go(
         &app,
         Method::POST,
@@ -257,17 +324,34 @@ async fn rules_crud_bad_rules_and_tests() {
     assert_eq!(dup.status, StatusCode::CONFLICT, "{}", dup.body);
 
     let url = format!("/api/v0/rules/{rid}");
-    let r = go(&app, Method::PUT, &url, &app.admin, Some(json!({"severity": "critical"}))).await;
+    let r = go(
+        &app,
+        Method::PUT,
+        &url,
+        &app.admin,
+        Some(json!({"severity": "critical"})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let got = &r.json()["rules"][0];
     assert_eq!(got["severity"], "critical");
     assert_eq!(got["delay"], 300, "unchanged fields stay: {got}");
     assert_eq!(got["rule"], "storage.storage_perc > 95");
     // A bad edit changes nothing.
-    let r = go(&app, Method::PUT, &url, &app.admin, Some(json!({"rule": "storage.nope > 1"}))).await;
+    let r = go(
+        &app,
+        Method::PUT,
+        &url,
+        &app.admin,
+        Some(json!({"rule": "storage.nope > 1"})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     assert_eq!(r.json()["column"], 1);
-    assert_eq!(get_ok(&app, &url).await["rules"][0]["rule"], "storage.storage_perc > 95");
+    assert_eq!(
+        get_ok(&app, &url).await["rules"][0]["rule"],
+        "storage.storage_perc > 95"
+    );
     let r = go(
         &app,
         Method::PUT,
@@ -278,13 +362,30 @@ async fn rules_crud_bad_rules_and_tests() {
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.json()["rules"][0]["disabled"], 1);
-    assert_eq!(get_ok(&app, &url).await["rules"][0]["name"], "Disk really full");
-    let r = go(&app, Method::PUT, "/api/v0/rules/99999", &app.admin, Some(json!({"name": "x"}))).await;
+    assert_eq!(
+        get_ok(&app, &url).await["rules"][0]["name"],
+        "Disk really full"
+    );
+    let r = go(
+        &app,
+        Method::PUT,
+        "/api/v0/rules/99999",
+        &app.admin,
+        Some(json!({"name": "x"})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
 
     // Built-in rules are disabled, not deleted (they would come back at the next start).
     let builtin_id = down["id"].as_i64().unwrap();
-    let r = go(&app, Method::DELETE, &format!("/api/v0/rules/{builtin_id}"), &app.admin, None).await;
+    let r = go(
+        &app,
+        Method::DELETE,
+        &format!("/api/v0/rules/{builtin_id}"),
+        &app.admin,
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
     let r = go(&app, Method::DELETE, &url, &app.admin, None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -294,7 +395,15 @@ async fn rules_crud_bad_rules_and_tests() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
     // Test against now: the device is down, so device_down matches it and device_up not.
-    let test = |body: serde_json::Value| go(&app, Method::POST, "/api/v0/rules/test", &app.reader, Some(body));
+    let test = |body: serde_json::Value| {
+        go(
+            &app,
+            Method::POST,
+            "/api/v0/rules/test",
+            &app.reader,
+            Some(body),
+        )
+    };
     let r = test(json!({"rule": "macros.device_down"})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let j = r.json();
@@ -335,18 +444,38 @@ async fn roles_read_only_and_normal_users() {
     }
     // ...and is refused every write, which changes nothing.
     let writes = [
-        (Method::PUT, format!("/api/v0/alerts/{id}"), Some(json!({"note": "x"}))),
+        (
+            Method::PUT,
+            format!("/api/v0/alerts/{id}"),
+            Some(json!({"note": "x"})),
+        ),
         (Method::PUT, format!("/api/v0/alerts/unmute/{id}"), None),
-        (Method::POST, "/api/v0/rules".to_string(), Some(json!({"name": "x", "rule": "macros.device_down"}))),
-        (Method::PUT, "/api/v0/rules/1".to_string(), Some(json!({"severity": "ok"}))),
-        (Method::PUT, "/api/v0/rules".to_string(), Some(json!({"rule_id": 1, "severity": "ok"}))),
+        (
+            Method::POST,
+            "/api/v0/rules".to_string(),
+            Some(json!({"name": "x", "rule": "macros.device_down"})),
+        ),
+        (
+            Method::PUT,
+            "/api/v0/rules/1".to_string(),
+            Some(json!({"severity": "ok"})),
+        ),
+        (
+            Method::PUT,
+            "/api/v0/rules".to_string(),
+            Some(json!({"rule_id": 1, "severity": "ok"})),
+        ),
         (Method::DELETE, "/api/v0/rules/1".to_string(), None),
     ];
     for (m, uri, body) in writes {
         for t in [&app.reader, &app.normal] {
             let r = go(&app, m.clone(), &uri, t, body.clone()).await;
             assert_eq!(r.status, StatusCode::FORBIDDEN, "{m} {uri}: {}", r.body);
-            assert!(r.json()["message"].as_str().unwrap().contains("admin"), "{}", r.body);
+            assert!(
+                r.json()["message"].as_str().unwrap().contains("admin"),
+                "{}",
+                r.body
+            );
         }
     }
     let a = app.store.alert(id).await.unwrap().unwrap();

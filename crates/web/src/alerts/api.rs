@@ -82,7 +82,7 @@ pub(crate) async fn list_alerts(u: ApiUser, State(ctx): State<Shared>, q: Params
     let filter = AlertFilter::parse(&ctx.state.store, &params(q)?).await?;
     let mut alerts = model::alerts(&ctx.state.store, &filter).await?;
     // LibreNMS orders its list by time, newest first.
-    alerts.sort_by(|a, b| b.row.timestamp.cmp(&a.row.timestamp));
+    alerts.sort_by_key(|a| std::cmp::Reverse(a.row.timestamp));
     let list: Vec<Value> = alerts.iter().map(model::AlertView::to_json).collect();
     Ok(Json(
         json!({"status": "ok", "count": list.len(), "alerts": list}),
@@ -110,7 +110,11 @@ pub(crate) fn ack_request(body: &Value, by: &str) -> Result<AckRequest, Failure>
     let note = match obj.get("note") {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
-        Some(v) => return Err(Failure::bad_request(format!("note: expected a string, got {v}"))),
+        Some(v) => {
+            return Err(Failure::bad_request(format!(
+                "note: expected a string, got {v}"
+            )))
+        }
     };
     if note.chars().count() > 2000 {
         return Err(Failure::bad_request("note: at most 2000 characters"));
@@ -139,7 +143,11 @@ pub(crate) fn ack_request(body: &Value, by: &str) -> Result<AckRequest, Failure>
             }
             Some(t)
         }
-        Some(v) => return Err(Failure::bad_request(format!("until: expected a time, got {v}"))),
+        Some(v) => {
+            return Err(Failure::bad_request(format!(
+                "until: expected a time, got {v}"
+            )))
+        }
     };
     Ok(AckRequest {
         note,
@@ -358,7 +366,9 @@ pub(crate) async fn delete_rule(
         ));
     }
     if !ctx.state.store.remove_alert_rule(id).await? {
-        return Err(Failure::not_found(format!("alert rule {id} does not exist")));
+        return Err(Failure::not_found(format!(
+            "alert rule {id} does not exist"
+        )));
     }
     reload(&ctx).await;
     tracing::info!(user = %u.0.username, rule_id = id, name = %r.name, "alert rule removed");

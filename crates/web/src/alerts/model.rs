@@ -51,9 +51,10 @@ impl AlertFilter {
             f.device_id = Some(find_device(store, d).await?.device_id);
         }
         if let Some(r) = param("rule").or_else(|| param("rule_id")) {
-            f.rule_id = Some(r.parse().map_err(|_| {
-                Failure::bad_request(format!("rule={r:?}: expected a rule id"))
-            })?);
+            f.rule_id =
+                Some(r.parse().map_err(|_| {
+                    Failure::bad_request(format!("rule={r:?}: expected a rule id"))
+                })?);
         }
         Ok(f)
     }
@@ -316,7 +317,7 @@ pub(crate) async fn outbox(
     for s in states {
         rows.extend(store.outbox(Some(s), limit).await?);
     }
-    rows.sort_by(|a, b| b.id.cmp(&a.id));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.id));
     rows.truncate(limit as usize);
     Ok(rows)
 }

@@ -110,7 +110,9 @@ fn as_secs(key: &str, v: &Value) -> Result<u64, Failure> {
         Value::Number(n) => n
             .as_u64()
             .ok_or_else(|| field_err(key, "seconds (a number >= 0) or 5m, 1h", v)),
-        Value::String(s) => parse_duration(s).map_err(|e| Failure::bad_request(format!("{key}: {e}"))),
+        Value::String(s) => {
+            parse_duration(s).map_err(|e| Failure::bad_request(format!("{key}: {e}")))
+        }
         _ => Err(field_err(key, "seconds (a number >= 0) or 5m, 1h", v)),
     }
 }
@@ -202,13 +204,25 @@ impl RuleEdit {
                 self.device_groups = Some(as_list(k, v, Value::as_i64, "device group ids")?);
             }
             "locations" => {
-                self.locations = Some(as_list(k, v, |x| x.as_str().map(str::to_string), "strings")?);
+                self.locations = Some(as_list(
+                    k,
+                    v,
+                    |x| x.as_str().map(str::to_string),
+                    "strings",
+                )?);
             }
             "poller_groups" => {
                 let g = |x: &Value| x.as_i64().and_then(|n| i32::try_from(n).ok());
                 self.poller_groups = Some(as_list(k, v, g, "poller group numbers")?);
             }
-            "os" => self.os = Some(as_list(k, v, |x| x.as_str().map(str::to_string), "OS names")?),
+            "os" => {
+                self.os = Some(as_list(
+                    k,
+                    v,
+                    |x| x.as_str().map(str::to_string),
+                    "OS names",
+                )?)
+            }
             "transports" => self.transports = Some(as_list(k, v, named, "transport ids or names")?),
             "proc" | "procedure_url" => {
                 self.proc_url = Some(match v {
@@ -225,80 +239,6 @@ impl RuleEdit {
             }
         }
         Ok(())
-    }
-
-    /// From the rule form: every field is present (unchecked boxes are absent, so false);
-    /// lists are comma or whitespace separated.
-    pub(crate) fn from_form(form: &[(String, String)]) -> Result<RuleEdit, Failure> {
-        let get = |k: &str| {
-            form.iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.trim().to_string())
-        };
-        let words = |k: &str| -> Vec<String> {
-            get(k)
-                .unwrap_or_default()
-                .split(|c: char| c == ',' || c.is_whitespace())
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect()
-        };
-        let to_named = |s: String| match s.parse::<i64>() {
-            Ok(n) => Named::Id(n),
-            Err(_) => Named::Name(s),
-        };
-        let secs = |k: &str| -> Result<u64, Failure> {
-            match get(k).filter(|s| !s.is_empty()) {
-                None => Ok(0),
-                Some(s) => parse_duration(&s).map_err(|e| Failure::bad_request(format!("{k}: {e}"))),
-            }
-        };
-        let checked = |k: &str| get(k).is_some_and(|v| v != "0" && v != "false");
-        let mut e = RuleEdit {
-            name: get("name"),
-            expr: get("rule"),
-            severity: get("severity"),
-            delay: Some(secs("delay")?),
-            interval: Some(secs("interval")?),
-            count: Some(as_count(&Value::String(get("count").unwrap_or_default()))?),
-            mute: Some(checked("mute")),
-            invert: Some(checked("invert")),
-            recovery: Some(checked("recovery")),
-            per_entity: Some(checked("per_entity")),
-            disabled: Some(checked("disabled")),
-            invert_map: Some(checked("invert_map")),
-            devices: Some(words("devices").into_iter().map(to_named).collect()),
-            locations: Some(
-                get("locations")
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-            ),
-            os: Some(words("os")),
-            transports: Some(
-                form.iter()
-                    .filter(|(n, v)| n == "transport" && !v.is_empty())
-                    .map(|(_, v)| to_named(v.clone()))
-                    .collect(),
-            ),
-            proc_url: Some(get("proc").filter(|s| !s.is_empty())),
-            ..RuleEdit::default()
-        };
-        let groups = words("poller_groups");
-        e.poller_groups = Some(
-            groups
-                .iter()
-                .map(|g| {
-                    g.parse::<i32>().map_err(|_| {
-                        Failure::bad_request(format!("poller_groups: {g:?} is not a number"))
-                    })
-                })
-                .collect::<Result<_, _>>()?,
-        );
-        Ok(e)
     }
 
     /// The rule to store: `base` (the stored rule, for PUT) with these fields applied,
@@ -380,15 +320,19 @@ async fn device_ids(store: &Store, devices: Vec<Named>) -> Result<Vec<i64>, Fail
     let mut ids = Vec::with_capacity(devices.len());
     for d in devices {
         let id = match d {
-            Named::Id(id) => store
-                .device(id)
-                .await?
-                .ok_or_else(|| Failure::bad_request(format!("devices: no device {id}")))?
-                .device_id,
-            Named::Name(h) => find_device(store, &h)
-                .await
-                .map_err(|_| Failure::bad_request(format!("devices: no device {h:?}")))?
-                .device_id,
+            Named::Id(id) => {
+                store
+                    .device(id)
+                    .await?
+                    .ok_or_else(|| Failure::bad_request(format!("devices: no device {id}")))?
+                    .device_id
+            }
+            Named::Name(h) => {
+                find_device(store, &h)
+                    .await
+                    .map_err(|_| Failure::bad_request(format!("devices: no device {h:?}")))?
+                    .device_id
+            }
         };
         if !ids.contains(&id) {
             ids.push(id);
@@ -432,7 +376,12 @@ fn transport_ids(known: &[AlertTransport], wanted: Vec<Named>) -> Result<Vec<i64
 /// `disabled` 0/1) plus the options read from it and, for a rule that no longer compiles,
 /// why.
 pub(crate) fn rule_json(r: &AlertRule, broken: Option<&str>) -> Value {
-    let o = RuleOptions::from_row(&r.severity, &r.extra, r.proc_url.as_deref(), &r.transport_ids);
+    let o = RuleOptions::from_row(
+        &r.severity,
+        &r.extra,
+        r.proc_url.as_deref(),
+        &r.transport_ids,
+    );
     let mut v = json!({
         "id": r.id,
         "name": r.name,
@@ -509,47 +458,16 @@ mod tests {
         assert_eq!(e.invert, Some(false));
         assert_eq!(e.devices, Some(vec![]));
         let bad = RuleEdit::from_json(&json!({"nmae": "x"})).unwrap_err();
-        assert!(bad.message.contains("unknown field \"nmae\""), "{}", bad.message);
+        assert!(
+            bad.message.contains("unknown field \"nmae\""),
+            "{}",
+            bad.message
+        );
         assert!(bad.message.contains("severity"), "{}", bad.message);
         let qb = RuleEdit::from_json(&json!({"builder": {"condition": "AND"}})).unwrap_err();
         assert!(qb.message.contains("expressions"), "{}", qb.message);
         assert!(RuleEdit::from_json(&json!({"delay": -3})).is_err());
         assert!(RuleEdit::from_json(&json!({"mute": "maybe"})).is_err());
         assert!(RuleEdit::from_json(&json!([1])).is_err());
-    }
-
-    #[test]
-    fn forms_parse_every_field() {
-        let f: Vec<(String, String)> = [
-            ("name", "Disk"),
-            ("rule", "storage.storage_perc > 95"),
-            ("severity", "critical"),
-            ("delay", "2m"),
-            ("interval", ""),
-            ("count", "3"),
-            ("recovery", "on"),
-            ("devices", "r1, 7"),
-            ("poller_groups", "0 2"),
-            ("transport", "4"),
-            ("transport", "hook"),
-        ]
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
-        let e = RuleEdit::from_form(&f).unwrap();
-        assert_eq!(e.delay, Some(120));
-        assert_eq!(e.interval, Some(0));
-        assert_eq!(e.count, Some(Some(3)));
-        assert_eq!(e.recovery, Some(true));
-        assert_eq!(e.mute, Some(false));
-        assert_eq!(
-            e.devices,
-            Some(vec![Named::Name("r1".into()), Named::Id(7)])
-        );
-        assert_eq!(e.poller_groups, Some(vec![0, 2]));
-        assert_eq!(
-            e.transports,
-            Some(vec![Named::Id(4), Named::Name("hook".into())])
-        );
     }
 }

@@ -149,7 +149,11 @@ pub async fn alert_app() -> AlertApp {
     poll(&store, &engine, device_id, DeviceStatus::Down).await;
     let alerts = store.alerts().await.unwrap();
     let open: Vec<_> = alerts.iter().filter(|a| a.open).collect();
-    assert_eq!(open.len(), 1, "one alert expected after the down poll: {alerts:?}");
+    assert_eq!(
+        open.len(),
+        1,
+        "one alert expected after the down poll: {alerts:?}"
+    );
     let state = WebState {
         coord: lookout_coord::Coord::memory(),
         store: store.clone(),
@@ -175,7 +179,12 @@ pub async fn alert_app() -> AlertApp {
 }
 
 /// An API request with a token and an optional JSON body.
-pub fn call(method: Method, uri: &str, token: &str, body: Option<serde_json::Value>) -> Request<Body> {
+pub fn call(
+    method: Method,
+    uri: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> Request<Body> {
     let b = Request::builder()
         .method(method)
         .uri(uri)
