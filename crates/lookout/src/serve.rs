@@ -91,8 +91,9 @@ pub async fn serve(mut cfg: Config) -> Result<()> {
         None
     };
     // Alerting runs where polls and the master run: the poll hook decides inside each
-    // poll's commit, the master's tasks pass time and deliver.
-    let alerting = if cfg.roles.dispatcher || cfg.roles.poller {
+    // poll's commit, the master's tasks pass time and deliver; the web role acknowledges
+    // and tests rules through it.
+    let alerting = if cfg.roles.web || cfg.roles.dispatcher || cfg.roles.poller {
         let engine = lookout_alerting::engine::Engine::start(store.clone(), cfg.alerting.clone())
             .await
             .context("cannot start alerting (alert rules unreadable)")?;
@@ -117,18 +118,10 @@ pub async fn serve(mut cfg: Config) -> Result<()> {
                     cfg.listen
                 )
             })?;
-        // The alert pages acknowledge and test rules through an engine (its catalog
-        // reloaded like every node's).
-        let alerting = lookout_alerting::engine::Engine::start(
-            store.clone(),
-            lookout_alerting::engine::EngineConfig {
-                interval_secs: cfg.poll_interval_secs,
-                ..Default::default()
-            },
-        )
-        .await
-        .context("cannot start alerting for the web role (alert rules unreadable)")?;
-        tokio::spawn(alerting.clone().reload_loop(shutdown_rx.clone()));
+        // A web-only node reloads the alert catalog itself (dispatcher nodes do below).
+        if let (Some(e), false) = (&alerting, cfg.roles.dispatcher || cfg.roles.poller) {
+            tokio::spawn(e.clone().reload_loop(shutdown_rx.clone()));
+        }
         let state = WebState {
             store: store.clone(),
             timeseries: timeseries.clone(),
@@ -136,7 +129,7 @@ pub async fn serve(mut cfg: Config) -> Result<()> {
             app_key,
             poll_interval_secs: cfg.poll_interval_secs,
             node_name: cfg.node_id.clone(),
-            alerting: Some(alerting),
+            alerting: alerting.clone(),
         };
         let app = router(state);
         let mut web_shutdown = shutdown_rx.clone();
