@@ -26,6 +26,10 @@
 //! - catch-up: once the processes are stopped, `devices`, `ports`, `device_poll_log` and
 //!   `eventlog` have the same row counts on all three nodes (read with `wsrep_sync_wait`).
 //!
+//! - alerting: a rule notifies every 5 s per device to a webhook of the test's own; every
+//!   notification queued up to 10 s before the end of the window (so also those pending
+//!   while the node was down) is delivered before the processes stop, none is lost.
+//!
 //! Skipped when `LOOKOUT_TEST_DB=mysql` (it always runs on its own cluster, so the MariaDB leg
 //! of the CI would only run it twice) and when `LOOKOUT_TEST_GALERA=0`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -42,6 +46,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::webhook::Webhook;
 use common::{free_tcp_port, now_secs, PollRow, ADMIN_PASSWORD as PASSWORD};
 use lookout_testkit::galera::{GaleraCluster, Haproxy};
 
@@ -69,6 +74,8 @@ impl Lookouts {
         c.env("POLL_INTERVAL", INTERVAL.to_string())
             .env("POLLER_WORKERS", "4")
             .env("REDIS_URL", &self.redis_url)
+            .env("ALERT_TIME_PASS_SECS", "1")
+            .env("ALERT_RETRY_SECS", "1")
             .env("LOOKOUT_LOG", "info");
         common::use_mysql(&mut c, &self.db_host, None, DB);
         c
@@ -322,6 +329,60 @@ struct PhaseEnv {
     base: PathBuf,
     redis_url: String,
     token: String,
+    hook: Webhook,
+}
+
+/// Every notification queued before `before` is delivered within 60 s and was received
+/// by the webhook (none lost across the node kill). Returns (queued, received).
+fn assert_alerts_delivered(
+    name: &str,
+    galera: &GaleraCluster,
+    via: usize,
+    hook: &Webhook,
+    before: f64,
+) -> (usize, usize) {
+    let node = &galera.nodes[via];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let waiting = node.scalar(
+            DB,
+            &format!(
+                "SELECT COUNT(*) FROM alert_outbox WHERE state <> 'delivered' \
+                 AND UNIX_TIMESTAMP(created) < {before}"
+            ),
+        );
+        if waiting == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: {waiting} notifications still not delivered: {:?}",
+            node.rows(DB, "SELECT id, state, attempts, last_error FROM alert_outbox WHERE state <> 'delivered'")
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let keys: Vec<String> = node
+        .rows(
+            DB,
+            &format!(
+                "SELECT idempotency_key FROM alert_outbox WHERE UNIX_TIMESTAMP(created) < {before}"
+            ),
+        )
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    let got: BTreeSet<String> = hook
+        .received()
+        .into_iter()
+        .filter_map(|r| r.idempotency_key)
+        .collect();
+    let lost: Vec<&String> = keys.iter().filter(|k| !got.contains(*k)).collect();
+    assert!(lost.is_empty(), "{name}: notifications lost: {lost:?}");
+    assert!(
+        !keys.is_empty(),
+        "{name}: no notification queued: the rule never fired"
+    );
+    (keys.len(), hook.received().len())
 }
 
 /// One phase: start the processes on `db_host`, let them poll, kill -9 Galera node `victim`
@@ -423,6 +484,9 @@ async fn phase(
     stop.store(true, Ordering::Relaxed);
     let t_end = now_secs();
     let report = user.join().unwrap();
+    let (queued, received) =
+        assert_alerts_delivered(name, galera, survivor, &env.hook, t_end - 10.0);
+    eprintln!("{name}: alerting: {queued} notifications queued up to 10 s before the end, all delivered; {received} received");
     procs.stop();
     eprintln!(
         "{name}: window [{t_steady:.1}, {t_end:.1}], kill at {killed_at:.1}, stopped at {:.1}",
@@ -513,6 +577,27 @@ async fn pollers_and_web_survive_a_galera_node_kill() {
     admin.ok(&["user", "add", "admin", "--password", PASSWORD]);
     let out = admin.ok(&["token", "create", "--user", "admin"]);
     let token = out.lines().last().unwrap().trim().to_string();
+    let hook = Webhook::start();
+    admin.ok(&[
+        "alert",
+        "transport",
+        "add",
+        "hook",
+        "webhook",
+        "--url",
+        &hook.url(),
+        "--default",
+    ]);
+    admin.ok(&[
+        "alert",
+        "rules",
+        "add",
+        "Heartbeat",
+        "--rule",
+        "macros.device_up",
+        "--interval",
+        "5",
+    ]);
     let port = snmpd.port.to_string();
     for i in 0..DEVICES {
         admin.ok(&[
@@ -537,6 +622,7 @@ async fn pollers_and_web_survive_a_galera_node_kill() {
         base: base.path().to_path_buf(),
         redis_url,
         token,
+        hook,
     };
     phase(name, &mut galera, &env, db_host, 0, Some(n1)).await;
     eprintln!("phase 1 done after {:.1?}", t_begin.elapsed());
