@@ -439,6 +439,18 @@ fn validate_checks_alert_transports() {
     assert!(text.contains("[ OK ] alert transport \"up\""), "{text}");
     assert!(text.contains("[FAIL] alert transport \"down\""), "{text}");
     assert!(hook.received().is_empty(), "validate sent a notification");
+    // `transport test` sends one test notification now, and says when it cannot.
+    let out = lo.ok(&["alert", "transport", "test", "up"]);
+    assert!(out.contains("test notification sent"), "{out}");
+    let got = hook.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].body["kind"], "test");
+    let out = lo.run(&["alert", "transport", "test", "down"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("failed"),
+        "{out:?}"
+    );
     // A bad transport setting is refused when saved, naming the field.
     let err = lo.fails(&[
         "alert",
