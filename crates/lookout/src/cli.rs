@@ -34,8 +34,11 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Apply database migrations.
+    /// Apply database migrations (and encrypt plaintext SNMP secrets in place).
     Migrate(MigrateArgs),
+    /// The APP_KEY that seals sessions and the stored SNMP secrets.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Copy the whole database out to / in from a JSON file (e.g. SQLite → MariaDB).
     #[command(subcommand)]
     Db(DbCommand),
@@ -96,9 +99,19 @@ pub struct SnmpArgs {
     /// UDP port of the agent.
     #[arg(long, default_value_t = 161)]
     pub port: u16,
-    /// Community (v1/v2c).
-    #[arg(short = 'c', long, default_value = "public")]
+    /// Community (v1/v2c); `-` reads it from stdin. On the command line it is visible in
+    /// `ps` and the shell history: prefer LOOKOUT_SNMP_COMMUNITY, --community-file or `-`.
+    #[arg(
+        short = 'c',
+        long,
+        default_value = "public",
+        env = "LOOKOUT_SNMP_COMMUNITY",
+        hide_env_values = true
+    )]
     pub community: String,
+    /// Read the community from this file (its first line).
+    #[arg(long, value_name = "FILE", conflicts_with = "community")]
+    pub community_file: Option<PathBuf>,
     /// v1, v2c or v3.
     #[arg(long = "snmp-version", default_value = "v2c")]
     pub snmp_version: String,
@@ -111,13 +124,31 @@ pub struct SnmpArgs {
     /// v3: MD5, SHA, SHA-224, SHA-256, SHA-384, SHA-512.
     #[arg(long, default_value = "SHA")]
     pub auth_protocol: String,
-    #[arg(long, default_value = "")]
+    /// v3 authentication password; `-` reads it from stdin (see --community).
+    #[arg(
+        long,
+        default_value = "",
+        env = "LOOKOUT_SNMP_AUTHPASS",
+        hide_env_values = true
+    )]
     pub auth_password: String,
+    /// Read the v3 authentication password from this file (its first line).
+    #[arg(long, value_name = "FILE", conflicts_with = "auth_password")]
+    pub auth_password_file: Option<PathBuf>,
     /// v3: DES, AES, AES-192, AES-256.
     #[arg(long, default_value = "AES")]
     pub priv_protocol: String,
-    #[arg(long, default_value = "")]
+    /// v3 privacy password; `-` reads it from stdin (see --community).
+    #[arg(
+        long,
+        default_value = "",
+        env = "LOOKOUT_SNMP_PRIVPASS",
+        hide_env_values = true
+    )]
     pub priv_password: String,
+    /// Read the v3 privacy password from this file (its first line).
+    #[arg(long, value_name = "FILE", conflicts_with = "priv_password")]
+    pub priv_password_file: Option<PathBuf>,
     /// Per-request timeout.
     #[arg(long, default_value_t = 1000)]
     pub timeout_ms: u32,
@@ -145,6 +176,9 @@ pub enum DeviceCommand {
     List {
         #[arg(long)]
         json: bool,
+        /// With --json: include the SNMP community and v3 passwords (left out otherwise).
+        #[arg(long, requires = "json")]
+        show_secrets: bool,
     },
     /// Remove a device with its ports and events (RRD files are kept).
     Remove { host: String },
@@ -211,6 +245,14 @@ pub enum TokenCommand {
         #[arg(long, default_value = "")]
         description: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Generate a new APP_KEY in <data dir>/.env and re-encrypt every stored SNMP secret
+    /// with it (stop every `lookout serve` of the installation first; see
+    /// docs/configuration.md, "Rotating APP_KEY").
+    Rotate,
 }
 
 #[derive(Debug, Args)]

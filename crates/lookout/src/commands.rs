@@ -41,7 +41,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             crate::bench_alerts::run(args).await
         }
         Command::Db(cmd) => {
-            let cfg = Config::load(data_dir, &Overrides::default())?;
+            let mut cfg = Config::load(data_dir, &Overrides::default())?;
+            if matches!(cmd, crate::cli::DbCommand::Import { .. }) {
+                // Imported plaintext SNMP secrets are encrypted: with this key.
+                crate::key::ensure_app_key(&mut cfg)?;
+            }
             let store = open_migrated(&cfg).await?;
             db(&store, cmd).await?;
             Ok(ExitCode::SUCCESS)
@@ -55,7 +59,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             crate::poller_status::forget(&cfg, &node_id).await
         }
         Command::Migrate(args) => {
-            let cfg = Config::load(data_dir, &Overrides::default())?;
+            let mut cfg = Config::load(data_dir, &Overrides::default())?;
+            if !args.status {
+                // Plaintext SNMP secrets are encrypted by the migration: with this key.
+                crate::key::ensure_app_key(&mut cfg)?;
+            }
             let store = open_store(&cfg).await?;
             if args.status {
                 for m in store.migrate_status().await? {
@@ -75,7 +83,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 migrate(&store).await?;
                 println!("migrations applied");
             }
+            print_secrets_status(&store).await?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Key(crate::cli::KeyCommand::Rotate) => {
+            let cfg = Config::load(data_dir, &Overrides::default())?;
+            crate::key::rotate(cfg).await
         }
         Command::Device(cmd) => {
             let cfg = Config::load(data_dir, &Overrides::default())?;
@@ -170,11 +183,37 @@ async fn db(store: &Store, cmd: crate::cli::DbCommand) -> Result<()> {
     Ok(())
 }
 
-/// Opens the configured store with a message that names the file/servers.
+/// Opens the configured store with a message that names the file/servers, with the
+/// secret keys of APP_KEY (and APP_KEY_PREVIOUS) when it is set.
 pub async fn open_store(cfg: &Config) -> Result<Store> {
-    Store::open_with_tls(&cfg.store, &cfg.store_tls)
+    let keys = crate::key::secret_keys(cfg)?;
+    let store = Store::open_with_tls(&cfg.store, &cfg.store_tls)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}{}", store_hint(&e)))
+        .map_err(|e| anyhow::anyhow!("{e}{}", store_hint(&e)))?;
+    Ok(match keys {
+        Some((current, previous)) => store.with_secret_keys(current, previous),
+        None => store,
+    })
+}
+
+/// `lookout migrate`'s last line: how the stored SNMP secrets stand.
+async fn print_secrets_status(store: &Store) -> Result<()> {
+    let Ok(s) = store.secrets_status().await else {
+        // Not migrated yet (`--status` on a fresh database): nothing stored.
+        return Ok(());
+    };
+    let key = store.secret_key_id().unwrap_or("none");
+    println!(
+        "SNMP secrets: {} encrypted with APP_KEY (key id {key}), {} plaintext{}",
+        s.current,
+        s.plaintext,
+        if s.other_keys.is_empty() {
+            String::new()
+        } else {
+            format!(", encrypted with other keys: {:?}", s.other_keys)
+        }
+    );
+    Ok(())
 }
 
 pub async fn migrate(store: &Store) -> Result<()> {
@@ -212,14 +251,35 @@ pub async fn open_timeseries(cfg: &Config) -> Result<TimeSeries> {
 /// Builds a device's SNMP settings from the command-line flags.
 pub fn snmp_config(args: &SnmpArgs) -> Result<SnmpConfig> {
     let version: SnmpVersion = args.snmp_version.parse()?;
-    let v3 = (version == SnmpVersion::V3).then(|| SnmpV3Config {
-        security_level: args.security_level.clone(),
-        auth_user: args.auth_user.clone(),
-        auth_protocol: args.auth_protocol.clone(),
-        auth_password: args.auth_password.clone(),
-        priv_protocol: args.priv_protocol.clone(),
-        priv_password: args.priv_password.clone(),
-    });
+    let mut stdin_taken = false;
+    let community = secret(
+        "--community",
+        &args.community,
+        args.community_file.as_deref(),
+        &mut stdin_taken,
+    )?;
+    let v3 = if version == SnmpVersion::V3 {
+        Some(SnmpV3Config {
+            security_level: args.security_level.clone(),
+            auth_user: args.auth_user.clone(),
+            auth_protocol: args.auth_protocol.clone(),
+            auth_password: secret(
+                "--auth-password",
+                &args.auth_password,
+                args.auth_password_file.as_deref(),
+                &mut stdin_taken,
+            )?,
+            priv_protocol: args.priv_protocol.clone(),
+            priv_password: secret(
+                "--priv-password",
+                &args.priv_password,
+                args.priv_password_file.as_deref(),
+                &mut stdin_taken,
+            )?,
+        })
+    } else {
+        None
+    };
     if let Some(v3) = &v3 {
         if v3.auth_user.is_empty() {
             bail!("SNMPv3 needs --auth-user");
@@ -231,11 +291,62 @@ pub fn snmp_config(args: &SnmpArgs) -> Result<SnmpConfig> {
     Ok(SnmpConfig {
         version,
         port: args.port,
-        community: args.community.clone(),
+        community,
         timeout_ms: args.timeout_ms,
         retries: args.retries,
         v3,
     })
+}
+
+/// A secret given as a value (flag or environment), `-` for stdin, or a file (its first
+/// line; a trailing newline is not part of the secret). One secret at most from stdin.
+fn secret(
+    flag: &str,
+    value: &str,
+    file: Option<&std::path::Path>,
+    stdin_taken: &mut bool,
+) -> Result<String> {
+    let first_line = |text: &str| text.lines().next().unwrap_or("").to_string();
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {flag}-file {}", path.display()))?;
+        let line = first_line(&text);
+        if line.is_empty() {
+            bail!("{flag}-file {} is empty", path.display());
+        }
+        return Ok(line);
+    }
+    if value != "-" {
+        return Ok(value.to_string());
+    }
+    if std::mem::replace(stdin_taken, true) {
+        bail!("only one secret can be read from stdin ({flag} -): give the others as files or environment variables");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .with_context(|| format!("cannot read {flag} from stdin"))?;
+    let line = first_line(&line);
+    if line.is_empty() {
+        bail!("{flag} -: nothing on stdin");
+    }
+    Ok(line)
+}
+
+/// A device as `device list --json` prints it: without its SNMP community and v3
+/// passwords unless `show_secrets`.
+fn device_json(d: &lookout_core::Device, show_secrets: bool) -> Result<serde_json::Value> {
+    let mut v = serde_json::to_value(d)?;
+    if !show_secrets {
+        if let Some(snmp) = v.get_mut("snmp").and_then(|s| s.as_object_mut()) {
+            snmp.remove("community");
+            if let Some(v3) = snmp.get_mut("v3").and_then(|x| x.as_object_mut()) {
+                v3.remove("auth_password");
+                v3.remove("priv_password");
+            }
+        }
+    }
+    Ok(v)
 }
 
 async fn poller_for(cfg: &Config, store: Store) -> Result<Poller> {
@@ -252,7 +363,7 @@ async fn poller_for(cfg: &Config, store: Store) -> Result<Poller> {
     .context("cannot start the poller")
 }
 
-async fn device(cfg: Config, cmd: DeviceCommand) -> Result<ExitCode> {
+async fn device(mut cfg: Config, cmd: DeviceCommand) -> Result<ExitCode> {
     match cmd {
         DeviceCommand::Add {
             host,
@@ -262,6 +373,8 @@ async fn device(cfg: Config, cmd: DeviceCommand) -> Result<ExitCode> {
         } => {
             validate_hostname(&host).with_context(|| format!("cannot add {host:?}"))?;
             let snmp = snmp_config(&snmp)?;
+            // The device's SNMP secrets are stored encrypted with APP_KEY: one must exist.
+            crate::key::ensure_app_key(&mut cfg)?;
             let store = open_migrated(&cfg).await?;
             if store.device_by_hostname(&host).await?.is_some() {
                 bail!("device {host} already exists (remove it first with `lookout device remove {host}`)");
@@ -289,11 +402,15 @@ async fn device(cfg: Config, cmd: DeviceCommand) -> Result<ExitCode> {
             println!("added device {} (device_id {})", d.hostname, d.device_id);
             Ok(ExitCode::SUCCESS)
         }
-        DeviceCommand::List { json } => {
+        DeviceCommand::List { json, show_secrets } => {
             let store = open_migrated(&cfg).await?;
             let devices = store.devices().await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&devices)?);
+                let out = devices
+                    .iter()
+                    .map(|d| device_json(d, show_secrets))
+                    .collect::<Result<Vec<_>>>()?;
+                println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 println!(
                     "{:<6} {:<28} {:<24} {:<10} {:<6} {:<20}",

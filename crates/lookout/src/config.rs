@@ -29,6 +29,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `APP_KEY`, absent until first start writes one.
     pub app_key: Option<String>,
+    /// `APP_KEY_PREVIOUS`: the key before `lookout key rotate`, set only while a rotation
+    /// is under way (it still opens SNMP secrets sealed with it; see `crate::key`).
+    pub app_key_previous: Option<String>,
     pub store: StoreConfig,
     /// `DB_SSL_MODE`, `DB_SSL_CA`, `DB_SSL_CERT`, `DB_SSL_KEY`: TLS of MySQL connections.
     pub store_tls: MysqlTls,
@@ -310,6 +313,7 @@ impl Config {
             data_dir,
             listen,
             app_key: vars.get("APP_KEY"),
+            app_key_previous: vars.get("APP_KEY_PREVIOUS"),
             store,
             store_tls,
             timeseries,
@@ -388,11 +392,24 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "lookout".to_string())
 }
 
+/// Creates the data dir (and missing parents) mode 0700: it holds `.env` with APP_KEY and
+/// the SQLite database. An existing directory is left as it is.
+pub fn create_data_dir(data_dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    if data_dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .with_context(|| format!("cannot create data dir {}", data_dir.display()))
+}
+
 /// Appends `KEY=value` to `<data_dir>/.env`, creating it (mode 0600: it holds APP_KEY).
 pub fn append_env(data_dir: &Path, key: &str, value: &str) -> Result<()> {
     use std::io::Write;
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    create_data_dir(data_dir)?;
     let path = data_dir.join(ENV_FILE);
     let mut opts = std::fs::OpenOptions::new();
     opts.create(true).append(true);
@@ -408,6 +425,75 @@ pub fn append_env(data_dir: &Path, key: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Sets (`Some`) or removes (`None`) variables of `<data_dir>/.env`, keeping every other
+/// line (comments too) as it is; a variable not yet in the file is appended. Atomic: the
+/// new text is written to a temporary file in the same directory (mode 0600), synced and
+/// renamed over `.env`, and the directory synced, so a crash leaves the old file or the new
+/// one, never a mix (the file holds APP_KEY: losing it loses every sealed secret).
+pub fn rewrite_env(data_dir: &Path, changes: &[(&str, Option<&str>)]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = data_dir.join(ENV_FILE);
+    let old = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let text = edit_env_text(&old, changes);
+    let tmp = data_dir.join(format!("{ENV_FILE}.tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(data_dir)?.sync_all()
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::anyhow!("cannot write {} atomically: {e}", path.display())
+    })
+}
+
+/// [`rewrite_env`]'s text edit: each `KEY=...` line of a changed variable (also `export
+/// KEY=...`) is replaced by the new value or dropped.
+fn edit_env_text(old: &str, changes: &[(&str, Option<&str>)]) -> String {
+    let name_of = |line: &str| -> Option<String> {
+        let t = line.trim_start();
+        let t = t.strip_prefix("export ").unwrap_or(t);
+        let (name, _) = t.split_once('=')?;
+        let name = name.trim();
+        (!name.is_empty() && !name.starts_with('#')).then(|| name.to_string())
+    };
+    let mut out = String::new();
+    let mut done = Vec::new();
+    for line in old.lines() {
+        let change = name_of(line).and_then(|n| changes.iter().find(|(k, _)| *k == n));
+        match change {
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+            Some((k, v)) => {
+                if let (Some(v), false) = (v, done.contains(k)) {
+                    out.push_str(&format!("{k}={v}\n"));
+                }
+                done.push(*k);
+            }
+        }
+    }
+    for (k, v) in changes {
+        if let (Some(v), false) = (v, done.contains(k)) {
+            out.push_str(&format!("{k}={v}\n"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -420,6 +506,29 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn env_edits_keep_other_lines() {
+        let old =
+            "# installation\nAPP_KEY=base64:old\nPOLL_INTERVAL=60\nexport APP_KEY_PREVIOUS=x\n";
+        let new = edit_env_text(
+            old,
+            &[
+                ("APP_KEY", Some("base64:new")),
+                ("APP_KEY_PREVIOUS", Some("base64:old")),
+            ],
+        );
+        assert_eq!(
+            new,
+            "# installation\nAPP_KEY=base64:new\nPOLL_INTERVAL=60\nAPP_KEY_PREVIOUS=base64:old\n"
+        );
+        let done = edit_env_text(&new, &[("APP_KEY_PREVIOUS", None)]);
+        assert_eq!(
+            done,
+            "# installation\nAPP_KEY=base64:new\nPOLL_INTERVAL=60\n"
+        );
+        assert_eq!(edit_env_text("", &[("A", Some("1"))]), "A=1\n");
     }
 
     #[test]

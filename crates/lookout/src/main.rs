@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod config;
 mod discover;
+mod key;
 mod poller_status;
 mod serve;
 

@@ -17,25 +17,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::commands::{generate_password, open_migrated};
-use crate::config::{append_env, Config, Overrides};
-
-/// First start: an `APP_KEY` in `<data dir>/.env`. Every web instance of a cluster must
-/// share it (sessions are sealed with it), so it is generated only when none is set.
-fn ensure_app_key(cfg: &mut Config) -> Result<AppKey> {
-    if let Some(text) = &cfg.app_key {
-        return text
-            .parse::<AppKey>()
-            .map_err(|e| anyhow::anyhow!("APP_KEY is not valid ({e}); expected base64:<32 bytes>, e.g. from a fresh install's .env"));
-    }
-    let key = AppKey::generate();
-    append_env(&cfg.data_dir, "APP_KEY", &key.to_string())?;
-    info!(
-        file = %cfg.data_dir.join(crate::config::ENV_FILE).display(),
-        "generated APP_KEY (copy it to every web node of a cluster)"
-    );
-    cfg.app_key = Some(key.to_string());
-    Ok(key)
-}
+use crate::config::{Config, Overrides};
 
 /// First start: an `admin` user, password from LOOKOUT_ADMIN_PASSWORD or generated and
 /// printed once.
@@ -66,9 +48,8 @@ async fn ensure_admin(cfg: &Config, store: &Store) -> Result<()> {
 }
 
 pub async fn serve(mut cfg: Config) -> Result<()> {
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
-    let app_key = ensure_app_key(&mut cfg)?;
+    crate::config::create_data_dir(&cfg.data_dir)?;
+    let app_key = crate::key::ensure_app_key(&mut cfg)?;
     let store = open_migrated(&cfg).await?;
     ensure_admin(&cfg, &store).await?;
     let timeseries = crate::commands::open_timeseries(&cfg).await?;
@@ -304,17 +285,7 @@ pub async fn validate(data_dir: PathBuf) -> Result<ExitCode> {
                 });
             }
         }
-        checks.push(match open_migrated(cfg).await {
-            Ok(store) => match store.ping().await {
-                Ok(()) => Check { ok: true, what: format!("database reachable ({})", describe_store(cfg)), fix: String::new() },
-                Err(e) => Check { ok: false, what: format!("database: {e}"), fix: "check DB_* settings".into() },
-            },
-            Err(e) => Check {
-                ok: false,
-                what: format!("database ({}): {e:#}", describe_store(cfg)),
-                fix: "check DB_CONNECTION, DB_HOST, DB_PORT, DB_DATABASE, DB_USERNAME, DB_PASSWORD, DB_SSL_*; for SQLite, that the file's directory is writable".into(),
-            },
-        });
+        checks.extend(database_checks(cfg).await);
         checks.push(match TimeSeries::open_with(&cfg.timeseries, cfg.timeseries_options.clone()).await {
             Ok(ts) => match ts.check().await {
                 Ok(()) => Check {
@@ -387,6 +358,84 @@ pub async fn validate(data_dir: PathBuf) -> Result<ExitCode> {
         println!("{failed} of {} checks failed", checks.len());
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// The database is reachable and migrated, and its SNMP secrets are encrypted with this
+/// APP_KEY. An invalid APP_KEY was reported already: the database is checked without it.
+async fn database_checks(cfg: &Config) -> Vec<Check> {
+    let db_fix = "check DB_CONNECTION, DB_HOST, DB_PORT, DB_DATABASE, DB_USERNAME, DB_PASSWORD, DB_SSL_*; for SQLite, that the file's directory is writable";
+    let keyless;
+    let cfg_used = if crate::key::secret_keys(cfg).is_err() {
+        keyless = Config {
+            app_key: None,
+            app_key_previous: None,
+            ..cfg.clone()
+        };
+        &keyless
+    } else {
+        cfg
+    };
+    let store = match crate::commands::open_store(cfg_used).await {
+        Ok(s) => s,
+        Err(e) => {
+            return vec![Check {
+                ok: false,
+                what: format!("database ({}): {e:#}", describe_store(cfg)),
+                fix: db_fix.into(),
+            }]
+        }
+    };
+    let mut checks = Vec::new();
+    match store.migrate().await {
+        Err(lookout_store::StoreError::Secrets(m)) => checks.push(Check {
+            ok: false,
+            what: format!("SNMP secrets: {m}"),
+            fix: "set APP_KEY (and every node's) to the key this database was written with".into(),
+        }),
+        Err(e) => {
+            checks.push(Check {
+                ok: false,
+                what: format!("database ({}): {e}", describe_store(cfg)),
+                fix: db_fix.into(),
+            });
+            return checks;
+        }
+        Ok(()) => {}
+    }
+    checks.push(match store.ping().await {
+        Ok(()) => Check {
+            ok: true,
+            what: format!("database reachable ({})", describe_store(cfg)),
+            fix: String::new(),
+        },
+        Err(e) => Check {
+            ok: false,
+            what: format!("database: {e}"),
+            fix: "check DB_* settings".into(),
+        },
+    });
+    if let (Ok(status), Some(id)) = (store.secrets_status().await, store.secret_key_id()) {
+        if status.other_keys.is_empty() && status.plaintext == 0 {
+            checks.push(Check {
+                ok: true,
+                what: format!(
+                    "SNMP secrets encrypted with APP_KEY (key id {id}; {} values)",
+                    status.current
+                ),
+                fix: String::new(),
+            });
+        } else if checks.iter().all(|c| c.ok) {
+            checks.push(Check {
+                ok: false,
+                what: format!(
+                    "SNMP secrets: {} plaintext, other keys {:?} (APP_KEY has key id {id})",
+                    status.plaintext, status.other_keys
+                ),
+                fix: "run `lookout migrate` (encrypts plaintext); for other keys set APP_KEY to the key they were written with".into(),
+            });
+        }
+    }
+    checks
 }
 
 fn describe_store(cfg: &Config) -> String {

@@ -9,7 +9,11 @@ use common::Install;
 fn validate_names_the_problem_and_the_fix() {
     let lo = Install::new();
     // Fresh install: no APP_KEY yet.
-    let out = lo.run(&["validate"]);
+    let out = lo
+        .cmd(&["validate"])
+        .env_remove("APP_KEY")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("[FAIL] APP_KEY is not set"), "{text}");

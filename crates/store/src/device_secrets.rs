@@ -127,6 +127,9 @@ impl Store {
                 device_secrets_after(after, RESEAL_BATCH)
             )?;
             let Some(last) = rows.last() else {
+                if report.sealed_plaintext + report.resealed > 0 {
+                    self.scrub_sqlite().await?;
+                }
                 return Ok(report);
             };
             after = last.device_id;
@@ -169,6 +172,37 @@ impl Store {
                 )?;
             }
         }
+    }
+
+    /// After values were replaced in place: SQLite keeps the old bytes (plaintext, or
+    /// ciphertext of the old key) in free space of pages, freed pages and WAL frames until
+    /// they are reused. `VACUUM` rewrites the database from its live rows and a TRUNCATE
+    /// checkpoint empties the WAL, so a copy of the files taken afterwards holds only the
+    /// sealed values. Once per migration that sealed something (it rewrites the whole file).
+    /// A reader in another process can keep the WAL from being truncated: said, not failed.
+    /// MySQL/InnoDB purges old row versions itself; its files are not scrubbed here.
+    async fn scrub_sqlite(&self) -> Result<()> {
+        let Inner::Sqlite(b) = &*self.inner else {
+            return Ok(());
+        };
+        let _writer = b.write_gate.lock().await;
+        let res: Result<(i64, i64, i64)> = async {
+            let mut c = b.pool.acquire().await.map_err(|e| query_err("vacuum", e))?;
+            sqlx::raw_sql("VACUUM")
+                .execute(&mut *c)
+                .await
+                .map_err(|e| query_err("vacuum", e))?;
+            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&mut *c)
+                .await
+                .map_err(|e| query_err("wal_checkpoint", e))
+        }
+        .await;
+        let (busy, _, _) = res.map_err(|e| b.explain(e))?;
+        if busy != 0 {
+            tracing::warn!(path = %b.path.display(), "the WAL could not be emptied (another process is reading the database); old values stay in it until it is reused");
+        }
+        Ok(())
     }
 
     /// Counts stored secrets by state (plaintext, sealed with the current key, with another

@@ -96,6 +96,26 @@ async fn raw_secrets(fx: &Fixture) -> Vec<String> {
     all
 }
 
+/// SQLite: whether the database file or its WAL contains `needle` anywhere (live or not);
+/// `None` on MySQL.
+fn file_bytes_contain(fx: &Fixture, needle: &str) -> Option<bool> {
+    let Fixture::Sqlite {
+        config: lookout_store::StoreConfig::Sqlite { path },
+        ..
+    } = fx
+    else {
+        return None;
+    };
+    let mut found = false;
+    for suffix in ["", "-wal"] {
+        let file = format!("{}{suffix}", path.display());
+        if let Ok(bytes) = std::fs::read(&file) {
+            found |= bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+        }
+    }
+    Some(found)
+}
+
 fn assert_all_sealed_with(raw: &[String], key_id: &str, plaintexts: &[&str]) {
     assert!(!raw.is_empty());
     for v in raw {
@@ -183,8 +203,17 @@ async fn a_plaintext_database_is_sealed_by_migrate(fx: &Fixture) {
     let store = keyed(fx, 1, &[]).await;
     let status = store.secrets_status().await.unwrap();
     assert_eq!((status.plaintext, status.current), (3, 0));
+    assert!(file_bytes_contain(fx, "plain-comm") != Some(false));
     store.migrate().await.unwrap();
     assert_all_sealed_with(&raw_secrets(fx).await, key(1).id(), &["plain-"]);
+    // Not even as leftovers in free space or the WAL (SQLite: VACUUM + TRUNCATE checkpoint).
+    for p in ["plain-comm", "plain-auth", "plain-priv"] {
+        assert_ne!(
+            file_bytes_contain(fx, p),
+            Some(true),
+            "{p} left in the files"
+        );
+    }
     assert_eq!(store.devices().await.unwrap(), expected);
     let status = store.secrets_status().await.unwrap();
     assert_eq!((status.plaintext, status.current), (0, 3));

@@ -51,6 +51,10 @@ pub fn now_secs() -> f64 {
 /// inherit from the shell that runs it.
 const INHERITED: &[&str] = &[
     "LOOKOUT_DATA_DIR",
+    "APP_KEY_PREVIOUS",
+    "LOOKOUT_SNMP_COMMUNITY",
+    "LOOKOUT_SNMP_AUTHPASS",
+    "LOOKOUT_SNMP_PRIVPASS",
     "LOOKOUT_ROLES",
     "LOOKOUT_LISTEN",
     "NODE_ID",
@@ -68,14 +72,20 @@ const INHERITED: &[&str] = &[
     "RRDCACHED",
 ];
 
-/// `lookout --data-dir DATA_DIR`, run in `work_dir`, with [`ADMIN_PASSWORD`] and none of
-/// the caller's database, coordination or role settings.
+/// The APP_KEY of every test installation: the nodes of a test cluster have data dirs of
+/// their own but must share the key, as a real cluster's nodes must (it seals sessions and
+/// the stored SNMP secrets). Tests of key generation and rotation remove it.
+pub const TEST_APP_KEY: &str = "base64:bG9va291dC10ZXN0LWFwcC1rZXktMzItYnl0ZXMhISE=";
+
+/// `lookout --data-dir DATA_DIR`, run in `work_dir`, with [`ADMIN_PASSWORD`],
+/// [`TEST_APP_KEY`] and none of the caller's database, coordination or role settings.
 pub fn lookout(data_dir: &Path, work_dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_lookout"));
     c.arg("--data-dir")
         .arg(data_dir)
         .current_dir(work_dir)
-        .env("LOOKOUT_ADMIN_PASSWORD", ADMIN_PASSWORD);
+        .env("LOOKOUT_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("APP_KEY", TEST_APP_KEY);
     for var in INHERITED {
         c.env_remove(var);
     }
