@@ -104,6 +104,7 @@ pub fn router(state: WebState) -> Router {
         .route("/device/{device_id}", get(pages::device))
         .route("/status", get(pages::status))
         .route("/poller", get(poller::page))
+        .merge(alerts_pages())
         .route("/graph-data/port/{port_id}", get(graph::port))
         .route("/assets/{fingerprint}/{name}", get(assets::serve))
         .route("/health", get(health))
@@ -135,6 +136,28 @@ fn alerts_api() -> Router<Shared> {
         )
         .route("/logs/alertlog", get(a::alert_log))
         .route("/logs/alertlog/{hostname}", get(a::device_alert_log))
+}
+
+/// The alert pages under `/alerts` (see `alerts::pages`, `ops_pages`, `rule_pages`).
+fn alerts_pages() -> Router<Shared> {
+    use alerts::{ops_pages as o, pages as p, rule_pages as r};
+    Router::new()
+        .route("/alerts", get(p::alerts))
+        .route("/alerts/{id}/ack", post(p::ack))
+        .route("/alerts/{id}/unack", post(p::unack))
+        .route("/alerts/log", get(p::log))
+        .route("/alerts/outbox", get(p::outbox))
+        .route("/alerts/rules", get(r::rules))
+        .route("/alerts/rules/new", get(r::new_rule).post(r::post_new))
+        .route("/alerts/rules/{id}", get(r::edit_rule).post(r::post_edit))
+        .route("/alerts/rules/{id}/delete", post(r::delete))
+        .route("/alerts/transports", get(o::transports))
+        .route("/alerts/transports/{id}/test", post(o::send_test))
+        .route(
+            "/alerts/maintenance",
+            get(o::maintenance).post(o::add_maintenance),
+        )
+        .route("/alerts/maintenance/{id}/remove", post(o::remove_maintenance))
 }
 
 /// How long a page or API request may take before it is answered 503 "the database is

@@ -52,8 +52,8 @@ impl Layout {
 
 /// A request with a valid session of an existing user.
 pub(crate) struct PageUser {
-    user: User,
-    session: SessionData,
+    pub(crate) user: User,
+    pub(crate) session: SessionData,
 }
 
 impl FromRequestParts<Shared> for PageUser {

@@ -14,10 +14,15 @@
 //! they are stored, and every engine of the cluster picks them up on its next reload.
 //!
 //! Code map: `model` (alerts, log and outbox rows joined with devices and rules; filters),
-//! `rules` (rule bodies from JSON, rule JSON), `api` (JSON handlers).
+//! `rules` (rule bodies from JSON or a form, rule JSON), `api` (JSON handlers), `pages`
+//! (alerts, log, outbox), `ops_pages` (transports, maintenance) and `rule_pages` (rules),
+//! HTML.
 
 pub(crate) mod api;
 pub(crate) mod model;
+pub(crate) mod ops_pages;
+pub(crate) mod pages;
+pub(crate) mod rule_pages;
 pub(crate) mod rules;
 
 use std::sync::Arc;
@@ -112,6 +117,11 @@ impl Failure {
             v["caret"] = json!(e.render(expr));
         }
         v
+    }
+
+    /// As a page: the short HTML error page.
+    pub(crate) fn into_page(self) -> Response {
+        crate::error::error_page(self.status, &self.message)
     }
 }
 
@@ -256,6 +266,17 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
     n.checked_mul(mult).ok_or_else(bad)
 }
 
+/// Seconds as LibreNMS shows rule delays: `0`, `90s`, `5m`, `2h`, `1d`.
+pub(crate) fn show_duration(secs: u64) -> String {
+    match secs {
+        0 => "0".to_string(),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -272,6 +293,10 @@ mod tests {
         assert!(parse_duration("-5").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("99999999999999999999d").is_err());
+        assert_eq!(show_duration(0), "0");
+        assert_eq!(show_duration(300), "5m");
+        assert_eq!(show_duration(90), "90s");
+        assert_eq!(show_duration(7200), "2h");
         let now = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
         assert_eq!(
             parse_time("2026-01-02T05:00:00+01:00", now).unwrap(),

@@ -241,6 +241,80 @@ impl RuleEdit {
         Ok(())
     }
 
+    /// From the rule form: every field is present (unchecked boxes are absent, so false);
+    /// lists are comma or whitespace separated.
+    pub(crate) fn from_form(form: &[(String, String)]) -> Result<RuleEdit, Failure> {
+        let get = |k: &str| {
+            form.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.trim().to_string())
+        };
+        let words = |k: &str| -> Vec<String> {
+            get(k)
+                .unwrap_or_default()
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        let to_named = |s: String| match s.parse::<i64>() {
+            Ok(n) => Named::Id(n),
+            Err(_) => Named::Name(s),
+        };
+        let secs = |k: &str| -> Result<u64, Failure> {
+            match get(k).filter(|s| !s.is_empty()) {
+                None => Ok(0),
+                Some(s) => parse_duration(&s).map_err(|e| Failure::bad_request(format!("{k}: {e}"))),
+            }
+        };
+        let checked = |k: &str| get(k).is_some_and(|v| v != "0" && v != "false");
+        let mut e = RuleEdit {
+            name: get("name"),
+            expr: get("rule"),
+            severity: get("severity"),
+            delay: Some(secs("delay")?),
+            interval: Some(secs("interval")?),
+            count: Some(as_count(&Value::String(get("count").unwrap_or_default()))?),
+            mute: Some(checked("mute")),
+            invert: Some(checked("invert")),
+            recovery: Some(checked("recovery")),
+            per_entity: Some(checked("per_entity")),
+            disabled: Some(checked("disabled")),
+            invert_map: Some(checked("invert_map")),
+            devices: Some(words("devices").into_iter().map(to_named).collect()),
+            locations: Some(
+                get("locations")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            ),
+            os: Some(words("os")),
+            transports: Some(
+                form.iter()
+                    .filter(|(n, v)| n == "transport" && !v.is_empty())
+                    .map(|(_, v)| to_named(v.clone()))
+                    .collect(),
+            ),
+            proc_url: Some(get("proc").filter(|s| !s.is_empty())),
+            ..RuleEdit::default()
+        };
+        let groups = words("poller_groups");
+        e.poller_groups = Some(
+            groups
+                .iter()
+                .map(|g| {
+                    g.parse::<i32>().map_err(|_| {
+                        Failure::bad_request(format!("poller_groups: {g:?} is not a number"))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        );
+        Ok(e)
+    }
+
     /// The rule to store: `base` (the stored rule, for PUT) with these fields applied,
     /// device and transport names resolved, checked by the rule compiler.
     pub(crate) async fn resolve(
@@ -469,5 +543,40 @@ mod tests {
         assert!(RuleEdit::from_json(&json!({"delay": -3})).is_err());
         assert!(RuleEdit::from_json(&json!({"mute": "maybe"})).is_err());
         assert!(RuleEdit::from_json(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn forms_parse_every_field() {
+        let f: Vec<(String, String)> = [
+            ("name", "Disk"),
+            ("rule", "storage.storage_perc > 95"),
+            ("severity", "critical"),
+            ("delay", "2m"),
+            ("interval", ""),
+            ("count", "3"),
+            ("recovery", "on"),
+            ("devices", "r1, 7"),
+            ("poller_groups", "0 2"),
+            ("transport", "4"),
+            ("transport", "hook"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        let e = RuleEdit::from_form(&f).unwrap();
+        assert_eq!(e.delay, Some(120));
+        assert_eq!(e.interval, Some(0));
+        assert_eq!(e.count, Some(Some(3)));
+        assert_eq!(e.recovery, Some(true));
+        assert_eq!(e.mute, Some(false));
+        assert_eq!(
+            e.devices,
+            Some(vec![Named::Name("r1".into()), Named::Id(7)])
+        );
+        assert_eq!(e.poller_groups, Some(vec![0, 2]));
+        assert_eq!(
+            e.transports,
+            Some(vec![Named::Id(4), Named::Name("hook".into())])
+        );
     }
 }
