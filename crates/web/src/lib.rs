@@ -157,7 +157,10 @@ fn alerts_pages() -> Router<Shared> {
             "/alerts/maintenance",
             get(o::maintenance).post(o::add_maintenance),
         )
-        .route("/alerts/maintenance/{id}/remove", post(o::remove_maintenance))
+        .route(
+            "/alerts/maintenance/{id}/remove",
+            post(o::remove_maintenance),
+        )
 }
 
 /// How long a page or API request may take before it is answered 503 "the database is

@@ -20,8 +20,8 @@ use lookout_store::{AlertTransport, Maintenance};
 
 use super::model::{find_device, Names};
 use super::pages::{
-    check_read, check_write, field, form_pairs, path_id, query_map, render, with_notice,
-    FormBody, Frame, PageQuery, Pairs,
+    check_read, check_write, field, form_pairs, path_id, query_map, render, with_notice, FormBody,
+    Frame, PageQuery, Pairs,
 };
 use super::{parse_duration, parse_time, reload, Failure};
 use crate::pages::{Layout, PageUser};
@@ -70,7 +70,10 @@ fn transport_line(t: &AlertTransport, names: &Names) -> TransportLine {
         default: t.is_default,
         config,
         rules,
-        problem: transport::build(t).err().map(|e| e.to_string()).unwrap_or_default(),
+        problem: transport::build(t)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -98,7 +101,7 @@ async fn transports_page(ctx: &Shared, u: &PageUser, f: Frame, status: StatusCod
 /// `GET /alerts/transports`
 pub(crate) async fn transports(u: PageUser, State(ctx): State<Shared>, q: PageQuery) -> Response {
     if let Err(r) = check_read(&u) {
-        return r;
+        return *r;
     }
     let f = Frame::new(&u, "/alerts/transports").with_notice(&query_map(q));
     transports_page(&ctx, &u, f, StatusCode::OK).await
@@ -143,10 +146,10 @@ pub(crate) async fn send_test(
 ) -> Response {
     let form = match form_pairs(form) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Err(r) = check_write(&u, &form) {
-        return r;
+        return *r;
     }
     let Some(id) = path_id(id) else {
         return Failure::not_found("no such transport").into_page();
@@ -288,7 +291,7 @@ async fn maintenance_page(
 /// `GET /alerts/maintenance`
 pub(crate) async fn maintenance(u: PageUser, State(ctx): State<Shared>, q: PageQuery) -> Response {
     if let Err(r) = check_read(&u) {
-        return r;
+        return *r;
     }
     let f = Frame::new(&u, "/alerts/maintenance").with_notice(&query_map(q));
     maintenance_page(&ctx, &u, f, Vec::new(), StatusCode::OK).await
@@ -354,7 +357,11 @@ async fn window_from_form(ctx: &Shared, form: &Pairs) -> Result<Maintenance, Fai
     let behavior = match field(form, "behavior") {
         "" | "skip" => 0,
         "mute" => 1,
-        b => return Err(Failure::bad_request(format!("behavior: {b:?} (skip or mute)"))),
+        b => {
+            return Err(Failure::bad_request(format!(
+                "behavior: {b:?} (skip or mute)"
+            )))
+        }
     };
     let notes = field(form, "notes");
     Ok(Maintenance {
@@ -380,13 +387,18 @@ pub(crate) async fn add_maintenance(
 ) -> Response {
     let form = match form_pairs(form) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Err(r) = check_write(&u, &form) {
-        return r;
+        return *r;
     }
     let added = match window_from_form(&ctx, &form).await {
-        Ok(m) => ctx.state.store.add_maintenance(&m).await.map_err(Failure::from),
+        Ok(m) => ctx
+            .state
+            .store
+            .add_maintenance(&m)
+            .await
+            .map_err(Failure::from),
         Err(e) => Err(e),
     };
     match added {
@@ -412,10 +424,10 @@ pub(crate) async fn remove_maintenance(
 ) -> Response {
     let form = match form_pairs(form) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Err(r) = check_write(&u, &form) {
-        return r;
+        return *r;
     }
     let Some(id) = path_id(id) else {
         return Failure::not_found("no such maintenance window").into_page();
@@ -426,7 +438,9 @@ pub(crate) async fn remove_maintenance(
             tracing::info!(user = %u.user.username, schedule_id = id, "maintenance window removed");
             with_notice("/alerts/maintenance", "removed")
         }
-        Ok(false) => Failure::not_found(format!("maintenance window {id} does not exist")).into_page(),
+        Ok(false) => {
+            Failure::not_found(format!("maintenance window {id} does not exist")).into_page()
+        }
         Err(e) => Failure::from(e).into_page(),
     }
 }

@@ -96,33 +96,36 @@ pub(crate) fn render<T: Template>(status: StatusCode, t: &T) -> Response {
     }
 }
 
+/// A refusal page (boxed: a `Response` is large to carry in every `Result`).
+pub(crate) type Refusal = Box<Response>;
+
 /// Pages need global read (level 5): there are no per-device grants to narrow a normal
 /// user's view to their devices.
-pub(crate) fn check_read(u: &PageUser) -> Result<(), Response> {
+pub(crate) fn check_read(u: &PageUser) -> Result<(), Refusal> {
     if can_read(&u.user) {
         Ok(())
     } else {
-        Err(Failure::forbidden(READ_LEVEL).into_page())
+        Err(Box::new(Failure::forbidden(READ_LEVEL).into_page()))
     }
 }
 
 /// The form carries the session's CSRF token.
-pub(crate) fn check_csrf(u: &PageUser, form: &Pairs) -> Result<(), Response> {
+pub(crate) fn check_csrf(u: &PageUser, form: &Pairs) -> Result<(), Refusal> {
     if tokens_equal(&u.session.csrf, field(form, "_csrf")) {
         Ok(())
     } else {
-        Err(crate::error::error_page(
+        Err(Box::new(crate::error::error_page(
             StatusCode::FORBIDDEN,
             "missing or wrong CSRF token; reload the page and retry",
-        ))
+        )))
     }
 }
 
 /// A write: admin, and the form carries the session's CSRF token.
-pub(crate) fn check_write(u: &PageUser, form: &Pairs) -> Result<(), Response> {
+pub(crate) fn check_write(u: &PageUser, form: &Pairs) -> Result<(), Refusal> {
     check_csrf(u, form)?;
     if !can_write(&u.user) {
-        return Err(Failure::forbidden(ADMIN_LEVEL).into_page());
+        return Err(Box::new(Failure::forbidden(ADMIN_LEVEL).into_page()));
     }
     Ok(())
 }
@@ -134,9 +137,12 @@ pub(crate) fn field<'a>(form: &'a Pairs, key: &str) -> &'a str {
         .map_or("", |(_, v)| v.trim())
 }
 
-pub(crate) fn form_pairs(form: FormBody) -> Result<Pairs, Response> {
+pub(crate) fn form_pairs(form: FormBody) -> Result<Pairs, Refusal> {
     form.map(|Form(f)| f).map_err(|_| {
-        crate::error::error_page(StatusCode::BAD_REQUEST, "the form was malformed")
+        Box::new(crate::error::error_page(
+            StatusCode::BAD_REQUEST,
+            "the form was malformed",
+        ))
     })
 }
 
@@ -303,7 +309,7 @@ struct AlertsPage {
 /// `GET /alerts`
 pub(crate) async fn alerts(u: PageUser, State(ctx): State<Shared>, q: PageQuery) -> Response {
     if let Err(r) = check_read(&u) {
-        return r;
+        return *r;
     }
     let q = query_map(q);
     let f = Frame::new(&u, "/alerts").with_notice(&q);
@@ -377,10 +383,10 @@ async fn operator_action(
 ) -> Response {
     let form = match form_pairs(form) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Err(r) = check_write(&u, &form) {
-        return r;
+        return *r;
     }
     let Some(id) = path_id(id) else {
         return Failure::not_found("no such alert").into_page();
@@ -404,7 +410,11 @@ async fn operator_action(
     .await;
     match done {
         Ok(_) => {
-            let what = if acknowledge { "acknowledged" } else { "unacknowledged" };
+            let what = if acknowledge {
+                "acknowledged"
+            } else {
+                "unacknowledged"
+            };
             tracing::info!(user = %u.user.username, alert_id = id, "alert {what}");
             with_notice(&back, if acknowledge { "acked" } else { "unacked" })
         }
@@ -460,7 +470,11 @@ struct LogPage {
 fn log_line(r: &lookout_store::AlertLogRow, names: &Names) -> LogLine {
     let details: Value = serde_json::from_str(&r.details).unwrap_or(Value::Null);
     let mut detail = Vec::new();
-    if let Some(n) = details.get("note").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+    if let Some(n) = details
+        .get("note")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    {
         detail.push(format!("note: {n}"));
     }
     if let Some(b) = details.get("by").and_then(Value::as_str) {
@@ -481,7 +495,12 @@ fn log_line(r: &lookout_store::AlertLogRow, names: &Names) -> LogLine {
                 .collect::<Vec<_>>()
                 .join(", ")
         })
-        .or_else(|| details.get("event").and_then(Value::as_str).map(str::to_string))
+        .or_else(|| {
+            details
+                .get("event")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .unwrap_or_default();
     LogLine {
         id: r.id,
@@ -504,15 +523,22 @@ fn log_line(r: &lookout_store::AlertLogRow, names: &Names) -> LogLine {
 /// `GET /alerts/log` (`device`, `start`, `limit`)
 pub(crate) async fn log(u: PageUser, State(ctx): State<Shared>, q: PageQuery) -> Response {
     if let Err(r) = check_read(&u) {
-        return r;
+        return *r;
     }
     let q = query_map(q);
     let mut f = Frame::new(&u, "/alerts/log");
     let store = &ctx.state.store;
-    let num = |k: &str, d: u32| q.get(k).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(d);
+    let num = |k: &str, d: u32| {
+        q.get(k)
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .unwrap_or(d)
+    };
     let limit = num("limit", 100).clamp(1, 1000);
     let start = num("start", 0).min(model::LOG_WINDOW - limit);
-    let device = q.get("device").map(|d| d.trim().to_string()).unwrap_or_default();
+    let device = q
+        .get("device")
+        .map(|d| d.trim().to_string())
+        .unwrap_or_default();
     let mut status = StatusCode::OK;
     let device_id = if device.is_empty() {
         None
@@ -644,7 +670,7 @@ async fn outbox_lines(store: &Store, states: &[&str]) -> Result<Vec<OutboxLine>,
 /// `GET /alerts/outbox` (`state=failed|pending|sending|delivered`; not delivered by default)
 pub(crate) async fn outbox(u: PageUser, State(ctx): State<Shared>, q: PageQuery) -> Response {
     if let Err(r) = check_read(&u) {
-        return r;
+        return *r;
     }
     let q = query_map(q);
     let state = q.get("state").cloned().unwrap_or_default();

@@ -100,7 +100,7 @@ fn scope_text(o: &RuleOptions, names: &Names) -> String {
 /// `GET /alerts/rules`
 pub(crate) async fn rules(u: PageUser, State(ctx): State<Shared>, q: PageQuery) -> Response {
     if let Err(r) = check_read(&u) {
-        return r;
+        return *r;
     }
     let store = &ctx.state.store;
     let loaded = async {
@@ -141,7 +141,12 @@ pub(crate) async fn rules(u: PageUser, State(ctx): State<Shared>, q: PageQuery) 
                 } else {
                     r.transport_ids
                         .iter()
-                        .map(|id| transports.get(id).cloned().unwrap_or_else(|| id.to_string()))
+                        .map(|id| {
+                            transports
+                                .get(id)
+                                .cloned()
+                                .unwrap_or_else(|| id.to_string())
+                        })
                         .collect::<Vec<_>>()
                         .join(", ")
                 },
@@ -223,7 +228,10 @@ struct RulePage {
 }
 
 fn join<T: ToString>(v: &[T], sep: &str) -> String {
-    v.iter().map(ToString::to_string).collect::<Vec<_>>().join(sep)
+    v.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 fn stored_form(r: Option<&AlertRule>, names: &Names, transports: &[(i64, String)]) -> RuleForm {
@@ -248,7 +256,10 @@ fn stored_form(r: Option<&AlertRule>, names: &Names, transports: &[(i64, String)
         severity: r.severity.clone(),
         delay: show_duration(o.delay_secs),
         interval: show_duration(o.interval_secs),
-        count: o.max_notifications.map(|n| n.to_string()).unwrap_or_default(),
+        count: o
+            .max_notifications
+            .map(|n| n.to_string())
+            .unwrap_or_default(),
         devices: devices.join(", "),
         locations: o.scope.locations.join(", "),
         poller_groups: join(&o.scope.poller_groups, " "),
@@ -275,7 +286,12 @@ fn choices(transports: &[(i64, String)], selected: &[i64]) -> Vec<TransportChoic
         .collect()
 }
 
-fn submitted_form(id: Option<i64>, builtin: bool, p: &Pairs, transports: &[(i64, String)]) -> RuleForm {
+fn submitted_form(
+    id: Option<i64>,
+    builtin: bool,
+    p: &Pairs,
+    transports: &[(i64, String)],
+) -> RuleForm {
     let text = |k: &str| field(p, k).to_string();
     let on = |k: &str| !field(p, k).is_empty();
     let picked: Vec<&str> = p
@@ -338,7 +354,10 @@ fn hit_line(h: &RuleTestHit) -> HitLine {
             .iter()
             .flat_map(|m| {
                 let faults = m.get("faults").and_then(|f| f.as_array()).cloned();
-                faults.unwrap_or_default().into_iter().map(|f| fault_text(&f))
+                faults
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|f| fault_text(&f))
             })
             .collect(),
     }
@@ -372,7 +391,7 @@ pub(crate) async fn edit_rule(
 
 async fn show_form(u: PageUser, ctx: Shared, id: Option<i64>) -> Response {
     if let Err(r) = check_read(&u) {
-        return r;
+        return *r;
     }
     let loaded = async {
         let names = Names::load(&ctx.state.store).await?;
@@ -426,7 +445,7 @@ pub(crate) async fn post_edit(
 async fn submit(u: PageUser, ctx: Shared, id: Option<i64>, form: FormBody) -> Response {
     let p = match form_pairs(form) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let testing = field(&p, "action") == "test";
     let allowed = if testing {
@@ -435,7 +454,7 @@ async fn submit(u: PageUser, ctx: Shared, id: Option<i64>, form: FormBody) -> Re
         check_write(&u, &p)
     };
     if let Err(r) = allowed {
-        return r;
+        return *r;
     }
     let store = &ctx.state.store;
     let base = match id {
@@ -455,7 +474,12 @@ async fn submit(u: PageUser, ctx: Shared, id: Option<i64>, form: FormBody) -> Re
     let mut page = RulePage {
         layout: Layout::new(&ctx, &u),
         f: Frame::new(&u, "/alerts/rules"),
-        form: submitted_form(id, base.as_ref().is_some_and(|b| b.builtin), &p, &transports),
+        form: submitted_form(
+            id,
+            base.as_ref().is_some_and(|b| b.builtin),
+            &p,
+            &transports,
+        ),
         error: None,
         hits: None,
         time_based: false,
@@ -523,10 +547,10 @@ pub(crate) async fn delete(
 ) -> Response {
     let p = match form_pairs(form) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Err(r) = check_write(&u, &p) {
-        return r;
+        return *r;
     }
     let Some(id) = path_id(id) else {
         return Failure::not_found("no such rule").into_page();

@@ -264,7 +264,9 @@ impl RuleEdit {
         let secs = |k: &str| -> Result<u64, Failure> {
             match get(k).filter(|s| !s.is_empty()) {
                 None => Ok(0),
-                Some(s) => parse_duration(&s).map_err(|e| Failure::bad_request(format!("{k}: {e}"))),
+                Some(s) => {
+                    parse_duration(&s).map_err(|e| Failure::bad_request(format!("{k}: {e}")))
+                }
             }
         };
         let checked = |k: &str| get(k).is_some_and(|v| v != "0" && v != "false");
