@@ -332,9 +332,10 @@ fn submitted_form(
 
 fn error_view(e: Failure) -> RuleErrorView {
     match e.rule {
+        // The known names go in their own list below the caret, not in the sentence.
         Some((re, expr)) => RuleErrorView {
             caret: format!("{expr}\n{}^", " ".repeat(re.column.saturating_sub(1))),
-            message: e.message,
+            message: format!("The rule was refused: column {}: {}", re.column, re.message),
             known: re.known,
         },
         None => RuleErrorView {
