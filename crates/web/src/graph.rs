@@ -52,6 +52,18 @@ impl Period {
         }
     }
 
+    /// The span fetched for the JSON graph. Below a 30 s interval the full-resolution
+    /// archive holds less than a day (`RAW_ROWS_MAX` rows), and rrdtool would answer a day
+    /// from the 5-step archive, whose newest row fills only after 5 polls: the day graph
+    /// then shows the raw archive's span (8 h at 10 s) instead of a blank.
+    pub(crate) fn fetch_span_secs(self, poll_interval: u64) -> i64 {
+        let raw = lookout_timeseries::defs::RAW_ROWS_MAX.saturating_mul(poll_interval.max(1));
+        match self {
+            Period::Day => self.span_secs().min(i64::try_from(raw).unwrap_or(i64::MAX)),
+            _ => self.span_secs(),
+        }
+    }
+
     /// Resolution asked of the RRD: the poll interval for a day, then the 6- and 24-step
     /// archives LibreNMS's RRA layout keeps (about 300 points per graph either way).
     fn resolution_secs(self, poll_interval: u64) -> u64 {
@@ -121,7 +133,7 @@ pub(crate) async fn port(
 
     let path = format!("{}/port-id{}.rrd", device.hostname, port_id);
     let end = chrono::Utc::now().timestamp();
-    let start = end - period.span_secs();
+    let start = end - period.fetch_span_secs(ctx.state.poll_interval_secs);
     let res = period.resolution_secs(ctx.state.poll_interval_secs);
     let ts = &ctx.state.timeseries;
     match ts.exists(&path).await {
@@ -223,6 +235,9 @@ mod tests {
         assert_eq!(Period::parse("week"), Some(Period::Week));
         assert_eq!(Period::parse("year"), None);
         assert_eq!(Period::Month.resolution_secs(300), 7200);
+        assert_eq!(Period::Day.fetch_span_secs(10), 28_800);
+        assert_eq!(Period::Day.fetch_span_secs(60), 86_400);
+        assert_eq!(Period::Week.fetch_span_secs(10), 7 * 86_400);
         assert_eq!(Period::Day.resolution_secs(0), 1);
     }
 }
