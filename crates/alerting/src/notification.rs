@@ -77,6 +77,32 @@ pub struct Notification {
 }
 
 impl Notification {
+    /// What a transport's "send test" delivers: kind `test`, about `hostname` (the node
+    /// that sends it), with a key of its own.
+    pub fn test(hostname: &str, now: DateTime<Utc>) -> Notification {
+        Notification {
+            idempotency_key: format!("lookout-test:{}", now.timestamp_micros()),
+            kind: NotificationKind::Test,
+            alert_id: 0,
+            rule_id: 0,
+            rule_name: "Test notification".into(),
+            severity: "ok".into(),
+            device_id: 0,
+            hostname: hostname.to_string(),
+            sys_name: None,
+            os: None,
+            hardware: None,
+            location: None,
+            uptime_secs: None,
+            entity: None,
+            faults: Vec::new(),
+            triggered_at: now,
+            timestamp: now,
+            procedure_url: None,
+            sequence: 0,
+        }
+    }
+
     /// Seconds between the alert's trigger and this transition.
     pub fn elapsed_secs(&self) -> i64 {
         (self.timestamp - self.triggered_at).num_seconds().max(0)

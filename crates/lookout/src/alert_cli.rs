@@ -11,7 +11,7 @@ use lookout_alerting::engine::{check_rule, AckRequest, Engine};
 use lookout_alerting::rule::{RuleOptions, Scope, Severity};
 use lookout_alerting::state::AlertState;
 use lookout_alerting::transport;
-use lookout_alerting::{Notification, NotificationKind};
+use lookout_alerting::Notification;
 use lookout_coord::Lease;
 use lookout_dispatcher::MasterTask;
 use lookout_store::{AlertTransport, Maintenance, NewAlertRule, Store};
@@ -721,7 +721,7 @@ async fn transports(store: &Store, cmd: TransportCommand) -> Result<ExitCode> {
         TransportCommand::Test { name } => {
             let t = find_transport(store, &name).await?;
             let built = transport::build(&t).with_context(|| format!("transport {name:?}"))?;
-            let note = test_notification();
+            let note = Notification::test(&crate::config::hostname(), Utc::now());
             match built.send(&note).await {
                 Ok(d) => println!("test notification sent through {name:?}: {}", d.detail),
                 Err(e) => {
@@ -746,32 +746,6 @@ async fn find_transport(store: &Store, name: &str) -> Result<AlertTransport> {
         .into_iter()
         .find(|t| t.transport_name == name)
         .with_context(|| format!("no transport {name:?} (see `lookout alert transport list`)"))
-}
-
-/// What `transport test` sends.
-pub fn test_notification() -> Notification {
-    let now = Utc::now();
-    Notification {
-        idempotency_key: format!("lookout-test:{}", now.timestamp_micros()),
-        kind: NotificationKind::Test,
-        alert_id: 0,
-        rule_id: 0,
-        rule_name: "Test notification".into(),
-        severity: "ok".into(),
-        device_id: 0,
-        hostname: crate::config::hostname(),
-        sys_name: None,
-        os: None,
-        hardware: None,
-        location: None,
-        uptime_secs: None,
-        entity: None,
-        faults: Vec::new(),
-        triggered_at: now,
-        timestamp: now,
-        procedure_url: None,
-        sequence: 0,
-    }
 }
 
 async fn outbox(store: &Store, state: Option<String>, limit: u32, json: bool) -> Result<()> {

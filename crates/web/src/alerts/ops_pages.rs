@@ -15,7 +15,7 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use lookout_alerting::engine::maintenance::active_at;
 use lookout_alerting::transport;
-use lookout_alerting::{Notification, NotificationKind};
+use lookout_alerting::Notification;
 use lookout_store::{AlertTransport, Maintenance};
 
 use super::model::{find_device, Names};
@@ -107,31 +107,6 @@ pub(crate) async fn transports(u: PageUser, State(ctx): State<Shared>, q: PageQu
     transports_page(&ctx, &u, f, StatusCode::OK).await
 }
 
-/// What "send test" delivers: a notification of kind `test` about this web node.
-fn test_notification(node: &str, now: DateTime<Utc>) -> Notification {
-    Notification {
-        idempotency_key: format!("lookout-test:{}", now.timestamp_micros()),
-        kind: NotificationKind::Test,
-        alert_id: 0,
-        rule_id: 0,
-        rule_name: "Test notification".into(),
-        severity: "ok".into(),
-        device_id: 0,
-        hostname: node.to_string(),
-        sys_name: None,
-        os: None,
-        hardware: None,
-        location: None,
-        uptime_secs: None,
-        entity: None,
-        faults: Vec::new(),
-        triggered_at: now,
-        timestamp: now,
-        procedure_url: None,
-        sequence: 0,
-    }
-}
-
 /// How long "send test" waits for the receiver: inside the request deadline, so the page
 /// says what happened instead of timing out.
 const TEST_SEND_TIMEOUT: Duration = Duration::from_secs(4);
@@ -169,7 +144,7 @@ pub(crate) async fn send_test(
             StatusCode::BAD_REQUEST
         }
         Ok(built) => {
-            let n = test_notification(&ctx.state.node_name, Utc::now());
+            let n = Notification::test(&ctx.state.node_name, Utc::now());
             match tokio::time::timeout(TEST_SEND_TIMEOUT, built.send(&n)).await {
                 Ok(Ok(d)) => {
                     f.notice = format!("Test notification sent through {name}: {}", d.detail);
