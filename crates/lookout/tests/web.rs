@@ -8,6 +8,7 @@ mod common;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::webdriver::WebDriver;
 use common::{free_tcp_port, start_snmpd, Install};
 use serde_json::{json, Value};
 
@@ -244,134 +245,6 @@ fn serve_polls_api_answers_browser_sees_graph() {
         .unwrap();
     let status = wait_for("serve to exit", 30, || server.0.try_wait().unwrap());
     assert!(status.success(), "serve exited with {status}");
-}
-
-/// A minimal W3C WebDriver client: the handful of commands this test needs.
-struct WebDriver {
-    http: ureq::Agent,
-    base: String,
-    _driver: KillOnDrop,
-    _profile: tempfile::TempDir,
-}
-
-const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-impl WebDriver {
-    fn start() -> WebDriver {
-        let bin = std::path::Path::new("/usr/bin/chromedriver");
-        assert!(
-            bin.exists(),
-            "chromedriver missing: apt-get install chromium chromium-driver"
-        );
-        let port = free_tcp_port();
-        let driver = std::process::Command::new(bin)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let driver = KillOnDrop(driver);
-        let http = agent();
-        let root = format!("http://127.0.0.1:{port}");
-        wait_for("chromedriver", 20, || {
-            http.get(&format!("{root}/status"))
-                .call()
-                .ok()
-                .filter(|r| r.status() == 200)
-        });
-        let profile = tempfile::tempdir().unwrap();
-        let caps = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    "--window-size=1400,1000",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ]
-            }
-        }}});
-        let mut resp = http
-            .post(&format!("{root}/session"))
-            .send_json(&caps)
-            .unwrap();
-        let v: Value = resp.body_mut().read_json().unwrap();
-        let id = v["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no WebDriver session: {v}"))
-            .to_string();
-        WebDriver {
-            http,
-            base: format!("{root}/session/{id}"),
-            _driver: driver,
-            _profile: profile,
-        }
-    }
-
-    fn cmd(&self, method: &str, path: &str, body: Value) -> Value {
-        let url = format!("{}{path}", self.base);
-        let mut resp = match method {
-            "GET" => self.http.get(&url).call().unwrap(),
-            _ => self.http.post(&url).send_json(&body).unwrap(),
-        };
-        let v: Value = resp.body_mut().read_json().unwrap();
-        assert!(
-            v["value"].get("error").is_none(),
-            "WebDriver {path}: {}",
-            v["value"]
-        );
-        v["value"].clone()
-    }
-
-    fn goto(&self, url: &str) {
-        self.cmd("POST", "/url", json!({"url": url}));
-    }
-    fn url(&self) -> String {
-        self.cmd("GET", "/url", Value::Null)
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-    fn source(&self) -> String {
-        self.cmd("GET", "/source", Value::Null)
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-    fn find(&self, css: &str) -> String {
-        let v = self.cmd(
-            "POST",
-            "/element",
-            json!({"using": "css selector", "value": css}),
-        );
-        v[ELEMENT_KEY].as_str().unwrap().to_string()
-    }
-    fn type_into(&self, css: &str, text: &str) {
-        let e = self.find(css);
-        self.cmd("POST", &format!("/element/{e}/clear"), json!({}));
-        self.cmd(
-            "POST",
-            &format!("/element/{e}/value"),
-            json!({"text": text}),
-        );
-    }
-    fn click(&self, css: &str) {
-        let e = self.find(css);
-        self.cmd("POST", &format!("/element/{e}/click"), json!({}));
-    }
-    fn script(&self, js: &str) -> Value {
-        self.cmd("POST", "/execute/sync", json!({"script": js, "args": []}))
-    }
-    fn screenshot(&self, path: &std::path::Path) {
-        use base64::Engine;
-        let b64 = self.cmd("GET", "/screenshot", Value::Null);
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(b64.as_str().unwrap())
-            .unwrap();
-        std::fs::write(path, png).unwrap();
-    }
 }
 
 fn browser_logs_in_and_sees_graph(base: &str, device_id: i64, interfaces: usize) {

@@ -5,6 +5,7 @@
 //! `device_poll_log` rows with the every-interval check.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod webdriver;
 pub mod webhook;
 
 use std::collections::BTreeMap;
