@@ -75,8 +75,9 @@ pub struct DispatcherBenchArgs {
     /// lookout-snmpsim --threads.
     #[arg(long, default_value_t = 1)]
     pub sim_threads: usize,
-    /// Poller modules (LOOKOUT_POLLER_MODULES form) applied to all modules on.
-    #[arg(long, default_value = "-availability,-processors,-mempools,-storage")]
+    /// Poller modules (LOOKOUT_POLLER_MODULES form, e.g. `-availability`) applied to all
+    /// modules on; empty (the default): every module, as `lookout serve` polls.
+    #[arg(long, default_value = "")]
     pub modules: String,
     /// Create RRD files with the full archives (3.5 MiB per port file at a 60 s step:
     /// 10,000 devices x 24 ports need ~917 GB, docs/timeseries.md). By default the same

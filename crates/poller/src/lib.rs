@@ -261,14 +261,32 @@ impl Poller {
         device: &Device,
         fence: Option<&lookout_store::PollFence>,
     ) -> Result<PollReport, PollError> {
-        self.run_poll(device, fence, false).await
+        self.run_poll(device, fence, false, None).await
+    }
+
+    /// [`Poller::poll_fenced`] (or, with `discover`, [`Poller::discover_fenced`]) that
+    /// says when only the ping is left: `snmp_done` fires once every SNMP module has
+    /// finished and the poll waits only for its batched ping (fping takes ~1 s with
+    /// LibreNMS's settings, SNMP milliseconds). The dispatcher then hands the worker to
+    /// the next device while this poll, still holding its claim, waits and commits: a
+    /// worker is an SNMP slot, not a second spent asleep on fping. Dropped unsent when
+    /// the poll ends first.
+    pub async fn poll_releasing(
+        &self,
+        device: &Device,
+        fence: Option<&lookout_store::PollFence>,
+        discover: bool,
+        snmp_done: tokio::sync::oneshot::Sender<()>,
+    ) -> Result<PollReport, PollError> {
+        self.run_poll(device, fence, discover, Some(snmp_done))
+            .await
     }
 
     /// On-demand discovery (`lookout device discover`): a full poll of the device with
     /// the discovery-only work (ENTITY-MIB, neighbours, IPv6 addresses) run whether due or
     /// not. Unfenced: for the CLI on a single node or an operator's explicit request.
     pub async fn discover(&self, device: &Device) -> Result<PollReport, PollError> {
-        self.run_poll(device, None, true).await
+        self.run_poll(device, None, true, None).await
     }
 
     /// [`Poller::discover`] under a distributed claim (the master queued the device as a
@@ -279,7 +297,7 @@ impl Poller {
         device: &Device,
         fence: Option<&lookout_store::PollFence>,
     ) -> Result<PollReport, PollError> {
-        self.run_poll(device, fence, true).await
+        self.run_poll(device, fence, true, None).await
     }
 
     async fn run_poll(
@@ -287,6 +305,7 @@ impl Poller {
         device: &Device,
         fence: Option<&lookout_store::PollFence>,
         force_discovery: bool,
+        snmp_done: Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<PollReport, PollError> {
         let started = Instant::now();
         let polled_at = Utc::now();
@@ -465,6 +484,10 @@ impl Poller {
                 (DeviceStatus::Down, String::new(), None, Some(e))
             }
         };
+        if let Some(done) = snmp_done {
+            // The caller may be gone (its worker shut down): nothing to tell then.
+            let _ = done.send(());
+        }
         // The ping ran meanwhile; its answer also says why a device that does not answer
         // SNMP is down.
         let (ping, ping_timing) = self.finish_ping(&host, pending_ping, &mut stage).await;
