@@ -19,6 +19,7 @@ use lookout_core::{
 };
 use serde::{Deserialize, Serialize};
 
+mod access_ops;
 mod alert_ops;
 mod discovery_ops;
 mod dump;
@@ -936,6 +937,8 @@ impl Store {
 }
 
 // After `run!`, which they use (macro_rules scoping is textual).
+mod access;
+pub use access::{ApiTokenInfo, AuthlogRow, LoginFailures, SessionRecord};
 mod alerts;
 mod device_secrets;
 pub use device_secrets::{ResealReport, SecretsStatus};

@@ -66,6 +66,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "0007_sealed_secrets",
         sql: include_str!("../migrations/sqlite/0007_sealed_secrets.sql"),
     },
+    Migration {
+        version: 8,
+        name: "0008_access",
+        sql: include_str!("../migrations/sqlite/0008_access.sql"),
+    },
 ];
 
 pub(crate) const MYSQL: &[Migration] = &[
@@ -103,6 +108,11 @@ pub(crate) const MYSQL: &[Migration] = &[
         version: 7,
         name: "0007_sealed_secrets",
         sql: include_str!("../migrations/mysql/0007_sealed_secrets.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "0008_access",
+        sql: include_str!("../migrations/mysql/0008_access.sql"),
     },
 ];
 

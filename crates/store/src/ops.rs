@@ -39,6 +39,8 @@ macro_rules! define_ops {
             crate::alert_ops::alert_ops_body!();
             // The secret columns of devices (secrets at rest).
             crate::secret_ops::secret_ops_body!();
+            // Users, device grants, API tokens, sessions, authlog (`crate::access`).
+            crate::access_ops::access_ops_body!();
 
             fn is_unique(e: &sqlx::Error) -> bool {
                 e.as_database_error()
