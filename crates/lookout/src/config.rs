@@ -70,6 +70,8 @@ pub struct Config {
     /// `ALERT_TIME_PASS_SECS` (10), `ALERT_MAX_ATTEMPTS` (8), `ALERT_RETRY_SECS` (10, the
     /// first back-off, doubled per attempt up to 10 min): the alerting engine's timing.
     pub alerting: lookout_alerting::engine::EngineConfig,
+    /// Web sessions, login throttle, trusted proxies, password policy.
+    pub web_security: lookout_web::SecurityOptions,
 }
 
 /// Values the command line may override.
@@ -308,6 +310,7 @@ impl Config {
         }
 
         let alerting = alert_config(vars, poll_interval_secs)?;
+        let web_security = web_security(vars)?;
 
         Ok(Config {
             data_dir,
@@ -331,8 +334,52 @@ impl Config {
             discovery_interval: Duration::from_secs(discovery_interval),
             eventlog_keep: (eventlog_days > 0).then(|| Duration::from_secs(eventlog_days * 86_400)),
             alerting,
+            web_security,
         })
     }
+}
+
+/// `SESSION_LIFETIME`, `SESSION_IDLE` (seconds), `LOGIN_MAX_FAILURES`,
+/// `LOGIN_MAX_FAILURES_PER_ADDRESS`, `TRUSTED_PROXIES` (comma-separated addresses or
+/// networks), `PASSWORD_MIN_LENGTH`.
+fn web_security(vars: &Vars) -> Result<lookout_web::SecurityOptions> {
+    let d = lookout_web::SecurityOptions::default();
+    let lifetime: i64 = vars.parse("SESSION_LIFETIME", d.session_lifetime_secs)?;
+    let idle: i64 = vars.parse("SESSION_IDLE", d.session_idle_secs)?;
+    if !(60..=366 * 86_400).contains(&lifetime) || !(60..=366 * 86_400).contains(&idle) {
+        bail!("SESSION_LIFETIME and SESSION_IDLE must be 60..=31622400 seconds");
+    }
+    let per_user: u32 = vars.parse("LOGIN_MAX_FAILURES", d.max_failures_per_user)?;
+    let per_address: u32 =
+        vars.parse("LOGIN_MAX_FAILURES_PER_ADDRESS", d.max_failures_per_address)?;
+    let min_password_len: usize = vars.parse("PASSWORD_MIN_LENGTH", d.min_password_len)?;
+    if !(1..=1024).contains(&min_password_len) {
+        bail!("PASSWORD_MIN_LENGTH must be 1..=1024");
+    }
+    let mut trusted_proxies = Vec::new();
+    for item in vars.get("TRUSTED_PROXIES").unwrap_or_default().split(',') {
+        let item = item.trim();
+        if item.is_empty() {
+            continue;
+        }
+        let net = item
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "TRUSTED_PROXIES: {item:?} is not an IP address or network (e.g. 10.0.0.5, 10.0.0.0/24)"
+                )
+            })?;
+        trusted_proxies.push(net);
+    }
+    Ok(lookout_web::SecurityOptions {
+        session_lifetime_secs: lifetime,
+        session_idle_secs: idle,
+        max_failures_per_user: per_user,
+        max_failures_per_address: per_address,
+        trusted_proxies,
+        min_password_len,
+    })
 }
 
 fn alert_config(vars: &Vars, interval_secs: u64) -> Result<lookout_alerting::engine::EngineConfig> {

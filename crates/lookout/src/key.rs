@@ -47,6 +47,32 @@ fn parse(var: &str, text: &str) -> Result<AppKey> {
     })
 }
 
+/// Refuses to run with an `APP_KEY` other than the installation's: its check value is
+/// stored by the first node that starts, and every later node compares with it (a node with
+/// another key would issue sessions no other instance accepts and could not open the stored
+/// SNMP secrets). During a rotation the new key takes over from `APP_KEY_PREVIOUS`.
+pub async fn check_app_key(cfg: &Config, store: &Store, key: &AppKey) -> Result<()> {
+    let previous = match &cfg.app_key_previous {
+        Some(p) => Some(parse("APP_KEY_PREVIOUS", p)?.check_value()),
+        None => None,
+    };
+    let mine = key.check_value();
+    let stored = store
+        .app_key_check(&mine, previous.as_deref())
+        .await
+        .context("cannot read the installation's APP_KEY check value from the database")?;
+    if stored != mine {
+        bail!(
+            "APP_KEY differs from the one this installation uses (its check value {mine} is \
+             not the stored {stored}): copy APP_KEY from the .env of another node of the \
+             cluster into {}; with another key this node's sessions would be refused by \
+             every other web instance and the stored SNMP secrets could not be opened",
+            cfg.data_dir.join(ENV_FILE).display()
+        );
+    }
+    Ok(())
+}
+
 /// The store's secret keys from `APP_KEY` and `APP_KEY_PREVIOUS`; `None` without APP_KEY.
 pub fn secret_keys(cfg: &Config) -> Result<Option<(SecretKey, Vec<SecretKey>)>> {
     let Some(current) = &cfg.app_key else {

@@ -51,6 +51,7 @@ pub async fn serve(mut cfg: Config) -> Result<()> {
     crate::config::create_data_dir(&cfg.data_dir)?;
     let app_key = crate::key::ensure_app_key(&mut cfg)?;
     let store = open_migrated(&cfg).await?;
+    crate::key::check_app_key(&cfg, &store, &app_key).await?;
     ensure_admin(&cfg, &store).await?;
     let timeseries = crate::commands::open_timeseries(&cfg).await?;
     let poller = if cfg.roles.poller {
@@ -111,10 +112,13 @@ pub async fn serve(mut cfg: Config) -> Result<()> {
             poll_interval_secs: cfg.poll_interval_secs,
             node_name: cfg.node_id.clone(),
             alerting: alerting.clone(),
+            security: cfg.web_security.clone(),
         };
         let app = router(state);
         let mut web_shutdown = shutdown_rx.clone();
         Some(tokio::spawn(async move {
+            // The peer address feeds the login throttle and the auth log.
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = web_shutdown.wait_for(|s| *s).await;

@@ -191,8 +191,10 @@ impl Store {
     }
 
     // --- APP_KEY check value
-    /// Stores `check` when none is stored yet; returns the stored value (the first writer's).
-    pub async fn app_key_check(&self, check: &str) -> Result<String> {
-        run!(self, write, "app_key_check", app_key_check(check))
+    /// Stores `check` when none is stored yet, or replaces `previous` by it (a key rotation);
+    /// returns the stored value (the first writer's). A caller whose `check` differs from the
+    /// answer holds another installation's key.
+    pub async fn app_key_check(&self, check: &str, previous: Option<&str>) -> Result<String> {
+        run!(self, write, "app_key_check", app_key_check(check, previous))
     }
 }

@@ -364,7 +364,11 @@ macro_rules! access_ops_body {
 
         // ---------------------------------------------------------------- APP_KEY check
 
-        pub(crate) async fn app_key_check(c: &mut Conn, check: &str) -> Result<String> {
+        pub(crate) async fn app_key_check(
+            c: &mut Conn,
+            check: &str,
+            previous: Option<&str>,
+        ) -> Result<String> {
             const OP: &str = "app_key_check";
             let stored: Option<(String,)> =
                 sqlx::query_as("SELECT check_value FROM app_key_check WHERE id = 1")
@@ -372,6 +376,16 @@ macro_rules! access_ops_body {
                     .await
                     .map_err(|e| query_err(OP, e))?;
             if let Some((v,)) = stored {
+                // A rotation: the instance holding the new key (and the old one as previous)
+                // moves the check value on.
+                if previous == Some(v.as_str()) && v != check {
+                    sqlx::query("UPDATE app_key_check SET check_value = ? WHERE id = 1")
+                        .bind(check)
+                        .execute(&mut *c)
+                        .await
+                        .map_err(|e| query_err(OP, e))?;
+                    return Ok(check.to_string());
+                }
                 return Ok(v);
             }
             let res = sqlx::query("INSERT INTO app_key_check (id, check_value) VALUES (1, ?)")

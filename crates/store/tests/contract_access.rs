@@ -195,6 +195,17 @@ async fn authlog_counts_failures_since_last_success(store: Store) {
 }
 
 async fn app_key_check_keeps_the_first_value(store: Store) {
-    assert_eq!(store.app_key_check("first").await.unwrap(), "first");
-    assert_eq!(store.app_key_check("second").await.unwrap(), "first");
+    assert_eq!(store.app_key_check("first", None).await.unwrap(), "first");
+    assert_eq!(store.app_key_check("second", None).await.unwrap(), "first");
+    // Another key claiming a wrong previous one changes nothing.
+    assert_eq!(
+        store.app_key_check("second", Some("x")).await.unwrap(),
+        "first"
+    );
+    // A rotation (new key, the stored one as previous) moves the value on.
+    assert_eq!(
+        store.app_key_check("second", Some("first")).await.unwrap(),
+        "second"
+    );
+    assert_eq!(store.app_key_check("first", None).await.unwrap(), "second");
 }

@@ -135,12 +135,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
         poll_interval_secs: 300,
         node_name: "demo".to_string(),
         alerting: None,
+        security: Default::default(),
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     drop(dir);
     Ok(())
 }

@@ -57,6 +57,14 @@ impl AppKey {
     }
 }
 
+impl AppKey {
+    /// A value that identifies the key without revealing it (64 bits of a one-way derivation),
+    /// stored once per installation so an instance with another key can refuse to serve.
+    pub fn check_value(&self) -> String {
+        hex::encode(&self.derive("key check value")[..8])
+    }
+}
+
 impl From<[u8; 32]> for AppKey {
     fn from(bytes: [u8; 32]) -> Self {
         AppKey(bytes)

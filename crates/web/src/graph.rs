@@ -14,6 +14,7 @@ use lookout_timeseries::{Cf, Series, TimeSeriesError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::access::Access;
 use crate::api::ApiPath;
 use crate::error::{ApiError, WebError};
 use crate::Shared;
@@ -81,8 +82,10 @@ pub(crate) struct GraphQuery {
     period: Option<String>,
 }
 
-/// A request allowed to read graph data: a session or an API token.
-pub(crate) struct GraphReader;
+/// A request allowed to read graph data: a session or an API token, with what it may see.
+pub(crate) struct GraphReader {
+    access: Access,
+}
 
 impl FromRequestParts<Shared> for GraphReader {
     type Rejection = ApiError;
@@ -90,12 +93,13 @@ impl FromRequestParts<Shared> for GraphReader {
     async fn from_request_parts(parts: &mut Parts, ctx: &Shared) -> Result<Self, ApiError> {
         let now = chrono::Utc::now().timestamp();
         if let Some(s) = ctx.sealer.session(&parts.headers, now) {
-            if ctx.state.store.user(s.uid).await?.is_some() {
-                return Ok(GraphReader);
+            if let Some((_, access)) = crate::sessions::resume(ctx, &s, now).await? {
+                return Ok(GraphReader { access });
             }
         }
-        if crate::api::token_user(parts, ctx).await?.is_some() {
-            return Ok(GraphReader);
+        if let Some(user) = crate::api::token_user(parts, ctx).await? {
+            let access = Access::of(&ctx.state.store, &user).await?;
+            return Ok(GraphReader { access });
         }
         Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -106,7 +110,7 @@ impl FromRequestParts<Shared> for GraphReader {
 
 /// `GET /graph-data/port/{port_id}?period=day|week|month`
 pub(crate) async fn port(
-    _reader: GraphReader,
+    reader: GraphReader,
     State(ctx): State<Shared>,
     ApiPath(port_id): ApiPath<String>,
     query: Result<Query<GraphQuery>, axum::extract::rejection::QueryRejection>,
@@ -129,6 +133,9 @@ pub(crate) async fn port(
         )
     };
     let port = store.port(port_id).await?.ok_or_else(not_found)?;
+    if !reader.access.can_see(port.device_id) {
+        return Err(not_found());
+    }
     let device = store.device(port.device_id).await?.ok_or_else(not_found)?;
 
     let path = format!("{}/port-id{}.rrd", device.hostname, port_id);
@@ -256,14 +263,14 @@ pub(crate) struct PngQuery {
 /// name: a PNG of the port's traffic in bits/s (in above the axis, out mirrored below),
 /// rendered by `rrdtool graph` from local files or through rrdcached.
 pub(crate) async fn port_bits_png(
-    _reader: GraphReader,
+    reader: GraphReader,
     State(ctx): State<Shared>,
     ApiPath((hostname, ifname)): ApiPath<(String, String)>,
     query: Result<Query<PngQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let (device, port) = crate::api::find_port(&ctx, &hostname, &ifname).await?;
+    let (device, port) = crate::api::find_port(&ctx, &reader.access, &hostname, &ifname).await?;
     let now = chrono::Utc::now().timestamp();
     let span = match q.period.as_deref() {
         None => Period::Day.span_secs(),
@@ -341,6 +348,6 @@ pub(crate) async fn port_series(
     ApiPath((hostname, ifname)): ApiPath<(String, String)>,
     query: Result<Query<GraphQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, port) = crate::api::find_port(&ctx, &hostname, &ifname).await?;
+    let (_, port) = crate::api::find_port(&ctx, &reader.access, &hostname, &ifname).await?;
     self::port(reader, State(ctx), ApiPath(port.port_id.to_string()), query).await
 }

@@ -1,17 +1,24 @@
 //! Lookout's web role: server-rendered pages for engineers (login, device list, device page
 //! with interface traffic graphs), the LibreNMS-shaped REST API (`/api/v0`, `X-Auth-Token`),
-//! the JSON series the graphs draw, embedded static assets and `/health` for load balancers.
+//! the JSON series the graphs draw, embedded static assets and the load balancer probes
+//! (`/healthz`, `/readyz`, `/health`).
 //!
-//! The binary builds a [`WebState`] and serves [`router`]. Every instance is stateless: sessions
-//! live in cookies sealed under `APP_KEY` (see [`session`]), data in the store and the time
-//! series, so any number of instances can run behind a load balancer.
+//! The binary builds a [`WebState`] and serves [`router`]. Every instance is stateless: session
+//! records, users and data live in the store, graphs in the time series, and the session
+//! cookie is sealed under `APP_KEY` (see [`session`]), so any number of instances can run
+//! behind a load balancer and any of them continues a session another one started.
 //!
 //! Code map: `auth` (APP_KEY, passwords, API tokens), `session` (sealed cookies, CSRF),
+//! `sessions` (server-side session records), `access` (roles and device grants, asked by
+//! every handler), `security` (time-outs, login throttle, client address),
 //! `pages` (HTML), `api` (JSON API), `graph` (series for uPlot), `assets` (embedded files),
-//! `view` (pure formatting), `error` (how failures become responses).
+//! `view` (pure formatting), `error` (how failures become responses), `probes` (health checks).
 
+mod access;
 pub mod auth;
+pub mod security;
 pub mod session;
+mod sessions;
 
 mod alerts;
 mod api;
@@ -20,15 +27,16 @@ mod error;
 mod graph;
 mod pages;
 pub mod poller;
+mod probes;
+mod users;
 mod view;
 
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post, put};
-use axum::{middleware, Json, Router};
+use axum::{middleware, Router};
 use lookout_store::Store;
 use lookout_timeseries::TimeSeries;
 use tower_http::compression::CompressionLayer;
@@ -36,6 +44,7 @@ use tower_http::trace::TraceLayer;
 
 pub use auth::{hash_password, new_api_token, token_sha256, verify_password, AppKey, AuthError};
 pub use error::WebError;
+pub use security::SecurityOptions;
 
 /// Everything a web instance needs; the binary builds it once.
 #[derive(Clone)]
@@ -53,6 +62,8 @@ pub struct WebState {
     /// The alerting engine of this process: acknowledgements, rule tests and the rule
     /// catalog. `None`: alert pages and API still read, but cannot act.
     pub alerting: Option<Arc<lookout_alerting::engine::Engine>>,
+    /// Session time-outs, login throttle, trusted proxies, password policy.
+    pub security: security::SecurityOptions,
 }
 
 /// State shared by handlers: the public state plus what is derived from it once.
@@ -105,9 +116,10 @@ pub fn router(state: WebState) -> Router {
         .route("/status", get(pages::status))
         .route("/poller", get(poller::page))
         .merge(alerts_pages())
+        .merge(users::routes())
         .route("/graph-data/port/{port_id}", get(graph::port))
         .route("/assets/{fingerprint}/{name}", get(assets::serve))
-        .route("/health", get(health))
+        .merge(probes::routes())
         .nest("/api/v0", api)
         .fallback(pages::not_found)
         .layer(middleware::from_fn(deadline))
@@ -189,42 +201,6 @@ async fn deadline(req: axum::extract::Request, next: middleware::Next) -> Respon
             }
         }
     }
-}
-
-/// How long `/health` waits for the store. Load balancers time their checks out after a few
-/// seconds; the store's own retries can take much longer when the database is gone (seen:
-/// ~15 s with MariaDB unreachable), so the check answers 503 itself.
-const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// For load balancers: 200 when the store answers within [`HEALTH_TIMEOUT`], 503 otherwise.
-/// No authentication.
-async fn health(State(ctx): State<Shared>) -> Response {
-    let failure = match tokio::time::timeout(HEALTH_TIMEOUT, ctx.state.store.ping()).await {
-        Ok(Ok(())) => {
-            return Json(serde_json::json!({
-                "status": "ok",
-                "node": ctx.state.node_name,
-            }))
-            .into_response()
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "health check: store ping failed");
-            "store unreachable"
-        }
-        Err(_) => {
-            tracing::warn!(timeout = ?HEALTH_TIMEOUT, "health check: store ping timed out");
-            "store did not answer in time"
-        }
-    };
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        Json(serde_json::json!({
-            "status": "error",
-            "node": ctx.state.node_name,
-            "message": failure,
-        })),
-    )
-        .into_response()
 }
 
 /// Headers every response carries: no framing (clickjacking), no MIME sniffing, scripts and

@@ -12,7 +12,7 @@ use askama::Template;
 use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use chrono::Utc;
@@ -20,11 +20,11 @@ use lookout_core::{Device, Port};
 use lookout_store::{Event, Severity, User};
 use serde::Deserialize;
 
+use crate::access::{needs, Access, Role};
 use crate::error::{error_page, WebError};
 use crate::graph::Period;
-use crate::session::{
-    client_uses_https, removal_cookie, set_cookie, tokens_equal, CookieSealer, SessionData,
-};
+use crate::security::{throttled_for, ClientAddress, FAILURE_WINDOW_SECS};
+use crate::session::{client_uses_https, removal_cookie, set_cookie, tokens_equal, SessionData};
 use crate::session::{LOGIN_COOKIE, SESSION_COOKIE};
 use crate::view;
 use crate::Shared;
@@ -32,6 +32,8 @@ use crate::Shared;
 /// What every authenticated page shows around its content.
 pub(crate) struct Layout {
     pub(crate) user: String,
+    /// Shows the admin-only navigation.
+    pub(crate) admin: bool,
     pub(crate) csrf: String,
     pub(crate) node: String,
     pub(crate) assets: String,
@@ -42,6 +44,7 @@ impl Layout {
     pub(crate) fn new(ctx: &Shared, u: &PageUser) -> Layout {
         Layout {
             user: u.user.username.clone(),
+            admin: u.access.is_admin(),
             csrf: u.session.csrf.clone(),
             node: ctx.state.node_name.clone(),
             assets: crate::assets::prefix(),
@@ -54,6 +57,34 @@ impl Layout {
 pub(crate) struct PageUser {
     pub(crate) user: User,
     pub(crate) session: SessionData,
+    /// What the user may see and do.
+    pub(crate) access: Access,
+}
+
+impl PageUser {
+    /// `Err(403 page)` unless the user sees every device (global read or admin).
+    pub(crate) fn require_global_read(&self) -> Result<(), Box<Response>> {
+        if self.access.sees_all() {
+            Ok(())
+        } else {
+            Err(Box::new(error_page(
+                StatusCode::FORBIDDEN,
+                &needs(Role::GlobalRead),
+            )))
+        }
+    }
+
+    /// `Err(403 page)` unless the user is an admin.
+    pub(crate) fn require_admin(&self) -> Result<(), Box<Response>> {
+        if self.access.is_admin() {
+            Ok(())
+        } else {
+            Err(Box::new(error_page(
+                StatusCode::FORBIDDEN,
+                &needs(Role::Admin),
+            )))
+        }
+    }
 }
 
 impl FromRequestParts<Shared> for PageUser {
@@ -64,9 +95,13 @@ impl FromRequestParts<Shared> for PageUser {
         let Some(session) = ctx.sealer.session(&parts.headers, now) else {
             return Err(login_redirect(&parts.uri));
         };
-        match ctx.state.store.user(session.uid).await {
-            Ok(Some(user)) => Ok(PageUser { user, session }),
-            // The user was removed since login: the session ends with it.
+        match crate::sessions::resume(ctx, &session, now).await {
+            Ok(Some((user, access))) => Ok(PageUser {
+                user,
+                session,
+                access,
+            }),
+            // Logged out, timed out, or the user was removed: the session has ended.
             Ok(None) => Err(login_redirect(&parts.uri)),
             Err(e) => Err(WebError::from(e).into_response()),
         }
@@ -176,9 +211,11 @@ pub(crate) struct LoginForm {
 /// The one message for every failed login, so that it does not reveal which user names exist.
 const LOGIN_FAILED: &str = "Invalid username or password.";
 
-/// `POST /login`
+/// `POST /login`: throttled per account and per client address (429 with `Retry-After`,
+/// whatever the password), every attempt in the auth log with the client address.
 pub(crate) async fn login(
     State(ctx): State<Shared>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Result<Response, WebError> {
@@ -196,34 +233,46 @@ pub(crate) async fn login(
         ));
     }
     let next = safe_next(form.next.as_deref());
-    let user = ctx.state.store.user_by_username(&form.username).await?;
-    // Verify against a dummy hash for unknown users so both cases take the same time.
-    let hash = user.as_ref().map_or_else(
-        || crate::auth::dummy_hash().to_string(),
-        |u| u.password_hash.clone(),
-    );
-    let password = form.password;
-    // Never closed, so acquiring only fails if that invariant breaks; then refuse the login.
-    let Ok(_slot) = ctx.password_slots.acquire().await else {
-        return Ok(error_page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "login is unavailable",
-        ));
-    };
-    let ok = tokio::task::spawn_blocking(move || crate::auth::verify_password(&password, &hash))
-        .await?
-        .unwrap_or_else(|e| {
-            tracing::error!(error = %e, "unusable password hash in the store");
-            false
-        });
+    let store = &ctx.state.store;
+    // Long names are cut so that the auth log cannot be flooded with megabytes per attempt.
+    let username: String = form.username.chars().take(255).collect();
+    let failures = store
+        .login_failures(&username, &address, now - FAILURE_WINDOW_SECS)
+        .await?;
+    if let Some(wait) = throttled_for(&failures, &ctx.state.security, now) {
+        tracing::warn!(username = %username, client = %address, retry_after = wait, "login throttled");
+        store
+            .add_authlog(now, &username, &address, "throttled")
+            .await?;
+        let page = LoginPage {
+            assets: crate::assets::prefix(),
+            csrf: form.csrf,
+            next,
+            username,
+            error: Some(LOGIN_THROTTLED),
+        };
+        let mut res = (StatusCode::TOO_MANY_REQUESTS, render(&page)?).into_response();
+        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Ok(res);
+    }
+    let user = store.user_by_username(&username).await?;
+    let ok = check_password(&ctx, user.as_ref(), form.password).await?;
     match user {
         Some(user) if ok => {
-            tracing::info!(user = %user.username, "login");
-            let session = CookieSealer::new_session(user.user_id, now);
-            let Some(cookie) = ctx
-                .sealer
-                .session_cookie(&session, client_uses_https(&headers))
-            else {
+            tracing::info!(user = %user.username, client = %address, "login");
+            store.add_authlog(now, &username, &address, "ok").await?;
+            let agent = headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let session = crate::sessions::start(&ctx, &user, &address, agent, now).await?;
+            let Some(cookie) = ctx.sealer.session_cookie(
+                &session,
+                ctx.state.security.session_lifetime_secs,
+                client_uses_https(&headers),
+            ) else {
                 return Ok(error_page(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "could not create the session",
@@ -235,18 +284,49 @@ pub(crate) async fn login(
             Ok(res)
         }
         _ => {
-            tracing::info!(username = %form.username, "login failed");
+            tracing::warn!(username = %username, client = %address, "login failed");
+            store
+                .add_authlog(now, &username, &address, "failure")
+                .await?;
             // The login cookie stays valid, so the same token is reused for the retry.
             let page = LoginPage {
                 assets: crate::assets::prefix(),
                 csrf: form.csrf,
                 next,
-                username: form.username,
+                username,
                 error: Some(LOGIN_FAILED),
             };
             Ok((StatusCode::UNAUTHORIZED, render(&page)?).into_response())
         }
     }
+}
+
+/// The message of a throttled login (the wait is in `Retry-After`).
+const LOGIN_THROTTLED: &str = "Too many failed logins: wait a few minutes before trying again.";
+
+/// Verifies `password` against the user's hash, or a dummy hash for an unknown user so both
+/// cases take the same time. At most one argon2 run per core at once.
+async fn check_password(
+    ctx: &Shared,
+    user: Option<&User>,
+    password: String,
+) -> Result<bool, WebError> {
+    let hash = user.map_or_else(
+        || crate::auth::dummy_hash().to_string(),
+        |u| u.password_hash.clone(),
+    );
+    // Never closed, so acquiring only fails if that invariant breaks; then refuse the login.
+    let Ok(_slot) = ctx.password_slots.acquire().await else {
+        return Ok(false);
+    };
+    Ok(
+        tokio::task::spawn_blocking(move || crate::auth::verify_password(&password, &hash))
+            .await?
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "unusable password hash in the store");
+                false
+            }),
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -255,15 +335,22 @@ pub(crate) struct CsrfForm {
     csrf: String,
 }
 
-/// `POST /logout`: clears the session cookie (see `session` for what stateless sessions
-/// cannot revoke).
-pub(crate) async fn logout(u: PageUser, form: Result<Form<CsrfForm>, FormRejection>) -> Response {
+/// `POST /logout`: ends the session record (on every instance: a copied cookie is refused
+/// from now on) and clears the cookie.
+pub(crate) async fn logout(
+    u: PageUser,
+    State(ctx): State<Shared>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
     let submitted = form.map(|Form(f)| f.csrf).unwrap_or_default();
     if !tokens_equal(&u.session.csrf, &submitted) {
         return error_page(
             StatusCode::FORBIDDEN,
             "missing or wrong CSRF token; reload the page and retry",
         );
+    }
+    if let Err(e) = crate::sessions::end(&ctx, &u.session).await {
+        return WebError::from(e).into_response();
     }
     tracing::info!(user = %u.user.username, "logout");
     let mut res = Redirect::to("/login").into_response();
@@ -323,7 +410,7 @@ fn opt(s: &Option<String>) -> String {
 
 /// `GET /devices`
 pub(crate) async fn devices(u: PageUser, State(ctx): State<Shared>) -> Result<Response, WebError> {
-    let devices = ctx.state.store.devices().await?;
+    let devices = u.access.visible(ctx.state.store.devices().await?);
     let now = now_secs();
     let after = stale_after_secs(ctx.state.poll_interval_secs);
     let rows: Vec<DeviceRow> = devices
@@ -463,7 +550,7 @@ pub(crate) async fn device(
         return Ok(error_page(StatusCode::NOT_FOUND, "no such device"));
     };
     let store = &ctx.state.store;
-    let Some(d) = store.device(id).await? else {
+    let Some(d) = store.device(id).await?.filter(|_| u.access.can_see(id)) else {
         return Ok(error_page(StatusCode::NOT_FOUND, "no such device"));
     };
     let ports = store.ports(id).await?;
@@ -680,6 +767,9 @@ fn micros(us: u64) -> String {
 /// `GET /status`: this node's view of its backends (the metrics the issue asks the status
 /// page to show: time-series updates written, queued, replayed, dropped, latency).
 pub(crate) async fn status(u: PageUser, State(ctx): State<Shared>) -> Result<Response, WebError> {
+    if let Err(refused) = u.require_global_read() {
+        return Ok(*refused);
+    }
     let s = crate::api::status_snapshot(&ctx).await;
     let page = StatusPage {
         layout: Layout::new(&ctx, &u),

@@ -148,10 +148,8 @@ async fn snapshot(ctx: &Shared) -> Result<Snapshot, lookout_coord::CoordError> {
 }
 
 /// `GET /api/v0/poller`
-pub(crate) async fn api(
-    _user: ApiUser,
-    State(ctx): State<Shared>,
-) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn api(user: ApiUser, State(ctx): State<Shared>) -> Result<Json<Value>, ApiError> {
+    user.require_global_read()?;
     let s = snapshot(&ctx).await.map_err(|e| {
         ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -206,6 +204,9 @@ struct PollerPage {
 /// `GET /poller`: nodes, master and queues; a dead node is shown dead within its heartbeat
 /// TTL (seconds).
 pub(crate) async fn page(u: PageUser, State(ctx): State<Shared>) -> Result<Response, WebError> {
+    if let Err(refused) = u.require_global_read() {
+        return Ok(*refused);
+    }
     let now = Utc::now();
     let (error, snap) = match snapshot(&ctx).await {
         Ok(s) => (String::new(), s),

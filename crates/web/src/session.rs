@@ -1,17 +1,15 @@
-//! Stateless sessions and CSRF tokens in sealed cookies.
+//! Session cookies and CSRF tokens.
 //!
-//! The session is a small JSON payload (user id, expiry, CSRF token) sealed with AES-256-GCM
-//! (the `cookie` crate's private jar: encrypted and authenticated, the cookie name bound as
-//! associated data) under a key derived from `APP_KEY`. Nothing is kept server-side, so every
-//! web instance that shares `APP_KEY` accepts the cookie: a user keeps the session when the
-//! instance that issued it dies. The expiry travels inside the sealed payload, so a client
-//! cannot extend it by editing cookie attributes.
+//! The session cookie is a small JSON payload (session id, user id, expiry, CSRF token) sealed
+//! with AES-256-GCM (the `cookie` crate's private jar: encrypted and authenticated, the cookie
+//! name bound as associated data) under a key derived from `APP_KEY`, so every web instance
+//! that shares `APP_KEY` can open it. The session itself is a server-side record (see
+//! `sessions`) found by the id: logout, a password change or the user's removal end it on
+//! every instance at once, and a copied cookie dies with it. The expiry travels inside the
+//! sealed payload too, so a client cannot extend it by editing cookie attributes.
 //!
 //! CSRF: every form carries the session's CSRF token, compared in constant time. The login
 //! form has no session yet, so it gets its own short-lived sealed cookie holding the token.
-//!
-//! Known limit of stateless sessions: logout clears the cookie in the browser but cannot
-//! revoke a copy of it before its expiry; removing the user (or changing `APP_KEY`) does.
 
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue};
@@ -25,7 +23,7 @@ use crate::auth::{random_hex, AppKey};
 pub const SESSION_COOKIE: &str = "lookout_session";
 /// Name of the pre-login cookie that carries the login form's CSRF token.
 pub const LOGIN_COOKIE: &str = "lookout_login";
-/// How long a session lasts from login.
+/// How long a session lasts from login by default (`LOOKOUT_SESSION_LIFETIME`).
 pub const SESSION_TTL_SECS: i64 = 12 * 3600;
 /// How long a login form stays valid.
 pub const LOGIN_TTL_SECS: i64 = 3600;
@@ -33,6 +31,8 @@ pub const LOGIN_TTL_SECS: i64 = 3600;
 /// What the session cookie holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionData {
+    /// The server-side record's id (random, 256 bits); the store keeps only its SHA-256.
+    pub sid: String,
     /// `users.user_id`
     pub uid: i64,
     /// Unix seconds after which the session is refused.
@@ -62,20 +62,27 @@ impl CookieSealer {
         }
     }
 
-    /// A fresh session for `uid` issued at `now` (unix seconds).
-    pub fn new_session(uid: i64, now: i64) -> SessionData {
+    /// A fresh session for `uid` issued at `now` (unix seconds), valid for `ttl` seconds.
+    pub fn new_session(uid: i64, now: i64, ttl: i64) -> SessionData {
         SessionData {
+            sid: random_hex(32),
             uid,
-            exp: now + SESSION_TTL_SECS,
+            exp: now + ttl,
             csrf: random_hex(32),
         }
     }
 
     /// The `Set-Cookie` value for a session; `secure` adds the `Secure` attribute (set it when
     /// the client reached us over HTTPS, see [`client_uses_https`]).
-    pub fn session_cookie(&self, data: &SessionData, secure: bool) -> Option<HeaderValue> {
+    pub fn session_cookie(
+        &self,
+        data: &SessionData,
+        max_age: i64,
+        secure: bool,
+    ) -> Option<HeaderValue> {
         let json = serde_json::to_string(data).ok()?;
-        self.sealed_cookie(SESSION_COOKIE, json, SESSION_TTL_SECS, secure)
+        // The browser keeps it for the session's lifetime; the server record decides.
+        self.sealed_cookie(SESSION_COOKIE, json, max_age, secure)
     }
 
     /// The valid, unexpired session in the request's cookies, if any. A cookie that was
@@ -212,8 +219,8 @@ mod tests {
     #[test]
     fn session_round_trip_and_attributes() {
         let s = CookieSealer::new(&AppKey::generate());
-        let data = CookieSealer::new_session(7, 1000);
-        let c = s.session_cookie(&data, false).unwrap();
+        let data = CookieSealer::new_session(7, 1000, SESSION_TTL_SECS);
+        let c = s.session_cookie(&data, SESSION_TTL_SECS, false).unwrap();
         let text = c.to_str().unwrap();
         assert!(text.starts_with("lookout_session="), "{text}");
         assert!(text.contains("HttpOnly"), "{text}");
@@ -232,7 +239,11 @@ mod tests {
         let key = AppKey::generate();
         let s = CookieSealer::new(&key);
         let c = s
-            .session_cookie(&CookieSealer::new_session(1, 0), false)
+            .session_cookie(
+                &CookieSealer::new_session(1, 0, SESSION_TTL_SECS),
+                SESSION_TTL_SECS,
+                false,
+            )
             .unwrap();
         assert!(CookieSealer::new(&AppKey::generate())
             .session(&request_with(&c), 1)
@@ -266,7 +277,11 @@ mod tests {
     fn secure_behind_https_proxies() {
         let s = CookieSealer::new(&AppKey::generate());
         let c = s
-            .session_cookie(&CookieSealer::new_session(1, 0), true)
+            .session_cookie(
+                &CookieSealer::new_session(1, 0, SESSION_TTL_SECS),
+                SESSION_TTL_SECS,
+                true,
+            )
             .unwrap();
         assert!(c.to_str().unwrap().contains("Secure"));
         let mut h = HeaderMap::new();

@@ -141,6 +141,7 @@ async fn database_outage_gives_503_and_recovers() {
         poll_interval_secs: 300,
         node_name: "outage-node".to_string(),
         alerting: None,
+        security: Default::default(),
     });
 
     let cookie = login_on(&app, USER, PASSWORD)
@@ -169,6 +170,23 @@ async fn database_outage_gives_503_and_recovers() {
     let health_latency = t.elapsed();
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
     assert_eq!(r.json()["status"], "error");
+    // Readiness names the store; liveness stays up so the balancer does not restart us.
+    let ready = send(&app, get("/readyz", None)).await;
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.body
+    );
+    assert!(
+        ready.json()["message"].as_str().unwrap().contains("store"),
+        "{}",
+        ready.body
+    );
+    assert_eq!(
+        send(&app, get("/healthz", None)).await.status,
+        StatusCode::OK
+    );
     // The load balancer's check must not hang: the store's acquire time-out bounds it.
     assert!(
         health_latency < Duration::from_secs(5),
@@ -284,6 +302,7 @@ async fn dead_node_fails_over_within_the_request_deadline() {
         poll_interval_secs: 300,
         node_name: "failover-node".to_string(),
         alerting: None,
+        security: Default::default(),
     });
     let cookie = login_on(&app, USER, PASSWORD)
         .await

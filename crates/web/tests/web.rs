@@ -124,6 +124,7 @@ fn state(store: &Store, ts: &TimeSeries, key: &AppKey) -> WebState {
         poll_interval_secs: 300,
         node_name: "test-node".to_string(),
         alerting: None,
+        security: Default::default(),
     }
 }
 
@@ -760,6 +761,12 @@ async fn health_assets_and_headers() {
     assert_eq!(r.headers[header::X_FRAME_OPTIONS], "DENY");
     assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
     assert!(r.headers.contains_key(header::CONTENT_SECURITY_POLICY));
+    // Liveness and readiness (in-process coordination: the store alone decides readiness).
+    for probe in ["/healthz", "/readyz"] {
+        let r = app.get(probe, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{probe}: {}", r.body);
+        assert_eq!(r.json()["node"], "test-node", "{probe}");
+    }
 
     // The login page links the fingerprinted stylesheet; the assets are served from it.
     let login = app.get("/login", None).await;

@@ -35,7 +35,7 @@ type ApiResult = Result<Json<Value>, Failure>;
 type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
 
 fn reader(u: &ApiUser) -> Result<(), Failure> {
-    if can_read(&u.0) {
+    if can_read(&u.user) {
         Ok(())
     } else {
         Err(Failure::forbidden(READ_LEVEL))
@@ -43,7 +43,7 @@ fn reader(u: &ApiUser) -> Result<(), Failure> {
 }
 
 fn writer(u: &ApiUser) -> Result<(), Failure> {
-    if can_write(&u.0) {
+    if can_write(&u.user) {
         Ok(())
     } else {
         Err(Failure::forbidden(ADMIN_LEVEL))
@@ -184,10 +184,10 @@ pub(crate) async fn ack_alert(
     body: Bytes,
 ) -> ApiResult {
     writer(&u)?;
-    let req = ack_request(&body_json(&body)?, &u.0.username)?;
+    let req = ack_request(&body_json(&body)?, &u.user.username)?;
     let e = engine(&ctx)?.clone();
     with_fresh_catalog(&ctx, || e.acknowledge(id, req.clone())).await?;
-    tracing::info!(user = %u.0.username, alert_id = id, "alert acknowledged");
+    tracing::info!(user = %u.user.username, alert_id = id, "alert acknowledged");
     let a = model::alert(&ctx.state.store, id).await?;
     Ok(Json(json!({
         "status": "ok",
@@ -206,7 +206,7 @@ pub(crate) async fn unmute_alert(
     writer(&u)?;
     let e = engine(&ctx)?.clone();
     with_fresh_catalog(&ctx, || e.unacknowledge(id)).await?;
-    tracing::info!(user = %u.0.username, alert_id = id, "alert unacknowledged");
+    tracing::info!(user = %u.user.username, alert_id = id, "alert unacknowledged");
     let a = model::alert(&ctx.state.store, id).await?;
     Ok(Json(json!({
         "status": "ok",
@@ -299,7 +299,7 @@ pub(crate) async fn add_rule(u: ApiUser, State(ctx): State<Shared>, body: Bytes)
     let (new, _) = edit.resolve(&ctx.state.store, None).await?;
     let r = ctx.state.store.add_alert_rule(&new).await?;
     reload(&ctx).await;
-    tracing::info!(user = %u.0.username, rule_id = r.id, name = %r.name, "alert rule added");
+    tracing::info!(user = %u.user.username, rule_id = r.id, name = %r.name, "alert rule added");
     Ok(Json(json!({
         "status": "ok",
         "message": format!("Added rule {}", r.name),
@@ -314,7 +314,7 @@ async fn update(ctx: &Shared, u: &ApiUser, id: i64, body: &Value) -> ApiResult {
     let (new, _) = edit.resolve(&ctx.state.store, Some(&base)).await?;
     let r = ctx.state.store.update_alert_rule(id, &new).await?;
     reload(ctx).await;
-    tracing::info!(user = %u.0.username, rule_id = r.id, name = %r.name, "alert rule updated");
+    tracing::info!(user = %u.user.username, rule_id = r.id, name = %r.name, "alert rule updated");
     Ok(Json(json!({
         "status": "ok",
         "message": format!("Edited rule {}", r.name),
@@ -371,7 +371,7 @@ pub(crate) async fn delete_rule(
         )));
     }
     reload(&ctx).await;
-    tracing::info!(user = %u.0.username, rule_id = id, name = %r.name, "alert rule removed");
+    tracing::info!(user = %u.user.username, rule_id = id, name = %r.name, "alert rule removed");
     Ok(Json(json!({
         "status": "ok",
         "message": format!("Alert rule {} has been removed", r.name),

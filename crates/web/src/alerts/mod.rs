@@ -38,17 +38,17 @@ use serde_json::{json, Value};
 
 use crate::Shared;
 
-/// LibreNMS's global read-only level: sees every device and alert, changes nothing.
-pub(crate) const READ_LEVEL: i32 = 5;
-/// LibreNMS's admin level: may acknowledge and edit rules, transports and maintenance.
-pub(crate) const ADMIN_LEVEL: i32 = 10;
+use crate::access::Role;
+pub(crate) use crate::access::{ADMIN_LEVEL, READ_LEVEL};
 
+/// Global read or admin: alerts span devices, so a normal user sees none of them here.
 pub(crate) fn can_read(u: &User) -> bool {
-    u.level >= READ_LEVEL
+    Role::of_level(u.level) != Role::Normal
 }
 
+/// Admin: may acknowledge and edit rules, transports and maintenance.
 pub(crate) fn can_write(u: &User) -> bool {
-    u.level >= ADMIN_LEVEL
+    Role::of_level(u.level) == Role::Admin
 }
 
 /// Why an alerts request failed: the status, a message for the client, and for a refused

@@ -12,6 +12,7 @@ use lookout_core::{Device, Port};
 use lookout_store::User;
 use serde_json::{json, Value};
 
+use crate::access::{needs, Access, Role};
 use crate::error::ApiError;
 use crate::view::librenms_time;
 use crate::Shared;
@@ -37,17 +38,65 @@ where
     }
 }
 
-/// The user an API request authenticated as.
-pub(crate) struct ApiUser(#[allow(dead_code)] pub(crate) User);
+/// The user an API request authenticated as, and what they may see and do.
+pub(crate) struct ApiUser {
+    pub(crate) user: User,
+    pub(crate) access: Access,
+}
 
 impl FromRequestParts<Shared> for ApiUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, ctx: &Shared) -> Result<Self, ApiError> {
         match token_user(parts, ctx).await? {
-            Some(user) => Ok(ApiUser(user)),
+            Some(user) => {
+                let access = Access::of(&ctx.state.store, &user).await?;
+                Ok(ApiUser { user, access })
+            }
             None => Err(unauthorized(parts)),
         }
+    }
+}
+
+impl ApiUser {
+    /// 403 unless the caller sees every device (global read or admin).
+    pub(crate) fn require_global_read(&self) -> Result<(), ApiError> {
+        if self.access.sees_all() {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                needs(Role::GlobalRead),
+            ))
+        }
+    }
+
+    /// 403 unless the caller is an admin.
+    pub(crate) fn require_admin(&self) -> Result<(), ApiError> {
+        if self.access.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::new(StatusCode::FORBIDDEN, needs(Role::Admin)))
+        }
+    }
+
+    /// The device by hostname or id, 404 when unknown or not visible to the caller.
+    pub(crate) async fn device(&self, ctx: &Shared, key: &str) -> Result<Device, ApiError> {
+        visible_device(ctx, &self.access, key).await
+    }
+}
+
+/// The device by hostname or id, 404 when unknown or not visible with `access`.
+pub(crate) async fn visible_device(
+    ctx: &Shared,
+    access: &Access,
+    key: &str,
+) -> Result<Device, ApiError> {
+    let d = find_device(ctx, key).await?;
+    if access.can_see(d.device_id) {
+        Ok(d)
+    } else {
+        Err(device_not_found(key))
     }
 }
 
@@ -77,10 +126,10 @@ fn unauthorized(parts: &Parts) -> ApiError {
 
 /// `GET /api/v0/devices`
 pub(crate) async fn devices(
-    _user: ApiUser,
+    user: ApiUser,
     State(ctx): State<Shared>,
 ) -> Result<Json<Value>, ApiError> {
-    let devices = ctx.state.store.devices().await?;
+    let devices = user.access.visible(ctx.state.store.devices().await?);
     let list: Vec<Value> = devices.iter().map(device_json).collect();
     Ok(Json(
         json!({"status": "ok", "count": list.len(), "devices": list}),
@@ -89,11 +138,11 @@ pub(crate) async fn devices(
 
 /// `GET /api/v0/devices/{hostname}`; like LibreNMS, a numeric device id works too.
 pub(crate) async fn device(
-    _user: ApiUser,
+    user: ApiUser,
     State(ctx): State<Shared>,
     ApiPath(hostname): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let d = find_device(&ctx, &hostname).await?;
+    let d = user.device(&ctx, &hostname).await?;
     Ok(Json(
         json!({"status": "ok", "count": 1, "devices": [device_json(&d)]}),
     ))
@@ -101,11 +150,11 @@ pub(crate) async fn device(
 
 /// `GET /api/v0/devices/{hostname}/ports`
 pub(crate) async fn ports(
-    _user: ApiUser,
+    user: ApiUser,
     State(ctx): State<Shared>,
     ApiPath(hostname): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let d = find_device(&ctx, &hostname).await?;
+    let d = user.device(&ctx, &hostname).await?;
     let ports = ctx.state.store.ports(d.device_id).await?;
     let list: Vec<Value> = ports.iter().map(port_json).collect();
     Ok(Json(
@@ -116,21 +165,22 @@ pub(crate) async fn ports(
 /// `GET /api/v0/devices/{hostname}/ports/{ifname}` (LibreNMS `get_port_stats_by_port_hostname`):
 /// one port by ifName, else ifDescr. Names with `/` are sent URL-encoded (`ge-0%2F0%2F1`).
 pub(crate) async fn port(
-    _user: ApiUser,
+    user: ApiUser,
     State(ctx): State<Shared>,
     ApiPath((hostname, ifname)): ApiPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, p) = find_port(&ctx, &hostname, &ifname).await?;
+    let (_, p) = find_port(&ctx, &user.access, &hostname, &ifname).await?;
     Ok(Json(json!({"status": "ok", "port": port_json(&p)})))
 }
 
 /// A device's port by ifName, else ifDescr (LibreNMS matches either); 404 JSON otherwise.
 pub(crate) async fn find_port(
     ctx: &Shared,
+    access: &Access,
     hostname: &str,
     ifname: &str,
 ) -> Result<(Device, Port), ApiError> {
-    let d = find_device(ctx, hostname).await?;
+    let d = visible_device(ctx, access, hostname).await?;
     let ports = ctx.state.store.ports(d.device_id).await?;
     let found = ports
         .iter()
@@ -169,10 +219,15 @@ async fn find_device(ctx: &Shared, key: &str) -> Result<Device, ApiError> {
             return Ok(d);
         }
     }
-    Err(ApiError::new(
+    Err(device_not_found(key))
+}
+
+/// The same answer for an unknown device and one the caller may not see.
+fn device_not_found(key: &str) -> ApiError {
+    ApiError::new(
         StatusCode::NOT_FOUND,
         format!("device {key} does not exist"),
-    ))
+    )
 }
 
 /// A device in LibreNMS's API shape. SNMP credentials are deliberately left out.
@@ -261,10 +316,14 @@ pub(crate) async fn status_snapshot(ctx: &Shared) -> StatusSnapshot {
 }
 
 /// `GET /api/v0/status`: the status page as JSON, for monitoring the monitor.
-pub(crate) async fn status(_user: ApiUser, State(ctx): State<Shared>) -> Json<Value> {
+pub(crate) async fn status(
+    user: ApiUser,
+    State(ctx): State<Shared>,
+) -> Result<Json<Value>, ApiError> {
+    user.require_global_read()?;
     let s = status_snapshot(&ctx).await;
     let t = &s.timeseries;
-    Json(json!({
+    Ok(Json(json!({
         "status": "ok",
         "node": ctx.state.node_name,
         "store": {"dialect": s.store_dialect, "node": s.store_node, "error": s.store_error},
@@ -275,17 +334,17 @@ pub(crate) async fn status(_user: ApiUser, State(ctx): State<Shared>) -> Json<Va
             "round_trip_micros_total": t.round_trip_micros_total,
             "round_trip_micros_max": t.round_trip_micros_max,
         },
-    }))
+    })))
 }
 
 /// `GET /api/v0/devices/{hostname}/health`: processors, memory pools and storage with their
 /// current values (LibreNMS column names), and where the last poll's time went.
 pub(crate) async fn health(
-    _user: ApiUser,
+    user: ApiUser,
     State(ctx): State<Shared>,
     ApiPath(hostname): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let d = find_device(&ctx, &hostname).await?;
+    let d = user.device(&ctx, &hostname).await?;
     let store = &ctx.state.store;
     Ok(Json(json!({
         "status": "ok",
@@ -300,11 +359,11 @@ pub(crate) async fn health(
 /// `GET /api/v0/devices/{hostname}/links`: the device's LLDP/CDP neighbours, LibreNMS's
 /// `links` rows (`remote_device_id` set when the neighbour is a known device).
 pub(crate) async fn links(
-    _user: ApiUser,
+    user: ApiUser,
     State(ctx): State<Shared>,
     ApiPath(hostname): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let d = find_device(&ctx, &hostname).await?;
+    let d = user.device(&ctx, &hostname).await?;
     let links = ctx.state.store.links(d.device_id).await?;
     Ok(Json(
         json!({"status": "ok", "count": links.len(), "links": links}),
@@ -314,11 +373,11 @@ pub(crate) async fn links(
 /// `GET /api/v0/devices/{hostname}/ip`: IPv4 and IPv6 addresses of the device's ports
 /// (LibreNMS's `addresses`, rows of `ipv4_addresses` and `ipv6_addresses`).
 pub(crate) async fn ip_addresses(
-    _user: ApiUser,
+    user: ApiUser,
     State(ctx): State<Shared>,
     ApiPath(hostname): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let d = find_device(&ctx, &hostname).await?;
+    let d = user.device(&ctx, &hostname).await?;
     let store = &ctx.state.store;
     let mut addresses: Vec<Value> = Vec::new();
     for a in store.ipv4_addresses(d.device_id).await? {
@@ -335,11 +394,12 @@ pub(crate) async fn ip_addresses(
 /// `GET /api/v0/devices/{hostname}/discover`: the device's next poll runs discovery (as
 /// LibreNMS, which queues it too).
 pub(crate) async fn discover(
-    _user: ApiUser,
+    user: ApiUser,
     State(ctx): State<Shared>,
     ApiPath(hostname): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let d = find_device(&ctx, &hostname).await?;
+    user.require_admin()?;
+    let d = user.device(&ctx, &hostname).await?;
     ctx.state.store.request_discovery(d.device_id).await?;
     Ok(Json(json!({
         "status": "ok",

@@ -162,6 +162,7 @@ pub async fn alert_app() -> AlertApp {
         poll_interval_secs: 300,
         node_name: "alerts-node".to_string(),
         alerting: Some(engine.clone()),
+        security: Default::default(),
     };
     AlertApp {
         router: router(state),

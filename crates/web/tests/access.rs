@@ -1,0 +1,676 @@
+//! Roles, server-side sessions and login protection, through the whole router over a real
+//! store (SQLite, or a fresh MariaDB database with `LOOKOUT_TEST_DB=mysql`):
+//! - the role matrix (admin / global read / normal user with one granted device) asserted
+//!   from a table over pages, API route families and graph data;
+//! - logout, a password change and a user's removal end sessions on every instance, so a
+//!   copied cookie is refused; idle sessions end;
+//! - the login throttle per account and per client address, shared by two instances, with
+//!   429 + `Retry-After` whatever the password, and the auth log with client addresses;
+//! - the users pages: add a user, grant a device, create and revoke a token.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+
+use axum::extract::connect_info::MockConnectInfo;
+use axum::http::{header, StatusCode};
+use axum::Router;
+use lookout_core::{NewDevice, PortCounters, PortPoll, SnmpConfig};
+use lookout_store::{Store, StoreConfig};
+use lookout_timeseries::{TimeSeries, TimeSeriesConfig};
+use lookout_web::{router, AppKey, SecurityOptions, WebState};
+
+mod common;
+
+use common::*;
+use lookout_testkit::mariadb::{self, test_db_is_mysql, TestDatabase};
+
+struct Fixture {
+    store: Store,
+    ts: TimeSeries,
+    key: AppKey,
+    _dir: tempfile::TempDir,
+    _db: Option<TestDatabase>,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, db) = if test_db_is_mysql() {
+            let db = TestDatabase::create("lookout_test_access");
+            let config = StoreConfig::Mysql {
+                hosts: vec![(mariadb::HOST.to_string(), mariadb::PORT)],
+                database: db.name.clone(),
+                username: "root".to_string(),
+                password: String::new(),
+            };
+            (config, Some(db))
+        } else {
+            let path = dir.path().join("lookout.sqlite");
+            (StoreConfig::Sqlite { path }, None)
+        };
+        let store = Store::open(&config).await.unwrap();
+        store.migrate().await.unwrap();
+        std::fs::create_dir_all(dir.path().join("rrd")).unwrap();
+        let ts = TimeSeries::open(&TimeSeriesConfig::Local {
+            rrd_dir: dir.path().join("rrd"),
+        })
+        .await
+        .unwrap();
+        Fixture {
+            store,
+            ts,
+            key: AppKey::generate(),
+            _dir: dir,
+            _db: db,
+        }
+    }
+
+    /// A web instance over the shared store, its clients seen at `client`.
+    fn instance(&self, security: SecurityOptions, client: &str) -> Router {
+        let state = WebState {
+            coord: lookout_coord::Coord::memory(),
+            store: self.store.clone(),
+            timeseries: self.ts.clone(),
+            app_key: self.key.clone(),
+            poll_interval_secs: 300,
+            node_name: "access-node".to_string(),
+            alerting: None,
+            security,
+        };
+        let addr: SocketAddr = format!("{client}:40000").parse().unwrap();
+        router(state).layer(MockConnectInfo(addr))
+    }
+
+    async fn user(&self, name: &str, level: i32) -> (i64, String) {
+        let u = self
+            .store
+            .add_user(name, &cheap_hash(PASSWORD), level)
+            .await
+            .unwrap();
+        let (token, digest) = lookout_web::new_api_token();
+        self.store
+            .add_api_token(u.user_id, &digest, "test")
+            .await
+            .unwrap();
+        (u.user_id, token)
+    }
+
+    async fn device(&self, hostname: &str) -> (i64, i64) {
+        let id = self
+            .store
+            .add_device(&NewDevice {
+                hostname: hostname.to_string(),
+                snmp: SnmpConfig::default(),
+                poller_group: 0,
+            })
+            .await
+            .unwrap()
+            .device_id;
+        let port = PortPoll {
+            if_index: 1,
+            if_name: Some("eth0".into()),
+            if_descr: Some("eth0".into()),
+            if_alias: None,
+            if_type: Some("ethernetCsmacd".into()),
+            if_mtu: None,
+            if_speed: None,
+            if_phys_address: None,
+            if_admin_status: Some("up".into()),
+            if_oper_status: Some("up".into()),
+            counters: PortCounters::default(),
+        };
+        let sync = self
+            .store
+            .sync_ports(id, &[port], chrono::Utc::now())
+            .await
+            .unwrap();
+        (id, sync.ports[0].port_id)
+    }
+}
+
+async fn login_cookie(app: &Router, user: &str) -> String {
+    let r = login_on(app, user, PASSWORD).await;
+    assert_eq!(
+        r.status,
+        StatusCode::SEE_OTHER,
+        "login of {user}: {}",
+        r.body
+    );
+    r.cookie("lookout_session").unwrap()
+}
+
+/// Expected status per role: admin, global read, normal user (granted device A only).
+struct Row(&'static str, [u16; 3]);
+
+#[tokio::test]
+async fn role_matrix_over_pages_api_and_graphs() {
+    let fx = Fixture::new().await;
+    let app = fx.instance(SecurityOptions::default(), "127.0.0.1");
+    let (_, admin_token) = fx.user("admin", 10).await;
+    let (_, reader_token) = fx.user("reader", 5).await;
+    let (normal_id, normal_token) = fx.user("normal", 1).await;
+    let (a, port_a) = fx.device("a.example.net").await;
+    let (b, port_b) = fx.device("b.example.net").await;
+    fx.store.grant_device(normal_id, a).await.unwrap();
+
+    let cookies = [
+        login_cookie(&app, "admin").await,
+        login_cookie(&app, "reader").await,
+        login_cookie(&app, "normal").await,
+    ];
+    let tokens = [admin_token, reader_token, normal_token];
+
+    let pages = [
+        Row("/devices", [200, 200, 200]),
+        Row("/device/{a}", [200, 200, 200]),
+        Row("/device/{b}", [200, 200, 404]),
+        Row("/status", [200, 200, 403]),
+        Row("/poller", [200, 200, 403]),
+        Row("/alerts", [200, 200, 403]),
+        Row("/alerts/rules", [200, 200, 403]),
+        Row("/users", [200, 403, 403]),
+        Row("/users/tokens", [200, 403, 403]),
+        Row("/users/authlog", [200, 403, 403]),
+        Row("/users/1", [200, 403, 403]),
+        Row("/account", [200, 200, 200]),
+        Row("/graph-data/port/{pa}", [200, 200, 200]),
+        Row("/graph-data/port/{pb}", [200, 200, 404]),
+    ];
+    let fill = |p: &str| {
+        p.replace("{a}", &a.to_string())
+            .replace("{b}", &b.to_string())
+            .replace("{pa}", &port_a.to_string())
+            .replace("{pb}", &port_b.to_string())
+    };
+    for Row(path, want) in &pages {
+        for (role, cookie) in cookies.iter().enumerate() {
+            let r = send(&app, get(&fill(path), Some(cookie))).await;
+            assert_eq!(
+                r.status.as_u16(),
+                want[role],
+                "page {path} as role #{role}: {}",
+                &r.body[..r.body.len().min(300)]
+            );
+        }
+    }
+    let apis = [
+        Row("/api/v0/devices", [200, 200, 200]),
+        Row("/api/v0/devices/a.example.net", [200, 200, 200]),
+        Row("/api/v0/devices/b.example.net", [200, 200, 404]),
+        Row("/api/v0/devices/{b}", [200, 200, 404]),
+        Row("/api/v0/devices/b.example.net/ports", [200, 200, 404]),
+        Row("/api/v0/devices/a.example.net/ports/eth0", [200, 200, 200]),
+        Row("/api/v0/devices/b.example.net/ports/eth0", [200, 200, 404]),
+        Row(
+            "/api/v0/devices/b.example.net/ports/eth0/series",
+            [200, 200, 404],
+        ),
+        Row("/api/v0/devices/b.example.net/health", [200, 200, 404]),
+        Row("/api/v0/devices/b.example.net/links", [200, 200, 404]),
+        Row("/api/v0/devices/b.example.net/ip", [200, 200, 404]),
+        Row("/api/v0/devices/a.example.net/discover", [200, 403, 403]),
+        Row("/api/v0/status", [200, 200, 403]),
+        Row("/api/v0/poller", [200, 200, 403]),
+        Row("/api/v0/alerts", [200, 200, 403]),
+        Row("/api/v0/rules", [200, 200, 403]),
+        Row("/graph-data/port/{pb}", [200, 200, 404]),
+    ];
+    for Row(path, want) in &apis {
+        for (role, token) in tokens.iter().enumerate() {
+            let r = send(&app, api(&fill(path), Some(token))).await;
+            assert_eq!(
+                r.status.as_u16(),
+                want[role],
+                "API {path} as role #{role}: {}",
+                r.body
+            );
+        }
+    }
+    // Lists are narrowed, not only single items.
+    let list = send(&app, api("/api/v0/devices", Some(&tokens[2])))
+        .await
+        .json();
+    assert_eq!(list["count"], 1, "{list}");
+    assert_eq!(list["devices"][0]["hostname"], "a.example.net");
+    let page = send(&app, get("/devices", Some(&cookies[2]))).await.body;
+    assert!(page.contains("a.example.net") && !page.contains("b.example.net"));
+    // The admin-only navigation is shown to admins only.
+    assert!(send(&app, get("/devices", Some(&cookies[0])))
+        .await
+        .body
+        .contains("href=\"/users\""));
+    assert!(!page.contains("href=\"/users\""));
+
+    // A change refused to a reader even with a valid CSRF token.
+    let csrf = csrf_of(&send(&app, get("/account", Some(&cookies[1]))).await.body);
+    let r = send(
+        &app,
+        post_form(
+            "/users",
+            Some(&cookies[1]),
+            &[
+                ("_csrf", &csrf),
+                ("username", "x"),
+                ("password", "longenough"),
+                ("level", "10"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(fx.store.user_by_username("x").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn logout_password_change_and_removal_end_sessions_everywhere() {
+    let fx = Fixture::new().await;
+    let one = fx.instance(SecurityOptions::default(), "127.0.0.1");
+    let two = fx.instance(SecurityOptions::default(), "127.0.0.2");
+    let (admin_id, _) = fx.user("admin", 10).await;
+    let (ops_id, ops_token) = fx.user("ops", 5).await;
+
+    // Logout on one instance: the copied cookie is refused on both.
+    let cookie = login_cookie(&one, "admin").await;
+    let copy = cookie.clone();
+    assert_eq!(
+        send(&two, get("/devices", Some(&copy))).await.status,
+        StatusCode::OK
+    );
+    let csrf = csrf_of(&send(&one, get("/devices", Some(&cookie))).await.body);
+    let r = send(
+        &one,
+        post_form("/logout", Some(&cookie), &[("_csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    for app in [&one, &two] {
+        let r = send(app, get("/devices", Some(&copy))).await;
+        assert_eq!(
+            r.status,
+            StatusCode::SEE_OTHER,
+            "copied cookie after logout"
+        );
+        assert!(r.location().starts_with("/login"));
+        let r = send(app, get("/graph-data/port/1", Some(&copy))).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNAUTHORIZED,
+            "graph data after logout"
+        );
+    }
+
+    // A new login gets a new session id: the old cookie stays dead.
+    let fresh = login_cookie(&two, "admin").await;
+    assert_ne!(fresh, cookie);
+    assert_eq!(
+        send(&one, get("/devices", Some(&copy))).await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    // The admin changes ops's password: ops's sessions end on both instances.
+    let ops_cookie = login_cookie(&two, "ops").await;
+    assert_eq!(
+        send(&one, get("/devices", Some(&ops_cookie))).await.status,
+        StatusCode::OK
+    );
+    let csrf = csrf_of(&send(&one, get("/users", Some(&fresh))).await.body);
+    let r = send(
+        &one,
+        post_form(
+            &format!("/users/{ops_id}/password"),
+            Some(&fresh),
+            &[("_csrf", &csrf), ("password", "short")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "policy: {}", r.body);
+    assert!(r.body.contains("at least 8"), "{}", r.body);
+    let r = send(
+        &one,
+        post_form(
+            &format!("/users/{ops_id}/password"),
+            Some(&fresh),
+            &[("_csrf", &csrf), ("password", "a much longer one")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    for app in [&one, &two] {
+        assert_eq!(
+            send(app, get("/devices", Some(&ops_cookie))).await.status,
+            StatusCode::SEE_OTHER
+        );
+    }
+    assert_eq!(
+        login_on(&two, "ops", "a much longer one").await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    // Removing ops ends its sessions and its token.
+    let ops_cookie = login_cookie_with(&two, "ops", "a much longer one").await;
+    assert_eq!(
+        send(&two, api("/api/v0/devices", Some(&ops_token)))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = send(
+        &one,
+        post_form(
+            &format!("/users/{ops_id}/remove"),
+            Some(&fresh),
+            &[("_csrf", &csrf)],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        send(&two, get("/devices", Some(&ops_cookie))).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        send(&two, api("/api/v0/devices", Some(&ops_token)))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    // An admin cannot remove themselves.
+    let r = send(
+        &one,
+        post_form(
+            &format!("/users/{admin_id}/remove"),
+            Some(&fresh),
+            &[("_csrf", &csrf)],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+}
+
+async fn login_cookie_with(app: &Router, user: &str, password: &str) -> String {
+    let r = login_on(app, user, password).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    r.cookie("lookout_session").unwrap()
+}
+
+#[tokio::test]
+async fn idle_sessions_end() {
+    let fx = Fixture::new().await;
+    let opts = SecurityOptions {
+        session_idle_secs: 1,
+        ..SecurityOptions::default()
+    };
+    let app = fx.instance(opts, "127.0.0.1");
+    fx.user("admin", 10).await;
+    let cookie = login_cookie(&app, "admin").await;
+    assert_eq!(
+        send(&app, get("/devices", Some(&cookie))).await.status,
+        StatusCode::OK
+    );
+    // Idle for longer than the limit (the record's last_seen stays at login time).
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let r = send(&app, get("/devices", Some(&cookie))).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn login_throttle_per_account_and_address_across_instances() {
+    let fx = Fixture::new().await;
+    fx.user("admin", 10).await;
+    fx.user("other", 10).await;
+    let opts = SecurityOptions::default();
+    let one = fx.instance(opts.clone(), "10.0.0.1");
+    let two = fx.instance(opts.clone(), "10.0.0.9");
+    // Five wrong passwords for admin, split across the two instances: each answered 401.
+    for i in 0..opts.max_failures_per_user {
+        let app = if i % 2 == 0 { &one } else { &two };
+        let r = login_on(app, "admin", "wrong").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    // Now throttled on both instances, even with the right password.
+    for app in [&one, &two] {
+        let r = login_on(app, "admin", PASSWORD).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+        let wait: i64 = r.headers[header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&wait), "Retry-After {wait}");
+        assert!(r.cookie("lookout_session").is_none());
+    }
+    // Another account from the same addresses is not affected.
+    assert_eq!(
+        login_on(&one, "other", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    // Per address: many accounts tried from one address.
+    let three = fx.instance(opts.clone(), "10.0.0.3");
+    for i in 0..opts.max_failures_per_address {
+        let r = login_on(&three, &format!("guess{i}"), "wrong").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    let r = login_on(&three, "other", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    // The same account from elsewhere still logs in.
+    assert_eq!(
+        login_on(&two, "other", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    // The auth log has every attempt with its client address.
+    let log = fx.store.authlog(0, 1000).await.unwrap();
+    let count = |user: &str, addr: &str, result: &str| {
+        log.iter()
+            .filter(|r| r.user == user && r.address == addr && r.result == result)
+            .count()
+    };
+    assert_eq!(count("admin", "10.0.0.1", "failure"), 3);
+    assert_eq!(count("admin", "10.0.0.9", "failure"), 2);
+    assert_eq!(count("admin", "10.0.0.1", "throttled"), 1);
+    assert_eq!(count("other", "10.0.0.3", "throttled"), 1);
+    assert_eq!(count("other", "10.0.0.9", "ok"), 1);
+    // The users page shows the lockout.
+    let cookie = login_cookie(&two, "other").await;
+    let page = send(&two, get("/users", Some(&cookie))).await.body;
+    assert!(page.contains("locked for"), "{page}");
+    let page = send(&two, get("/users/authlog", Some(&cookie))).await.body;
+    assert!(page.contains("10.0.0.3") && page.contains("throttled"));
+}
+
+#[tokio::test]
+async fn forwarded_for_only_from_trusted_proxies() {
+    let fx = Fixture::new().await;
+    fx.user("admin", 10).await;
+    let opts = SecurityOptions {
+        trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+        ..SecurityOptions::default()
+    };
+    let behind_lb = fx.instance(opts.clone(), "127.0.0.7");
+    let direct = fx.instance(opts, "192.0.2.44");
+    for app in [&behind_lb, &direct] {
+        let form = send(app, get("/login", None)).await;
+        let login = form.cookie("lookout_login").unwrap();
+        let mut req = post_form(
+            "/login",
+            Some(&login),
+            &[
+                ("username", "admin"),
+                ("password", "wrong"),
+                ("_csrf", &csrf_of(&form.body)),
+            ],
+        );
+        req.headers_mut()
+            .insert("x-forwarded-for", "198.51.100.23".parse().unwrap());
+        assert_eq!(send(app, req).await.status, StatusCode::UNAUTHORIZED);
+    }
+    let addrs: Vec<String> = fx
+        .store
+        .authlog(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.address)
+        .collect();
+    assert_eq!(addrs, vec!["192.0.2.44", "198.51.100.23"]);
+}
+
+#[tokio::test]
+async fn users_pages_add_grant_token_and_revoke() {
+    let fx = Fixture::new().await;
+    let app = fx.instance(SecurityOptions::default(), "127.0.0.1");
+    fx.user("admin", 10).await;
+    let (a, _) = fx.device("a.example.net").await;
+    fx.device("b.example.net").await;
+    let admin = login_cookie(&app, "admin").await;
+    let csrf = csrf_of(&send(&app, get("/users", Some(&admin))).await.body);
+
+    // Without the CSRF token: refused, nothing added.
+    let r = send(
+        &app,
+        post_form(
+            "/users",
+            Some(&admin),
+            &[("username", "noc"), ("password", PASSWORD), ("level", "1")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = send(
+        &app,
+        post_form(
+            "/users",
+            Some(&admin),
+            &[
+                ("_csrf", &csrf),
+                ("username", "noc"),
+                ("password", PASSWORD),
+                ("level", "1"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let noc = fx.store.user_by_username("noc").await.unwrap().unwrap();
+    assert_eq!(noc.level, 1);
+    // A bad level is a 400, a duplicate a 409.
+    for (level, want) in [("7", StatusCode::BAD_REQUEST), ("1", StatusCode::CONFLICT)] {
+        let r = send(
+            &app,
+            post_form(
+                "/users",
+                Some(&admin),
+                &[
+                    ("_csrf", &csrf),
+                    ("username", "noc"),
+                    ("password", PASSWORD),
+                    ("level", level),
+                ],
+            ),
+        )
+        .await;
+        assert_eq!(r.status, want, "{}", r.body);
+    }
+
+    // Grant device a by hostname: noc sees it and only it.
+    let r = send(
+        &app,
+        post_form(
+            &format!("/users/{}/grant", noc.user_id),
+            Some(&admin),
+            &[("_csrf", &csrf), ("device", "a.example.net")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(fx.store.device_perms(noc.user_id).await.unwrap(), vec![a]);
+    let noc_cookie = login_cookie(&app, "noc").await;
+    let list = send(&app, get("/devices", Some(&noc_cookie))).await.body;
+    assert!(list.contains("a.example.net") && !list.contains("b.example.net"));
+
+    // A token created on the page is shown once and works with noc's view.
+    let r = send(
+        &app,
+        post_form(
+            &format!("/users/{}/token", noc.user_id),
+            Some(&admin),
+            &[("_csrf", &csrf), ("description", "grafana")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let i = r.body.find("id=\"new-token\">").unwrap() + "id=\"new-token\">".len();
+    let token = r.body[i..].split('<').next().unwrap().to_string();
+    assert_eq!(token.len(), 64);
+    let devices = send(&app, api("/api/v0/devices", Some(&token)))
+        .await
+        .json();
+    assert_eq!(devices["count"], 1);
+    // Listed without the token itself; revoked from the list.
+    let tokens = send(&app, get("/users/tokens", Some(&admin))).await.body;
+    assert!(tokens.contains("grafana") && !tokens.contains(&token));
+    let id = fx
+        .store
+        .api_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.description == "grafana")
+        .unwrap()
+        .id;
+    let r = send(
+        &app,
+        post_form(
+            &format!("/users/tokens/{id}/revoke"),
+            Some(&admin),
+            &[("_csrf", &csrf)],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        send(&app, api("/api/v0/devices", Some(&token)))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Own password: the current one is required; success ends the session.
+    let csrf_noc = csrf_of(&send(&app, get("/account", Some(&noc_cookie))).await.body);
+    let r = send(
+        &app,
+        post_form(
+            "/account",
+            Some(&noc_cookie),
+            &[
+                ("_csrf", &csrf_noc),
+                ("current", "wrong"),
+                ("password", "new password 1"),
+                ("confirm", "new password 1"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = send(
+        &app,
+        post_form(
+            "/account",
+            Some(&noc_cookie),
+            &[
+                ("_csrf", &csrf_noc),
+                ("current", PASSWORD),
+                ("password", "new password 1"),
+                ("confirm", "new password 1"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        send(&app, get("/devices", Some(&noc_cookie))).await.status,
+        StatusCode::SEE_OTHER
+    );
+    login_cookie_with(&app, "noc", "new password 1").await;
+}
