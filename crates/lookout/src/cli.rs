@@ -234,6 +234,36 @@ pub enum UserCommand {
         #[arg(long, default_value_t = 10)]
         level: i32,
     },
+    /// List users with level, granted devices and open sessions.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user with their tokens, sessions and device grants.
+    Remove { username: String },
+    /// Set a user's password (from --password, LOOKOUT_USER_PASSWORD, or generated); ends
+    /// every session of the user.
+    Passwd {
+        username: String,
+        #[arg(long, env = "LOOKOUT_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// Set a user's level: 10 admin, 5 global read-only, 1 normal, 11 demo.
+    Level { username: String, level: i32 },
+    /// Let a normal user (level 1) see devices (hostnames or ids) and their ports.
+    Grant {
+        username: String,
+        #[arg(required = true)]
+        devices: Vec<String>,
+    },
+    /// Take devices back from a user.
+    Revoke {
+        username: String,
+        #[arg(required = true)]
+        devices: Vec<String>,
+    },
+    /// End every session of a user on every web instance.
+    Logout { username: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -245,6 +275,13 @@ pub enum TokenCommand {
         #[arg(long, default_value = "")]
         description: String,
     },
+    /// List API tokens (id, user, description; never the token, which is not stored).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an API token by its id (from `token list`).
+    Revoke { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,9 +11,7 @@ use lookout_store::{Store, StoreError};
 use lookout_timeseries::TimeSeries;
 use serde_json::json;
 
-use crate::cli::{
-    Cli, Command, DeviceCommand, PollerCommand, SnmpArgs, SnmpCommand, TokenCommand, UserCommand,
-};
+use crate::cli::{Cli, Command, DeviceCommand, PollerCommand, SnmpArgs, SnmpCommand};
 use crate::config::{self, Config, Overrides};
 use crate::serve;
 
@@ -99,40 +97,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let cfg = Config::load(data_dir, &Overrides::default())?;
             crate::alert_cli::run(cfg, cmd).await
         }
-        Command::User(UserCommand::Add {
-            username,
-            password,
-            level,
-        }) => {
+        Command::User(cmd) => {
             let cfg = Config::load(data_dir, &Overrides::default())?;
             let store = open_migrated(&cfg).await?;
-            let (password, generated) = match password {
-                Some(p) if !p.is_empty() => (p, false),
-                _ => (generate_password(), true),
-            };
-            let hash = lookout_web::auth::hash_password(&password)
-                .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
-            store
-                .add_user(&username, &hash, level)
-                .await
-                .with_context(|| format!("cannot add user {username:?}"))?;
-            println!("user {username} added (level {level})");
-            if generated {
-                println!("password: {password}");
-            }
-            Ok(ExitCode::SUCCESS)
+            crate::user_cli::user(&cfg, &store, cmd).await
         }
-        Command::Token(TokenCommand::Create { user, description }) => {
+        Command::Token(cmd) => {
             let cfg = Config::load(data_dir, &Overrides::default())?;
             let store = open_migrated(&cfg).await?;
-            let Some(u) = store.user_by_username(&user).await? else {
-                bail!("no user {user:?} (add one with `lookout user add {user}`)");
-            };
-            let (token, sha) = lookout_web::auth::new_api_token();
-            store.add_api_token(u.user_id, &sha, &description).await?;
-            println!("API token for {user} (send it as header X-Auth-Token):");
-            println!("{token}");
-            Ok(ExitCode::SUCCESS)
+            crate::user_cli::token(&store, cmd).await
         }
     }
 }

@@ -11,6 +11,7 @@ mod discover;
 mod key;
 mod poller_status;
 mod serve;
+mod user_cli;
 
 use std::process::ExitCode;
 

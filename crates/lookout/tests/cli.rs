@@ -435,3 +435,75 @@ fn device_discover_prints_what_discovery_found() {
     let err = lo.fails(&["device", "discover", "nosuch.example"]);
     assert!(err.contains("no device"), "{err}");
 }
+
+#[test]
+fn users_levels_grants_and_tokens_from_the_shell() {
+    let agent = start_snmpd();
+    let lo = Install::new();
+    let port = agent.port.to_string();
+    lo.ok(&[
+        "device",
+        "add",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "-c",
+        "public",
+    ]);
+
+    let out = lo.ok(&["user", "add", "noc", "--level", "1"]);
+    assert!(
+        out.contains("password: "),
+        "generated password printed: {out}"
+    );
+    let err = lo.fails(&["user", "add", "short", "--password", "abc"]);
+    assert!(err.contains("at least 8"), "{err}");
+    let err = lo.fails(&["user", "level", "noc", "7"]);
+    assert!(err.contains("not one of"), "{err}");
+
+    lo.ok(&["user", "grant", "noc", "127.0.0.1"]);
+    let err = lo.fails(&["user", "grant", "noc", "no-such-device"]);
+    assert!(err.contains("no device"), "{err}");
+    let list: serde_json::Value =
+        serde_json::from_str(&lo.ok(&["user", "list", "--json"])).unwrap();
+    let noc = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "noc")
+        .unwrap();
+    assert_eq!(noc["level"], 1);
+    assert_eq!(noc["devices_granted"], 1);
+
+    let out = lo.ok(&["user", "revoke", "noc", "127.0.0.1"]);
+    assert!(out.contains("revoked"), "{out}");
+    lo.ok(&["user", "level", "noc", "5"]);
+    let out = lo.ok(&["user", "passwd", "noc", "--password", "a long password"]);
+    assert!(out.contains("0 session(s) ended"), "{out}");
+
+    let created = lo.ok(&[
+        "token",
+        "create",
+        "--user",
+        "noc",
+        "--description",
+        "grafana",
+    ]);
+    let token = created.lines().last().unwrap().trim().to_string();
+    assert_eq!(token.len(), 64);
+    let listed = lo.ok(&["token", "list"]);
+    assert!(
+        listed.contains("grafana") && !listed.contains(&token),
+        "{listed}"
+    );
+    let tokens: serde_json::Value =
+        serde_json::from_str(&lo.ok(&["token", "list", "--json"])).unwrap();
+    let id = tokens[0]["id"].as_i64().unwrap().to_string();
+    lo.ok(&["token", "revoke", &id]);
+    let err = lo.fails(&["token", "revoke", &id]);
+    assert!(err.contains("no API token"), "{err}");
+
+    lo.ok(&["user", "remove", "noc"]);
+    let err = lo.fails(&["user", "remove", "noc"]);
+    assert!(err.contains("no user"), "{err}");
+}

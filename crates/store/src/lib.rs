@@ -807,6 +807,10 @@ impl Store {
     pub async fn port_if_indexes(&self, device_id: DeviceId) -> Result<Vec<i64>> {
         run!(self, read, "port_if_indexes", port_if_indexes(device_id))
     }
+    /// Current ports of all devices with an id above `after`, in id order, at most `limit`.
+    pub async fn ports_after(&self, after: PortId, limit: i64) -> Result<Vec<Port>> {
+        run!(self, read, "ports_after", ports_after(after, limit))
+    }
     pub async fn port(&self, port_id: PortId) -> Result<Option<Port>> {
         run!(self, read, "port", port(port_id))
     }
@@ -883,6 +887,24 @@ impl Store {
     /// Newest first; `None` lists the events of all devices (and those of none).
     pub async fn events(&self, device_id: Option<DeviceId>, limit: u32) -> Result<Vec<Event>> {
         run!(self, read, "events", events(device_id, limit))
+    }
+
+    /// Events newest first at or after `from` and before `until`, skipping `start`, at most
+    /// `limit`; `None` for every device's.
+    pub async fn events_page(
+        &self,
+        device_id: Option<DeviceId>,
+        from: Timestamp,
+        until: Timestamp,
+        start: i64,
+        limit: i64,
+    ) -> Result<Vec<Event>> {
+        run!(
+            self,
+            read,
+            "events_page",
+            events_page(device_id, from, until, start, limit)
+        )
     }
 
     // --- users and API tokens

@@ -571,6 +571,23 @@ macro_rules! define_ops {
                     .map_err(|e| query_err("ports", e))
             }
 
+            pub(crate) async fn ports_after(
+                c: &mut Conn,
+                after: PortId,
+                limit: i64,
+            ) -> Result<Vec<Port>> {
+                let rows = sqlx::query(q::PORTS_ALL)
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(&mut *c)
+                    .await
+                    .map_err(|e| query_err("ports_after", e))?;
+                rows.iter()
+                    .map(port_from_row)
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|e| query_err("ports_after", e))
+            }
+
             pub(crate) async fn port_if_indexes(c: &mut Conn, device_id: DeviceId) -> Result<Vec<i64>> {
                 sqlx::query_scalar::<_, i64>(
                     "SELECT ifIndex FROM ports WHERE device_id = ?",
@@ -970,6 +987,48 @@ macro_rules! define_ops {
                     .map(event_from_row)
                     .collect::<std::result::Result<_, _>>()
                     .map_err(|e| query_err("events", e))
+            }
+
+            /// Newest first, paged; `device_id` 0 (no device) is not a filter value: `None`
+            /// lists the events of all devices. `from` inclusive, `until` exclusive.
+            pub(crate) async fn events_page(
+                c: &mut Conn,
+                device_id: Option<DeviceId>,
+                from: Timestamp,
+                to: Timestamp,
+                start: i64,
+                limit: i64,
+            ) -> Result<Vec<Event>> {
+                let rows = match device_id {
+                    Some(id) => sqlx::query(
+                        "SELECT event_id, device_id, datetime, type, message, severity, reference \
+                         FROM eventlog WHERE device_id = ? AND datetime >= ? AND datetime <= ? \
+                         ORDER BY datetime DESC, event_id DESC LIMIT ? OFFSET ?",
+                    )
+                    .bind(id)
+                    .bind(enc_ts(from))
+                    .bind(enc_ts(to))
+                    .bind(limit)
+                    .bind(start)
+                    .fetch_all(&mut *c)
+                    .await,
+                    None => sqlx::query(
+                        "SELECT event_id, device_id, datetime, type, message, severity, reference \
+                         FROM eventlog WHERE datetime >= ? AND datetime <= ? \
+                         ORDER BY datetime DESC, event_id DESC LIMIT ? OFFSET ?",
+                    )
+                    .bind(enc_ts(from))
+                    .bind(enc_ts(to))
+                    .bind(limit)
+                    .bind(start)
+                    .fetch_all(&mut *c)
+                    .await,
+                }
+                .map_err(|e| query_err("events_page", e))?;
+                rows.iter()
+                    .map(event_from_row)
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|e| query_err("events_page", e))
             }
 
             // ---------------------------------------------------------------- users

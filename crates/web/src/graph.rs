@@ -80,6 +80,21 @@ impl Period {
 #[derive(Debug, Deserialize)]
 pub(crate) struct GraphQuery {
     period: Option<String>,
+    /// Arbitrary range (unix seconds, `-1d`, `now-6h`, UTC dates); overrides `period`.
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// The resolution for an arbitrary span: the same archives as the presets.
+fn resolution_for_span(span: i64, poll_interval: u64) -> u64 {
+    let base = poll_interval.max(1);
+    if span <= 2 * 86_400 {
+        base
+    } else if span <= 8 * 86_400 {
+        base * 6
+    } else {
+        base * 24
+    }
 }
 
 /// A request allowed to read graph data: a session or an API token, with what it may see.
@@ -118,12 +133,27 @@ pub(crate) async fn port(
     let port_id: i64 = port_id
         .parse()
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "port id must be a number"))?;
-    let period = match query {
-        Ok(Query(GraphQuery { period: None })) => Period::Day,
-        Ok(Query(GraphQuery { period: Some(p) })) => Period::parse(&p).ok_or_else(|| {
+    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let period = match &q.period {
+        None => Period::Day,
+        Some(p) => Period::parse(p).ok_or_else(|| {
             ApiError::new(StatusCode::BAD_REQUEST, "period must be day, week or month")
         })?,
-        Err(e) => return Err(ApiError::new(StatusCode::BAD_REQUEST, e.body_text())),
+    };
+    let now = chrono::Utc::now().timestamp();
+    let poll = ctx.state.poll_interval_secs;
+    // from/to win over the period; a bad time is the client's error (400), not an outage.
+    let (start, end, res) = if q.from.is_some() || q.to.is_some() {
+        let (from, to) =
+            crate::timespec::range(q.from.as_deref(), q.to.as_deref(), period.span_secs(), now)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+        (from, to, resolution_for_span(to - from, poll))
+    } else {
+        (
+            now - period.fetch_span_secs(poll),
+            now,
+            period.resolution_secs(poll),
+        )
     };
     let store = &ctx.state.store;
     let not_found = || {
@@ -139,9 +169,6 @@ pub(crate) async fn port(
     let device = store.device(port.device_id).await?.ok_or_else(not_found)?;
 
     let path = format!("{}/port-id{}.rrd", device.hostname, port_id);
-    let end = chrono::Utc::now().timestamp();
-    let start = end - period.fetch_span_secs(ctx.state.poll_interval_secs);
-    let res = period.resolution_secs(ctx.state.poll_interval_secs);
     let ts = &ctx.state.timeseries;
     match ts.exists(&path).await {
         Ok(true) => {}
@@ -246,6 +273,9 @@ mod tests {
         assert_eq!(Period::Day.fetch_span_secs(60), 86_400);
         assert_eq!(Period::Week.fetch_span_secs(10), 7 * 86_400);
         assert_eq!(Period::Day.resolution_secs(0), 1);
+        assert_eq!(resolution_for_span(3600, 300), 300);
+        assert_eq!(resolution_for_span(5 * 86_400, 300), 1800);
+        assert_eq!(resolution_for_span(400 * 86_400, 300), 7200);
     }
 }
 
@@ -253,8 +283,8 @@ mod tests {
 #[derive(Debug, Deserialize)]
 pub(crate) struct PngQuery {
     period: Option<String>,
-    from: Option<i64>,
-    to: Option<i64>,
+    from: Option<String>,
+    to: Option<String>,
     width: Option<u32>,
     height: Option<u32>,
 }
@@ -280,14 +310,8 @@ pub(crate) async fn port_bits_png(
             })?
             .span_secs(),
     };
-    let end = q.to.unwrap_or(now);
-    let start = q.from.unwrap_or(end - span);
-    if start >= end {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "from must be before to",
-        ));
-    }
+    let (start, end) = crate::timespec::range(q.from.as_deref(), q.to.as_deref(), span, now)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
     let (width, height) = (q.width.unwrap_or(800), q.height.unwrap_or(250));
     if !(10..=4000).contains(&width) || !(10..=4000).contains(&height) {
         return Err(ApiError::new(

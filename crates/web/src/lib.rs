@@ -19,6 +19,7 @@ pub mod auth;
 pub mod security;
 pub mod session;
 mod sessions;
+mod timespec;
 
 mod alerts;
 mod api;
@@ -86,7 +87,17 @@ pub fn router(state: WebState) -> Router {
         state,
     });
     let api = Router::new()
+        .route("/", get(api::index::index))
+        .route("/system", get(api::index::system))
         .route("/devices", get(api::devices))
+        .route("/ports", get(api::ports::all))
+        .route("/ports/{id}", get(api::ports::one))
+        .route("/ports/search/{q}", get(api::ports::search_any))
+        .route("/ports/search/{field}/{q}", get(api::ports::search_field))
+        .route("/logs/eventlog", get(api::logs::eventlog))
+        .route("/logs/eventlog/{hostname}", get(api::logs::device_eventlog))
+        .route("/logs/authlog", get(api::logs::authlog))
+        .route("/poller_group", get(api::poller_groups))
         .route("/status", get(api::status))
         .route("/poller", get(poller::api))
         .route("/devices/{hostname}", get(api::device))

@@ -3,6 +3,9 @@
 //! answers, LibreNMS column names, `last_polled` as `YYYY-MM-DD HH:MM:SS` UTC. Every failure
 //! is a JSON `{"status":"error","message":...}`.
 
+use std::collections::HashMap;
+
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -11,6 +14,10 @@ use axum::Json;
 use lookout_core::{Device, Port};
 use lookout_store::User;
 use serde_json::{json, Value};
+
+pub(crate) mod index;
+pub(crate) mod logs;
+pub(crate) mod ports;
 
 use crate::access::{needs, Access, Role};
 use crate::error::ApiError;
@@ -124,12 +131,111 @@ fn unauthorized(parts: &Parts) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, message)
 }
 
-/// `GET /api/v0/devices`
+type Params = Result<axum::extract::Query<HashMap<String, String>>, QueryRejection>;
+
+type DeviceFilter = Box<dyn Fn(&Device) -> bool + Send + Sync>;
+
+/// LibreNMS's `list_devices` filter: `type` and, for the typed ones, `query`.
+fn device_filter(q: &HashMap<String, String>) -> Result<DeviceFilter, ApiError> {
+    let kind = q
+        .get("type")
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("all");
+    let needle = q
+        .get("query")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let lower = needle.to_lowercase();
+    let contains = move |v: Option<&str>| v.is_some_and(|v| v.to_lowercase().contains(&lower));
+    let need_query = || {
+        if needle.is_empty() {
+            Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("type={kind} needs a query= value"),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    Ok(match kind {
+        "all" => Box::new(|_| true),
+        "active" => Box::new(|d| !d.disabled),
+        // Never polled is not "up"; LibreNMS counts it down (status 0) too.
+        "up" => Box::new(|d| !d.disabled && d.status.is_up()),
+        "down" => Box::new(|d| !d.disabled && !d.status.is_up()),
+        "disabled" => Box::new(|d| d.disabled),
+        "ignored" => Box::new(|_| false),
+        "os" => {
+            need_query()?;
+            Box::new(move |d| d.os.eq_ignore_ascii_case(&needle))
+        }
+        "location" => {
+            need_query()?;
+            Box::new(move |d| contains(d.sys_location.as_deref()))
+        }
+        "hostname" => {
+            need_query()?;
+            Box::new(move |d| contains(Some(&d.hostname)))
+        }
+        "sysName" => {
+            need_query()?;
+            Box::new(move |d| contains(d.sys_name.as_deref()))
+        }
+        "hardware" => {
+            need_query()?;
+            Box::new(move |d| contains(d.hardware.as_deref()))
+        }
+        "version" => {
+            need_query()?;
+            Box::new(move |d| contains(d.version.as_deref()))
+        }
+        "serial" => {
+            need_query()?;
+            Box::new(move |d| contains(d.serial.as_deref()))
+        }
+        "device_id" => {
+            let id: i64 = needle.parse().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "type=device_id needs a numeric query=",
+                )
+            })?;
+            Box::new(move |d| d.device_id == id)
+        }
+        "poller_group" => {
+            let g: i32 = needle.parse().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "type=poller_group needs a numeric query=",
+                )
+            })?;
+            Box::new(move |d| d.poller_group == g)
+        }
+        other => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "type={other:?} is not a device filter: use all, active, up, down, disabled, \
+                     ignored, os, location, hostname, sysName, hardware, version, serial, \
+                     device_id or poller_group"
+                ),
+            ))
+        }
+    })
+}
+
+/// `GET /api/v0/devices[?type=...&query=...]`
 pub(crate) async fn devices(
     user: ApiUser,
     State(ctx): State<Shared>,
+    q: Params,
 ) -> Result<Json<Value>, ApiError> {
-    let devices = user.access.visible(ctx.state.store.devices().await?);
+    let axum::extract::Query(q) =
+        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad query string: {e}")))?;
+    let keep = device_filter(&q)?;
+    let mut devices = user.access.visible(ctx.state.store.devices().await?);
+    devices.retain(|d| keep(d));
     let list: Vec<Value> = devices.iter().map(device_json).collect();
     Ok(Json(
         json!({"status": "ok", "count": list.len(), "devices": list}),
@@ -405,4 +511,31 @@ pub(crate) async fn discover(
         "status": "ok",
         "message": format!("Device {} will be rediscovered at its next poll", d.hostname),
     })))
+}
+
+/// `GET /api/v0/poller_group`: the poller groups devices are in (LibreNMS keeps a table of
+/// them; here a group exists by being used), with their device counts.
+pub(crate) async fn poller_groups(
+    user: ApiUser,
+    State(ctx): State<Shared>,
+) -> Result<Json<Value>, ApiError> {
+    user.require_global_read()?;
+    let mut counts = std::collections::BTreeMap::<i32, usize>::new();
+    counts.insert(0, 0);
+    for d in ctx.state.store.devices().await? {
+        *counts.entry(d.poller_group).or_default() += 1;
+    }
+    let groups: Vec<Value> = counts
+        .into_iter()
+        .map(|(id, devices)| {
+            json!({
+                "id": id,
+                "group_name": if id == 0 { "default".to_string() } else { format!("group {id}") },
+                "devices": devices,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({"status": "ok", "count": groups.len(), "get_poller_group": groups}),
+    ))
 }

@@ -9,6 +9,8 @@ use http_body_util::BodyExt as _;
 use serde_json::Value as Json;
 use tower::ServiceExt as _;
 
+pub mod fixture;
+
 pub const USER: &str = "admin";
 pub const PASSWORD: &str = "correct horse battery";
 
