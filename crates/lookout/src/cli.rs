@@ -180,6 +180,16 @@ pub enum DeviceCommand {
         #[arg(long, requires = "json")]
         show_secrets: bool,
     },
+    /// Change a device's SNMP settings, poller group or disabled flag, keeping its
+    /// device_id, ports and history. The new settings are probed first (--force skips it).
+    Update {
+        host: String,
+        #[command(flatten)]
+        changes: Box<DeviceUpdateArgs>,
+        /// Store the change even if the probe with the new settings fails.
+        #[arg(long)]
+        force: bool,
+    },
     /// Remove a device with its ports and events (RRD files are kept).
     Remove { host: String },
     /// Poll a device once in the foreground and print what was found.
@@ -198,6 +208,49 @@ pub enum DeviceCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// What `device update` may change; each flag left out keeps the stored value.
+#[derive(Debug, Args)]
+pub struct DeviceUpdateArgs {
+    /// New community (v1/v2c); prefer LOOKOUT_SNMP_COMMUNITY to keep it out of `ps`.
+    #[arg(
+        short = 'c',
+        long,
+        env = "LOOKOUT_SNMP_COMMUNITY",
+        hide_env_values = true
+    )]
+    pub community: Option<String>,
+    /// v1, v2c or v3.
+    #[arg(long = "snmp-version")]
+    pub snmp_version: Option<String>,
+    #[arg(long)]
+    pub port: Option<u16>,
+    #[arg(long)]
+    pub timeout_ms: Option<u32>,
+    #[arg(long)]
+    pub retries: Option<u32>,
+    /// v3: noAuthNoPriv, authNoPriv or authPriv.
+    #[arg(long)]
+    pub security_level: Option<String>,
+    #[arg(long)]
+    pub auth_user: Option<String>,
+    #[arg(long)]
+    pub auth_protocol: Option<String>,
+    #[arg(long, env = "LOOKOUT_SNMP_AUTHPASS", hide_env_values = true)]
+    pub auth_password: Option<String>,
+    #[arg(long)]
+    pub priv_protocol: Option<String>,
+    #[arg(long, env = "LOOKOUT_SNMP_PRIVPASS", hide_env_values = true)]
+    pub priv_password: Option<String>,
+    #[arg(long)]
+    pub poller_group: Option<i32>,
+    /// Stop polling the device (kept with its history).
+    #[arg(long, conflicts_with = "enable")]
+    pub disable: bool,
+    /// Poll the device again.
+    #[arg(long)]
+    pub enable: bool,
 }
 
 #[derive(Debug, Subcommand)]

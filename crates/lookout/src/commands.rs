@@ -110,6 +110,37 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// The `device update` flags as the field/value pairs `device_edit::apply` takes.
+fn update_changes(a: &crate::cli::DeviceUpdateArgs) -> Vec<(String, serde_json::Value)> {
+    let mut out: Vec<(String, serde_json::Value)> = Vec::new();
+    let mut put = |field: &str, v: Option<serde_json::Value>| {
+        if let Some(v) = v {
+            out.push((field.to_string(), v));
+        }
+    };
+    put("community", a.community.clone().map(Into::into));
+    put("snmpver", a.snmp_version.clone().map(Into::into));
+    put("port", a.port.map(Into::into));
+    put(
+        "timeout",
+        a.timeout_ms.map(|ms| json!(f64::from(ms) / 1000.0)),
+    );
+    put("retries", a.retries.map(Into::into));
+    put("authlevel", a.security_level.clone().map(Into::into));
+    put("authname", a.auth_user.clone().map(Into::into));
+    put("authalgo", a.auth_protocol.clone().map(Into::into));
+    put("authpass", a.auth_password.clone().map(Into::into));
+    put("cryptoalgo", a.priv_protocol.clone().map(Into::into));
+    put("cryptopass", a.priv_password.clone().map(Into::into));
+    put("poller_group", a.poller_group.map(Into::into));
+    if a.disable {
+        put("disabled", Some(json!(true)));
+    } else if a.enable {
+        put("disabled", Some(json!(false)));
+    }
+    out
+}
+
 /// `db export` / `db import`: moving an embedded SQLite install to MariaDB is
 /// `db export dump.json` with the SQLite config, then `db import dump.json` with DB_* set.
 async fn db(store: &Store, cmd: crate::cli::DbCommand) -> Result<()> {
@@ -373,6 +404,44 @@ async fn device(mut cfg: Config, cmd: DeviceCommand) -> Result<ExitCode> {
                 })
                 .await?;
             println!("added device {} (device_id {})", d.hostname, d.device_id);
+            Ok(ExitCode::SUCCESS)
+        }
+        DeviceCommand::Update {
+            host,
+            changes,
+            force,
+        } => {
+            let store = open_migrated(&cfg).await?;
+            let Some(d) = store.device_by_hostname(&host).await? else {
+                bail!("no device {host} (`lookout device list` shows them)");
+            };
+            let changes = update_changes(&changes);
+            let s = lookout_web::device_edit::apply(&d, &changes)
+                .map_err(|e| anyhow::anyhow!("cannot update {host}: {e}; nothing changed"))?;
+            if !s.disabled {
+                let poller = poller_for(&cfg, store.clone()).await?;
+                match poller.probe(&host, &s.snmp).await {
+                    Ok(sys) => println!(
+                        "{host}: SNMP {} answered with the new settings: {}",
+                        s.snmp.version,
+                        sys.sys_name.as_deref().unwrap_or("-")
+                    ),
+                    Err(e) if force => println!("{host}: probe failed ({e}); storing anyway (--force)"),
+                    Err(e) => bail!(
+                        "cannot update {host}: the new settings do not work ({e}); nothing changed (use --force to store them anyway)"
+                    ),
+                }
+            }
+            let updated = store
+                .update_device_settings(d.device_id, &s.snmp, s.poller_group, s.disabled)
+                .await?;
+            let names: Vec<&str> = changes.iter().map(|(f, _)| f.as_str()).collect();
+            println!(
+                "updated device {} (device_id {}): {}",
+                updated.hostname,
+                updated.device_id,
+                names.join(", ")
+            );
             Ok(ExitCode::SUCCESS)
         }
         DeviceCommand::List { json, show_secrets } => {

@@ -507,3 +507,67 @@ fn users_levels_grants_and_tokens_from_the_shell() {
     let err = lo.fails(&["user", "remove", "noc"]);
     assert!(err.contains("no user"), "{err}");
 }
+
+#[test]
+fn device_update_keeps_the_device_id_and_probes_first() {
+    let agent = start_snmpd();
+    let lo = Install::new();
+    let port = agent.port.to_string();
+    let out = lo.ok(&[
+        "device",
+        "add",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "-c",
+        "public",
+    ]);
+    assert!(out.contains("device_id 1"), "{out}");
+
+    // A wrong community is probed and refused: nothing changes.
+    let err = lo.fails(&[
+        "device",
+        "update",
+        "127.0.0.1",
+        "-c",
+        "wrong",
+        "--timeout-ms",
+        "300",
+        "--retries",
+        "0",
+    ]);
+    assert!(err.contains("nothing changed"), "{err}");
+    let err = lo.fails(&["device", "update", "127.0.0.1", "--snmp-version", "v4"]);
+    assert!(err.contains("snmpver"), "{err}");
+    // A dead port stored with --force; the poll fails, then fixing the port brings it back.
+    let dead = common::free_udp_port().to_string();
+    lo.ok(&[
+        "device",
+        "update",
+        "127.0.0.1",
+        "--port",
+        &dead,
+        "--timeout-ms",
+        "300",
+        "--retries",
+        "0",
+        "--force",
+    ]);
+    let list: serde_json::Value =
+        serde_json::from_str(&lo.ok(&["device", "list", "--json"])).unwrap();
+    assert_eq!(list[0]["snmp"]["port"].as_u64().unwrap().to_string(), dead);
+    let out = lo.ok(&["device", "update", "127.0.0.1", "--port", &port]);
+    assert!(out.contains("device_id 1"), "{out}");
+    let polled = lo.ok(&["device", "poll", "127.0.0.1"]);
+    assert!(!polled.is_empty());
+    let list: serde_json::Value =
+        serde_json::from_str(&lo.ok(&["device", "list", "--json"])).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["device_id"], 1);
+    assert_eq!(list[0]["snmp"]["port"].as_u64().unwrap().to_string(), port);
+    // Disabled without a probe.
+    lo.ok(&["device", "update", "127.0.0.1", "--disable"]);
+    let list: serde_json::Value =
+        serde_json::from_str(&lo.ok(&["device", "list", "--json"])).unwrap();
+    assert_eq!(list[0]["disabled"], true, "{list}");
+}

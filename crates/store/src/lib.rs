@@ -726,6 +726,38 @@ impl Store {
         let all = run!(self, read, "devices", devices())?;
         self.open_devices(all)
     }
+    /// Replaces a device's SNMP settings, poller group and disabled flag, keeping its id,
+    /// ports and history (secrets sealed as on add). `NotFound` for an unknown id.
+    pub async fn update_device_settings(
+        &self,
+        id: DeviceId,
+        snmp: &lookout_core::SnmpConfig,
+        poller_group: i32,
+        disabled: bool,
+    ) -> Result<Device> {
+        let Some(current) = self.device(id).await? else {
+            return Err(StoreError::NotFound {
+                what: "device",
+                key: id.to_string(),
+            });
+        };
+        let sealed = self.seal_new_device(&NewDevice {
+            hostname: current.hostname.clone(),
+            snmp: snmp.clone(),
+            poller_group,
+        });
+        let sealed = &sealed.snmp;
+        run!(
+            self,
+            write,
+            "update_device_settings",
+            update_device_settings(id, sealed, poller_group, disabled)
+        )?;
+        self.device(id).await?.ok_or_else(|| StoreError::NotFound {
+            what: "device",
+            key: id.to_string(),
+        })
+    }
     /// Removes the device with its ports and events; false when it did not exist.
     pub async fn remove_device(&self, id: DeviceId) -> Result<bool> {
         run!(self, write, "remove_device", remove_device(id))

@@ -218,6 +218,49 @@ macro_rules! define_ops {
                     })
             }
 
+            /// Replaces a device's settings (SNMP credentials and transport, poller group,
+            /// disabled); the id, hostname, ports and history stay. `NotFound` when unknown.
+            pub(crate) async fn update_device_settings(
+                c: &mut Conn,
+                id: DeviceId,
+                s: &SnmpConfig,
+                poller_group: i32,
+                disabled: bool,
+            ) -> Result<()> {
+                let v3 = s.v3.as_ref();
+                let res = sqlx::query(
+                    "UPDATE devices SET poller_group = ?, disabled = ?, snmpver = ?, port = ?, \
+                     community = ?, timeout = ?, retries = ?, authlevel = ?, authname = ?, \
+                     authpass = ?, authalgo = ?, cryptopass = ?, cryptoalgo = ? \
+                     WHERE device_id = ?",
+                )
+                .bind(poller_group)
+                .bind(disabled)
+                .bind(s.version.as_str())
+                .bind(i32::from(s.port))
+                .bind(&s.community)
+                .bind(f64::from(s.timeout_ms) / 1000.0)
+                .bind(i32::try_from(s.retries).unwrap_or(i32::MAX))
+                .bind(v3.map(|v| v.security_level.as_str()))
+                .bind(v3.map(|v| v.auth_user.as_str()))
+                .bind(v3.map(|v| v.auth_password.as_str()))
+                .bind(v3.map(|v| v.auth_protocol.as_str()))
+                .bind(v3.map(|v| v.priv_password.as_str()))
+                .bind(v3.map(|v| v.priv_protocol.as_str()))
+                .bind(id)
+                .execute(&mut *c)
+                .await
+                .map_err(|e| query_err("update_device_settings", e))?;
+                // MySQL counts changed rows: an edit that changes nothing is not "unknown".
+                if res.rows_affected() == 0 && device(c, id).await?.is_none() {
+                    return Err(StoreError::NotFound {
+                        what: "device",
+                        key: id.to_string(),
+                    });
+                }
+                Ok(())
+            }
+
             pub(crate) async fn remove_device(c: &mut Conn, id: DeviceId) -> Result<bool> {
                 // Explicit deletes (not only ON DELETE CASCADE) so the outcome does not depend
                 // on foreign keys being enforced (SQLite needs a pragma for that).

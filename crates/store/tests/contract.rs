@@ -18,6 +18,7 @@ contract_tests!(
     device_duplicate_is_rejected,
     device_poll_update,
     device_remove_cascades,
+    device_settings_change_keeps_id_and_ports,
     ports_add_rename_remove,
     ports_rates,
     ports_counter_backwards_gives_no_rate,
@@ -975,4 +976,63 @@ async fn poll_fencing(store: Store) {
     // Removing the device removes its poll log.
     assert!(store.remove_device(id).await.unwrap());
     assert!(store.poll_log(since).await.unwrap().is_empty());
+}
+
+async fn device_settings_change_keeps_id_and_ports(store: Store) {
+    let d = store
+        .add_device(&new_device("edit.example.net"))
+        .await
+        .unwrap();
+    let port = PortPoll {
+        if_index: 3,
+        if_name: Some("ge-0/0/3".into()),
+        if_descr: None,
+        if_alias: None,
+        if_type: None,
+        if_mtu: None,
+        if_speed: None,
+        if_phys_address: None,
+        if_admin_status: None,
+        if_oper_status: None,
+        counters: PortCounters::default(),
+    };
+    let before = store
+        .sync_ports(d.device_id, &[port], Utc::now())
+        .await
+        .unwrap();
+    let snmp = SnmpConfig {
+        version: SnmpVersion::V3,
+        port: 1161,
+        community: String::new(),
+        timeout_ms: 2500,
+        retries: 1,
+        v3: Some(SnmpV3Config {
+            security_level: "authPriv".into(),
+            auth_user: "ops".into(),
+            auth_protocol: "SHA-256".into(),
+            auth_password: "auth secret".into(),
+            priv_protocol: "AES".into(),
+            priv_password: "priv secret".into(),
+        }),
+    };
+    let after = store
+        .update_device_settings(d.device_id, &snmp, 3, true)
+        .await
+        .unwrap();
+    assert_eq!(after.device_id, d.device_id);
+    assert_eq!(after.hostname, "edit.example.net");
+    assert_eq!(after.snmp, snmp);
+    assert_eq!(after.poller_group, 3);
+    assert!(after.disabled);
+    // The same values again: not "unknown device" (MySQL counts 0 changed rows).
+    store
+        .update_device_settings(d.device_id, &snmp, 3, true)
+        .await
+        .unwrap();
+    let ports = store.ports(d.device_id).await.unwrap();
+    assert_eq!(ports[0].port_id, before.ports[0].port_id, "port ids kept");
+    assert!(matches!(
+        store.update_device_settings(999_999, &snmp, 0, false).await,
+        Err(StoreError::NotFound { what: "device", .. })
+    ));
 }

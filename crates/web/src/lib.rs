@@ -24,6 +24,7 @@ mod timespec;
 mod alerts;
 mod api;
 mod assets;
+pub mod device_edit;
 mod error;
 mod graph;
 mod pages;
@@ -100,7 +101,12 @@ pub fn router(state: WebState) -> Router {
         .route("/poller_group", get(api::poller_groups))
         .route("/status", get(api::status))
         .route("/poller", get(poller::api))
-        .route("/devices/{hostname}", get(api::device))
+        .route(
+            "/devices/{hostname}",
+            get(api::device)
+                .patch(api::update_device)
+                .delete(api::delete_device),
+        )
         .route("/devices/{hostname}/ports", get(api::ports))
         .route("/devices/{hostname}/health", get(api::health))
         .route("/devices/{hostname}/links", get(api::links))

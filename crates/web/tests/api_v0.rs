@@ -273,3 +273,92 @@ async fn routes_filters_ports_logs_and_times() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     assert!(r.body.contains("-1d"), "{}", r.body);
 }
+
+fn with_body(
+    method: &str,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> axum::http::Request<axum::body::Body> {
+    axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("X-Auth-Token", token)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn patch_and_delete_devices() {
+    let fx = Fixture::new().await;
+    let app = fx.instance(SecurityOptions::default(), "127.0.0.1");
+    let (_, admin) = fx.user("admin", 10).await;
+    let (_, reader) = fx.user("reader", 5).await;
+    let (a, port_a) = fx.device("a.example.net").await;
+    let path = "/api/v0/devices/a.example.net";
+
+    // LibreNMS's body, arrays, and a plain object; the device keeps its id and ports.
+    for body in [
+        r#"{"field": "community", "data": "n3w-secret"}"#,
+        r#"{"field": ["port", "retries"], "data": [1161, 1]}"#,
+        r#"{"poller_group": 2, "timeout": 2.5}"#,
+    ] {
+        let r = send(&app, with_body("PATCH", path, &admin, body)).await;
+        assert_eq!(r.status, StatusCode::OK, "{body}: {}", r.body);
+        assert_eq!(r.json()["devices"][0]["device_id"], a);
+        assert!(
+            !r.body.contains("n3w-secret"),
+            "the community never comes back: {}",
+            r.body
+        );
+    }
+    let d = fx.store.device(a).await.unwrap().unwrap();
+    assert_eq!(d.snmp.community, "n3w-secret");
+    assert_eq!(
+        (d.snmp.port, d.snmp.retries, d.snmp.timeout_ms),
+        (1161, 1, 2500)
+    );
+    assert_eq!(d.poller_group, 2);
+    assert_eq!(fx.store.ports(a).await.unwrap()[0].port_id, port_a);
+
+    // Bad bodies: 400 naming what was wrong, nothing changed.
+    for (body, needle) in [
+        ("not json", "not valid JSON"),
+        (r#"{"field": "hostname", "data": "x"}"#, "cannot be changed"),
+        (r#"{"port": 0}"#, "port"),
+        (
+            r#"{"snmpver": "v3", "authlevel": "authPriv", "authname": "u", "authpass": "short"}"#,
+            "8 characters",
+        ),
+        (r#"{"field": ["port"], "data": []}"#, "same length"),
+        ("{}", "nothing to change"),
+    ] {
+        let r = send(&app, with_body("PATCH", path, &admin, body)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
+        assert!(
+            r.json()["message"].as_str().unwrap().contains(needle),
+            "{body}: {}",
+            r.body
+        );
+    }
+    assert_eq!(fx.store.device(a).await.unwrap().unwrap().snmp.port, 1161);
+    // Roles: a reader may not change or delete.
+    let r = send(&app, with_body("PATCH", path, &reader, r#"{"port": 162}"#)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = send(&app, with_body("DELETE", path, &reader, "")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Unknown device: 404.
+    let r = send(
+        &app,
+        with_body("PATCH", "/api/v0/devices/nope", &admin, r#"{"port": 162}"#),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    let r = send(&app, with_body("DELETE", path, &admin, "")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(fx.store.device(a).await.unwrap().is_none());
+    let r = send(&app, with_body("DELETE", path, &admin, "")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}

@@ -15,6 +15,8 @@ pub(crate) const ROUTES: &[(&str, &str, &str)] = &[
     ("system", "GET", "/api/v0/system"),
     ("list_devices", "GET", "/api/v0/devices"),
     ("get_device", "GET", "/api/v0/devices/:hostname"),
+    ("update_device_field", "PATCH", "/api/v0/devices/:hostname"),
+    ("del_device", "DELETE", "/api/v0/devices/:hostname"),
     ("get_port_graphs", "GET", "/api/v0/devices/:hostname/ports"),
     (
         "get_port_stats_by_port_hostname",

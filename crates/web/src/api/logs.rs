@@ -85,7 +85,13 @@ async fn eventlog_of(
     let device_id = device.as_ref().map(|d| d.device_id);
     let mut events = store
         // `to` names a second: everything within it is included.
-        .events_page(device_id, ts(p.from)?, ts(p.to.saturating_add(1))?, p.start, p.limit)
+        .events_page(
+            device_id,
+            ts(p.from)?,
+            ts(p.to.saturating_add(1))?,
+            p.start,
+            p.limit,
+        )
         .await?;
     // A normal user sees the events of granted devices only (and none of no device).
     if !user.access.sees_all() {

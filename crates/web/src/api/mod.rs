@@ -539,3 +539,51 @@ pub(crate) async fn poller_groups(
         json!({"status": "ok", "count": groups.len(), "get_poller_group": groups}),
     ))
 }
+
+/// `PATCH /api/v0/devices/{hostname}` (admin): LibreNMS's `update_device` body
+/// (`{"field": "community", "data": "..."}`, or arrays, or a plain object). The device keeps
+/// its `device_id`, ports and history; its next poll uses the new settings.
+pub(crate) async fn update_device(
+    user: ApiUser,
+    State(ctx): State<Shared>,
+    ApiPath(hostname): ApiPath<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    user.require_admin()?;
+    let d = user.device(&ctx, &hostname).await?;
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|e| bad(format!("the body is not valid JSON: {e}")))?;
+    let changes = crate::device_edit::changes_of(&body).map_err(bad)?;
+    let s = crate::device_edit::apply(&d, &changes).map_err(bad)?;
+    let updated = ctx
+        .state
+        .store
+        .update_device_settings(d.device_id, &s.snmp, s.poller_group, s.disabled)
+        .await?;
+    let fields: Vec<&str> = changes.iter().map(|(f, _)| f.as_str()).collect();
+    tracing::info!(by = %user.user.username, device = %d.hostname, fields = ?fields, "device updated");
+    Ok(Json(json!({
+        "status": "ok",
+        "message": format!("Device {} updated: {}", d.hostname, fields.join(", ")),
+        "devices": [device_json(&updated)],
+    })))
+}
+
+/// `DELETE /api/v0/devices/{hostname}` (admin): removes the device with its ports, events
+/// and alerts. Its RRD files stay (history can be archived or the device re-added).
+pub(crate) async fn delete_device(
+    user: ApiUser,
+    State(ctx): State<Shared>,
+    ApiPath(hostname): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    user.require_admin()?;
+    let d = user.device(&ctx, &hostname).await?;
+    ctx.state.store.remove_device(d.device_id).await?;
+    tracing::info!(by = %user.user.username, device = %d.hostname, "device removed");
+    Ok(Json(json!({
+        "status": "ok",
+        "message": format!("Removed device {} (RRD files kept)", d.hostname),
+        "devices": [device_json(&d)],
+    })))
+}
