@@ -25,6 +25,7 @@ mod alerts;
 mod api;
 mod assets;
 pub mod device_edit;
+mod device_pages;
 mod error;
 mod graph;
 mod pages;
@@ -134,6 +135,7 @@ pub fn router(state: WebState) -> Router {
         .route("/poller", get(poller::page))
         .merge(alerts_pages())
         .merge(users::routes())
+        .merge(device_pages::routes())
         .route("/graph-data/port/{port_id}", get(graph::port))
         .route("/assets/{fingerprint}/{name}", get(assets::serve))
         .merge(probes::routes())

@@ -456,6 +456,7 @@ pub(crate) async fn devices(u: PageUser, State(ctx): State<Shared>) -> Result<Re
 // --- device page
 
 struct DeviceInfo {
+    id: i64,
     hostname: String,
     pending: bool,
     up: bool,
@@ -638,6 +639,7 @@ pub(crate) async fn device(
 
 fn device_info(d: &Device, now: i64, stale_after: i64) -> DeviceInfo {
     DeviceInfo {
+        id: d.device_id,
         hostname: d.hostname.clone(),
         pending: d.last_polled.is_none(),
         up: d.status.is_up(),

@@ -63,6 +63,7 @@ async fn role_matrix_over_pages_api_and_graphs() {
         Row("/users/authlog", [200, 403, 403]),
         Row("/users/1", [200, 403, 403]),
         Row("/account", [200, 200, 200]),
+        Row("/device/{a}/edit", [200, 403, 403]),
         Row("/graph-data/port/{pa}", [200, 200, 200]),
         Row("/graph-data/port/{pb}", [200, 200, 404]),
     ];
@@ -563,4 +564,109 @@ async fn users_pages_add_grant_token_and_revoke() {
         StatusCode::SEE_OTHER
     );
     login_cookie_with(&app, "noc", "new password 1").await;
+}
+
+#[tokio::test]
+async fn device_edit_and_delete_pages() {
+    let fx = Fixture::new().await;
+    let app = fx.instance(SecurityOptions::default(), "127.0.0.1");
+    fx.user("admin", 10).await;
+    let (a, port_a) = fx.device("a.example.net").await;
+    let mut snmp = fx.store.device(a).await.unwrap().unwrap().snmp;
+    snmp.community = "s3cret-community".into();
+    fx.store
+        .update_device_settings(a, &snmp, 0, false)
+        .await
+        .unwrap();
+    let admin = login_cookie(&app, "admin").await;
+
+    let page = send(&app, get(&format!("/device/{a}"), Some(&admin)))
+        .await
+        .body;
+    assert!(
+        page.contains(&format!("/device/{a}/edit")),
+        "edit link for admins"
+    );
+    let form = send(&app, get(&format!("/device/{a}/edit"), Some(&admin))).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(
+        !form.body.contains("s3cret-community"),
+        "secrets never in the page"
+    );
+    let csrf = csrf_of(&form.body);
+    let edit = |fields: Vec<(&'static str, String)>| {
+        let mut f: Vec<(&str, String)> = vec![("_csrf", csrf.clone())];
+        f.extend(fields);
+        f
+    };
+    let post = |fields: Vec<(&str, String)>, path: String| {
+        let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        post_form(&path, Some(&admin), &pairs)
+    };
+    let path = format!("/device/{a}/edit");
+    // A blank community keeps the stored one; the port changes.
+    let r = send(
+        &app,
+        post(
+            edit(vec![
+                ("snmpver", "v2c".into()),
+                ("port", "1161".into()),
+                ("community", "".into()),
+            ]),
+            path.clone(),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let d = fx.store.device(a).await.unwrap().unwrap();
+    assert_eq!(
+        (d.snmp.port, d.snmp.community.as_str()),
+        (1161, "s3cret-community")
+    );
+    let r = send(
+        &app,
+        post(
+            edit(vec![
+                ("community", "new-one".into()),
+                ("disabled", "1".into()),
+            ]),
+            path.clone(),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let d = fx.store.device(a).await.unwrap().unwrap();
+    assert_eq!(d.snmp.community, "new-one");
+    assert!(d.disabled);
+    assert_eq!(d.device_id, a);
+    assert_eq!(fx.store.ports(a).await.unwrap()[0].port_id, port_a);
+    // A bad value: the form again with the error, nothing stored.
+    let r = send(
+        &app,
+        post(edit(vec![("port", "99999".into())]), path.clone()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("id=\"edit-error\""), "{}", r.body);
+    assert_eq!(fx.store.device(a).await.unwrap().unwrap().snmp.port, 1161);
+    // Without CSRF: refused.
+    let r = send(&app, post_form(&path, Some(&admin), &[("port", "162")])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // Delete needs the typed hostname.
+    let del = format!("/device/{a}/delete");
+    let r = send(
+        &app,
+        post(edit(vec![("confirm", "wrong".into())]), del.clone()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(fx.store.device(a).await.unwrap().is_some());
+    let r = send(
+        &app,
+        post(edit(vec![("confirm", "a.example.net".into())]), del),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(fx.store.device(a).await.unwrap().is_none());
 }
