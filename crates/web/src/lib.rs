@@ -25,6 +25,7 @@ mod alerts;
 mod api;
 mod assets;
 pub mod device_edit;
+mod device_list;
 mod device_pages;
 mod error;
 mod graph;
@@ -129,7 +130,7 @@ pub fn router(state: WebState) -> Router {
         .route("/", get(|| async { Redirect::to("/devices") }))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
-        .route("/devices", get(pages::devices))
+        .route("/devices", get(device_list::page))
         .route("/device/{device_id}", get(pages::device))
         .route("/status", get(pages::status))
         .route("/poller", get(poller::page))

@@ -363,35 +363,7 @@ pub(crate) async fn not_found() -> Response {
     error_page(StatusCode::NOT_FOUND, "no such page")
 }
 
-// --- device list
-
-struct DeviceRow {
-    id: i64,
-    hostname: String,
-    sys_name: String,
-    os: String,
-    /// Never polled: neither up nor down yet (the store says down until the first poll).
-    pending: bool,
-    up: bool,
-    reason: String,
-    uptime: String,
-    last_polled: String,
-    last_polled_at: String,
-    stale: bool,
-    poll_time: String,
-}
-
-#[derive(Template)]
-#[template(path = "devices.html")]
-struct DevicesPage {
-    layout: Layout,
-    rows: Vec<DeviceRow>,
-    up: usize,
-    down: usize,
-    pending: usize,
-    stale: usize,
-    stale_after: String,
-}
+// --- device list: see `device_list`
 
 /// A device is stale when it has not been polled for two intervals (or, never polled, was
 /// added that long ago): the poller is behind or not running.
@@ -406,51 +378,6 @@ fn is_stale(d: &Device, now: i64, after: i64) -> bool {
 
 fn opt(s: &Option<String>) -> String {
     s.clone().unwrap_or_default()
-}
-
-/// `GET /devices`
-pub(crate) async fn devices(u: PageUser, State(ctx): State<Shared>) -> Result<Response, WebError> {
-    let devices = u.access.visible(ctx.state.store.devices().await?);
-    let now = now_secs();
-    let after = stale_after_secs(ctx.state.poll_interval_secs);
-    let rows: Vec<DeviceRow> = devices
-        .iter()
-        .map(|d| DeviceRow {
-            id: d.device_id,
-            hostname: d.hostname.clone(),
-            sys_name: opt(&d.sys_name),
-            os: d.os.clone(),
-            pending: d.last_polled.is_none(),
-            up: d.status.is_up(),
-            reason: d.status_reason.clone(),
-            uptime: d.uptime.map(view::duration).unwrap_or_default(),
-            last_polled: d
-                .last_polled
-                .map_or_else(|| "never".to_string(), |t| view::ago(now - t.timestamp())),
-            last_polled_at: d
-                .last_polled
-                .as_ref()
-                .map(view::librenms_time)
-                .unwrap_or_default(),
-            stale: is_stale(d, now, after),
-            poll_time: d
-                .last_polled_timetaken
-                .map(|s| format!("{s:.2} s"))
-                .unwrap_or_default(),
-        })
-        .collect();
-    let up = rows.iter().filter(|r| r.up && !r.pending).count();
-    let pending = rows.iter().filter(|r| r.pending).count();
-    let page = DevicesPage {
-        layout: Layout::new(&ctx, &u),
-        up,
-        down: rows.len() - up - pending,
-        pending,
-        stale: rows.iter().filter(|r| r.stale).count(),
-        stale_after: view::duration(after),
-        rows,
-    };
-    Ok(render(&page)?.into_response())
 }
 
 // --- device page

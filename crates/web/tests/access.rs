@@ -670,3 +670,101 @@ async fn device_edit_and_delete_pages() {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(fx.store.device(a).await.unwrap().is_none());
 }
+
+/// The device list at a size where paging matters: down devices first, search, filters,
+/// sorting and pages, all in the server's answer (the browser test drives the same form).
+#[tokio::test]
+async fn device_list_search_filters_and_pages() {
+    use lookout_core::{DevicePollUpdate, DeviceStatus};
+    let fx = Fixture::new().await;
+    let app = fx.instance(SecurityOptions::default(), "127.0.0.1");
+    fx.user("admin", 10).await;
+    let cookie = login_cookie(&app, "admin").await;
+    for i in 0..130 {
+        let (id, _) = fx.device(&format!("sw{i:03}.example.net")).await;
+        let down = i % 40 == 7; // sw007, sw047, sw087, sw127
+        let update = DevicePollUpdate {
+            sys_name: Some(format!("sw{i:03}")),
+            sys_descr: None,
+            sys_object_id: None,
+            sys_contact: None,
+            sys_location: Some(if i < 65 { "DC1".into() } else { "DC2".into() }),
+            os: Some(if i % 2 == 0 {
+                "ios".into()
+            } else {
+                "junos".into()
+            }),
+            hardware: None,
+            version: None,
+            serial: None,
+            uptime: Some(1000),
+            status: if down {
+                DeviceStatus::Down
+            } else {
+                DeviceStatus::Up
+            },
+            status_reason: if down { "icmp".into() } else { String::new() },
+            last_polled: chrono::Utc::now(),
+            last_polled_timetaken: 0.2,
+        };
+        fx.store.update_device_poll(id, &update).await.unwrap();
+    }
+    let ids_in = |body: &str| -> Vec<String> {
+        body.split("data-device-id=\"")
+            .skip(1)
+            .map(|s| s.split('"').next().unwrap().to_string())
+            .collect()
+    };
+    let page = send(&app, get("/devices", Some(&cookie))).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("130 devices") && page.body.contains("4 down"),
+        "summary"
+    );
+    assert_eq!(ids_in(&page.body).len(), 100, "first page of 100");
+    let first_rows: Vec<&str> = page
+        .body
+        .split("data-state=\"")
+        .skip(1)
+        .take(5)
+        .map(|s| s.split('"').next().unwrap())
+        .collect();
+    assert_eq!(
+        first_rows,
+        ["down", "down", "down", "down", "up"],
+        "down devices first"
+    );
+    assert!(
+        page.body.contains("1–100 of 130") && page.body.contains("rel=\"next\""),
+        "pager"
+    );
+    let p2 = send(&app, get("/devices?page=2", Some(&cookie))).await.body;
+    assert_eq!(ids_in(&p2).len(), 30);
+
+    let hit = send(&app, get("/devices?q=SW12", Some(&cookie))).await.body;
+    assert_eq!(ids_in(&hit).len(), 10, "sw120..sw129");
+    let down = send(&app, get("/devices?state=down&os=junos", Some(&cookie)))
+        .await
+        .body;
+    assert_eq!(ids_in(&down).len(), 4);
+    let dc2 = send(&app, get("/devices?q=dc2&state=up&per=250", Some(&cookie)))
+        .await
+        .body;
+    assert_eq!(ids_in(&dc2).len(), 63, "65 in DC2 minus sw087, sw127");
+    let none = send(&app, get("/devices?q=nothing-like-this", Some(&cookie)))
+        .await
+        .body;
+    assert!(none.contains("id=\"no-match\""));
+    let sorted = send(&app, get("/devices?sort=hostname&dir=desc", Some(&cookie)))
+        .await
+        .body;
+    assert!(sorted.find("sw129.example.net").unwrap() < sorted.find("sw128.example.net").unwrap());
+    // Bad values fall back to defaults instead of failing.
+    let bad = send(
+        &app,
+        get("/devices?page=x&per=7&sort=%3Cscript%3E", Some(&cookie)),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::OK);
+    assert!(!bad.body.contains("<script>"));
+}
