@@ -74,8 +74,10 @@ impl ListQuery {
         }
         let parts: Vec<String> = pairs
             .iter()
+            // Empty values and the defaults (page 1, 100 per page) stay out of the URL.
             .filter(|(k, v)| {
-                !v.is_empty() && !(*k == "page" && *v == "1") && !(*k == "per" && *v == "100")
+                let default = (*k == "page" && *v == "1") || (*k == "per" && *v == "100");
+                !v.is_empty() && !default
             })
             .map(|(k, v)| format!("{k}={}", crate::alerts::pages::url_encode(v)))
             .collect();
