@@ -236,6 +236,7 @@ fn serve_polls_api_answers_browser_sees_graph() {
     assert!(status["store"]["error"].is_null(), "{status}");
 
     browser_logs_in_and_sees_graph(&base, device["device_id"].as_i64().unwrap(), ports.len());
+    browser_runs_the_network(&base, &http, &token, device["device_id"].as_i64().unwrap());
 
     // SIGTERM stops the server cleanly.
     let pid = server.0.id().to_string();
@@ -327,4 +328,169 @@ fn browser_logs_in_and_sees_graph(base: &str, device_id: i64, interfaces: usize)
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
     wd.screenshot(&shot);
     eprintln!("screenshot: {}", shot.display());
+}
+
+/// Waits until the API reports a poll of the device after `after` with `status` (1 up, 0
+/// down) and returns its `last_polled`.
+fn wait_poll(http: &ureq::Agent, base: &str, token: &str, after: &Value, status: i64) -> Value {
+    wait_for(&format!("a poll with status {status}"), 60, || {
+        let (_, body) = get_json(
+            http,
+            &format!("{base}/api/v0/devices/127.0.0.1"),
+            Some(token),
+        );
+        let d = &body["devices"][0];
+        (d["last_polled"] != *after && d["status"] == json!(status))
+            .then(|| d["last_polled"].clone())
+    })
+}
+
+/// What a network team does in the UI: dashboard, search and filter the device list, edit the
+/// device's community (the poll fails, then succeeds again after the fix, same device_id),
+/// create a read-only user who is refused on an admin page, and a logout that ends a copied
+/// session cookie.
+fn browser_runs_the_network(base: &str, http: &ureq::Agent, token: &str, device_id: i64) {
+    let wd = WebDriver::start();
+    wd.goto(&format!("{base}/login"));
+    wd.type_into("input[name=username]", "admin");
+    wd.type_into("input[name=password]", "admin-test-pw");
+    wd.click("button[type=submit]");
+    wait_for("login", 10, || wd.url().ends_with("/devices").then_some(()));
+
+    // Dashboard.
+    wd.goto(&format!("{base}/"));
+    let html = wd.source();
+    assert!(
+        html.contains("id=\"dash-devices\"") && html.contains("1 devices"),
+        "dashboard"
+    );
+    assert!(
+        html.contains("id=\"dash-cluster\""),
+        "admin sees the cluster panel"
+    );
+
+    // Search and filter the device list.
+    wd.goto(&format!("{base}/devices"));
+    wd.type_into("#device-search", "lookout-test");
+    wd.click("#device-filter button[type=submit]");
+    wait_for("search results", 10, || {
+        wd.url().contains("q=lookout-test").then_some(())
+    });
+    let rows =
+        wd.script("return document.querySelectorAll('table#devices tr[data-device-id]').length");
+    assert_eq!(rows, json!(1), "search by sysName");
+    wd.goto(&format!("{base}/devices?q=no-such-device"));
+    assert!(wd.source().contains("id=\"no-match\""));
+    wd.goto(&format!("{base}/devices?state=down"));
+    assert!(
+        wd.source().contains("id=\"no-match\""),
+        "nothing is down yet"
+    );
+
+    // Edit the community: a wrong one makes the next poll fail, the right one brings it back.
+    let (_, body) = get_json(
+        http,
+        &format!("{base}/api/v0/devices/127.0.0.1"),
+        Some(token),
+    );
+    let mut seen = body["devices"][0]["last_polled"].clone();
+    for (community, status) in [("wrong-community", 0), ("public", 1)] {
+        wd.goto(&format!("{base}/device/{device_id}/edit"));
+        assert!(
+            !wd.source().contains("value=\"public\""),
+            "the community is never shown"
+        );
+        wd.type_into("#community", community);
+        wd.type_into("input[name=timeout]", "0.5");
+        wd.click("#edit-device button[type=submit]");
+        wait_for("the device page", 10, || {
+            wd.url()
+                .ends_with(&format!("/device/{device_id}"))
+                .then_some(())
+        });
+        seen = wait_poll(http, base, token, &seen, status);
+    }
+    let (_, body) = get_json(
+        http,
+        &format!("{base}/api/v0/devices/127.0.0.1"),
+        Some(token),
+    );
+    assert_eq!(
+        body["devices"][0]["device_id"],
+        json!(device_id),
+        "same device after the edits"
+    );
+
+    // A read-only user, created on the users page.
+    wd.goto(&format!("{base}/users"));
+    wd.type_into("#new-username", "viewer");
+    wd.type_into("#new-password", "viewer-password");
+    wd.script("document.querySelector('#new-level').value = '5'");
+    wd.click("#add-user button[type=submit]");
+    wait_for("the user list", 10, || {
+        wd.source().contains(">viewer<").then_some(())
+    });
+    wd.click("header form button[type=submit]"); // log out
+    wait_for("the login page", 10, || {
+        wd.url().contains("/login").then_some(())
+    });
+    wd.type_into("input[name=username]", "viewer");
+    wd.type_into("input[name=password]", "viewer-password");
+    wd.click("button[type=submit]");
+    wait_for("viewer's login", 10, || {
+        wd.url().ends_with("/devices").then_some(())
+    });
+    assert!(
+        wd.source().contains("127.0.0.1"),
+        "global read sees the device"
+    );
+    assert!(
+        !wd.source().contains("href=\"/users\""),
+        "no admin navigation"
+    );
+    wd.goto(&format!("{base}/users"));
+    assert!(
+        wd.source().contains("insufficient permissions"),
+        "{}",
+        wd.source()
+    );
+    wd.goto(&format!("{base}/device/{device_id}/edit"));
+    assert!(wd.source().contains("insufficient permissions"));
+
+    // A second browser's copy of the cookie works until this browser logs out.
+    let cookie = wd
+        .cookies()
+        .into_iter()
+        .find(|(name, _)| name == "lookout_session")
+        .map(|(n, v)| format!("{n}={v}"))
+        .expect("session cookie");
+    let no_redirects: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let status_with_copy = || {
+        no_redirects
+            .get(&format!("{base}/devices"))
+            .header("Cookie", &cookie)
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(
+        status_with_copy(),
+        200,
+        "the copied cookie works while logged in"
+    );
+    wd.goto(&format!("{base}/devices"));
+    wd.click("header form button[type=submit]");
+    wait_for("logged out", 10, || {
+        wd.url().contains("/login").then_some(())
+    });
+    assert_eq!(
+        status_with_copy(),
+        303,
+        "the copied cookie is refused after logout"
+    );
 }

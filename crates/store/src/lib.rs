@@ -839,6 +839,10 @@ impl Store {
     pub async fn port_if_indexes(&self, device_id: DeviceId) -> Result<Vec<i64>> {
         run!(self, read, "port_if_indexes", port_if_indexes(device_id))
     }
+    /// The `limit` busiest current ports by in + out octets/s.
+    pub async fn top_ports(&self, limit: i64) -> Result<Vec<Port>> {
+        run!(self, read, "top_ports", top_ports(limit))
+    }
     /// Current ports of all devices with an id above `after`, in id order, at most `limit`.
     pub async fn ports_after(&self, after: PortId, limit: i64) -> Result<Vec<Port>> {
         run!(self, read, "ports_after", ports_after(after, limit))

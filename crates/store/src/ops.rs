@@ -631,6 +631,18 @@ macro_rules! define_ops {
                     .map_err(|e| query_err("ports_after", e))
             }
 
+            pub(crate) async fn top_ports(c: &mut Conn, limit: i64) -> Result<Vec<Port>> {
+                let rows = sqlx::query(q::PORTS_TOP)
+                    .bind(limit)
+                    .fetch_all(&mut *c)
+                    .await
+                    .map_err(|e| query_err("top_ports", e))?;
+                rows.iter()
+                    .map(port_from_row)
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|e| query_err("top_ports", e))
+            }
+
             pub(crate) async fn port_if_indexes(c: &mut Conn, device_id: DeviceId) -> Result<Vec<i64>> {
                 sqlx::query_scalar::<_, i64>(
                     "SELECT ifIndex FROM ports WHERE device_id = ?",

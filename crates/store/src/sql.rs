@@ -113,6 +113,17 @@ pub(crate) const PORTS_ALL: &str =
      ifInUcastPkts_rate, ifOutUcastPkts_rate, ifInErrors_rate, ifOutErrors_rate, poll_time, \
      poll_period, deleted FROM ports WHERE deleted = 0 AND port_id > ? ORDER BY port_id LIMIT ?";
 
+/// The busiest current ports by in + out octets/s (the dashboard's top interfaces).
+pub(crate) const PORTS_TOP: &str =
+    "SELECT port_id, device_id, ifIndex, ifName, ifDescr, ifAlias, ifType, ifMtu, ifSpeed, \
+     ifPhysAddress, ifAdminStatus, ifOperStatus, ifCountersHC, ifInOctets, ifOutOctets, \
+     ifInUcastPkts, ifOutUcastPkts, ifInNUcastPkts, ifOutNUcastPkts, ifInErrors, ifOutErrors, \
+     ifInDiscards, ifOutDiscards, ifInUnknownProtos, ifInBroadcastPkts, ifOutBroadcastPkts, \
+     ifInMulticastPkts, ifOutMulticastPkts, ifInOctets_rate, ifOutOctets_rate, \
+     ifInUcastPkts_rate, ifOutUcastPkts_rate, ifInErrors_rate, ifOutErrors_rate, poll_time, \
+     poll_period, deleted FROM ports WHERE deleted = 0 AND ifInOctets_rate IS NOT NULL \
+     ORDER BY COALESCE(ifInOctets_rate, 0) + COALESCE(ifOutOctets_rate, 0) DESC LIMIT ?";
+
 /// What `sync_ports` reads of the existing rows: all of them, deleted too, every column
 /// (the non-deleted ones are also the "before" of the port events). Not a locking read:
 /// the device row lock taken first serialises the writers of one device, and a

@@ -24,6 +24,7 @@ mod timespec;
 mod alerts;
 mod api;
 mod assets;
+mod dashboard;
 pub mod device_edit;
 mod device_list;
 mod device_pages;
@@ -38,7 +39,7 @@ mod view;
 use std::sync::Arc;
 
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{middleware, Router};
 use lookout_store::Store;
@@ -127,7 +128,7 @@ pub fn router(state: WebState) -> Router {
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed);
     Router::new()
-        .route("/", get(|| async { Redirect::to("/devices") }))
+        .route("/", get(dashboard::page))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
         .route("/devices", get(device_list::page))

@@ -51,6 +51,7 @@ async fn role_matrix_over_pages_api_and_graphs() {
     let tokens = [admin_token, reader_token, normal_token];
 
     let pages = [
+        Row("/", [200, 200, 200]),
         Row("/devices", [200, 200, 200]),
         Row("/device/{a}", [200, 200, 200]),
         Row("/device/{b}", [200, 200, 404]),
@@ -125,6 +126,14 @@ async fn role_matrix_over_pages_api_and_graphs() {
     assert_eq!(list["devices"][0]["hostname"], "a.example.net");
     let page = send(&app, get("/devices", Some(&cookies[2]))).await.body;
     assert!(page.contains("a.example.net") && !page.contains("b.example.net"));
+    // The dashboard: a normal user gets no cluster-wide panels and only their devices.
+    let dash = send(&app, get("/", Some(&cookies[2]))).await.body;
+    assert!(
+        dash.contains("1 devices") && !dash.contains("id=\"dash-cluster\""),
+        "{dash}"
+    );
+    let dash = send(&app, get("/", Some(&cookies[1]))).await.body;
+    assert!(dash.contains("2 devices") && dash.contains("id=\"dash-cluster\""));
     // The admin-only navigation is shown to admins only.
     assert!(send(&app, get("/devices", Some(&cookies[0])))
         .await
