@@ -63,4 +63,18 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// With `late_ms`, [`QueueDepth::late`] counts the queued devices due at least that
     /// long ago on the backend's clock.
     async fn queue_depths(&self, late_ms: Option<u64>) -> BResult<Vec<QueueDepth>>;
+
+    // Web sessions (issue #15): opaque records under a key, indexed per user.
+    async fn session_put(
+        &self,
+        key: &str,
+        user_id: i64,
+        record: &str,
+        ttl_ms: u64,
+        index_ttl_ms: u64,
+    ) -> BResult<()>;
+    async fn session_get(&self, key: &str) -> BResult<Option<String>>;
+    async fn session_remove(&self, key: &str, user_id: i64) -> BResult<bool>;
+    async fn session_remove_user(&self, user_id: i64) -> BResult<u64>;
+    async fn session_list(&self, user_id: i64) -> BResult<Vec<String>>;
 }

@@ -295,6 +295,11 @@ pub enum CoordError {
     RequeueExpired(#[source] BackendError),
     #[error("reading queue depths failed: {0}")]
     QueueDepths(#[source] BackendError),
+    #[error("session store ({op}) failed: {source}")]
+    Session {
+        op: &'static str,
+        source: BackendError,
+    },
 }
 
 impl CoordError {
@@ -383,6 +388,60 @@ impl Coord {
                 })
             }
         }
+    }
+
+    /// Stores a web session record under `key` for `ttl`, indexed under its user (the index
+    /// lives `index_ttl`, the longest a session of the user can last).
+    pub async fn session_put(
+        &self,
+        key: &str,
+        user_id: i64,
+        record: &str,
+        ttl: Duration,
+        index_ttl: Duration,
+    ) -> Result<(), CoordError> {
+        self.backend
+            .session_put(key, user_id, record, ttl_ms(ttl), ttl_ms(index_ttl))
+            .await
+            .map_err(|source| CoordError::Session { op: "put", source })
+    }
+
+    /// The live session record under `key`.
+    pub async fn session_get(&self, key: &str) -> Result<Option<String>, CoordError> {
+        self.backend
+            .session_get(key)
+            .await
+            .map_err(|source| CoordError::Session { op: "get", source })
+    }
+
+    /// Ends one session; `false` when it did not exist (any more).
+    pub async fn session_remove(&self, key: &str, user_id: i64) -> Result<bool, CoordError> {
+        self.backend
+            .session_remove(key, user_id)
+            .await
+            .map_err(|source| CoordError::Session {
+                op: "remove",
+                source,
+            })
+    }
+
+    /// Ends every session of a user; returns how many were live.
+    pub async fn session_remove_user(&self, user_id: i64) -> Result<u64, CoordError> {
+        self.backend
+            .session_remove_user(user_id)
+            .await
+            .map_err(|source| CoordError::Session {
+                op: "remove_user",
+                source,
+            })
+    }
+
+    /// The live session records of a user.
+    pub async fn session_list(&self, user_id: i64) -> Result<Vec<String>, CoordError> {
+        self.backend
+            .session_list(user_id)
+            .await
+            .map_err(|source| CoordError::Session { op: "list", source })
     }
 
     /// `memory` or `redis`.

@@ -23,6 +23,8 @@ struct NodeRecord {
 #[derive(Default)]
 struct State {
     nodes: HashMap<String, NodeRecord>,
+    /// Session key -> (user id, record, expires ms).
+    sessions: HashMap<String, (i64, String, Millis)>,
     master: LeaseSlot,
     queues: WorkQueues,
 }
@@ -172,5 +174,65 @@ impl Backend for MemoryBackend {
 
     async fn queue_depths(&self, late_ms: Option<u64>) -> BResult<Vec<QueueDepth>> {
         Ok(self.lock().queues.depths(now_ms(), late_ms))
+    }
+
+    async fn session_put(
+        &self,
+        key: &str,
+        user_id: i64,
+        record: &str,
+        ttl_ms: u64,
+        _index_ttl_ms: u64,
+    ) -> BResult<()> {
+        let now = now_ms();
+        let mut st = self.lock();
+        st.sessions.retain(|_, (_, _, exp)| *exp > now);
+        st.sessions.insert(
+            key.to_string(),
+            (user_id, record.to_string(), now.saturating_add(ttl_ms)),
+        );
+        Ok(())
+    }
+
+    async fn session_get(&self, key: &str) -> BResult<Option<String>> {
+        let now = now_ms();
+        let st = self.lock();
+        Ok(st
+            .sessions
+            .get(key)
+            .filter(|(_, _, exp)| *exp > now)
+            .map(|(_, r, _)| r.clone()))
+    }
+
+    async fn session_remove(&self, key: &str, _user_id: i64) -> BResult<bool> {
+        let now = now_ms();
+        Ok(self
+            .lock()
+            .sessions
+            .remove(key)
+            .is_some_and(|(_, _, exp)| exp > now))
+    }
+
+    async fn session_remove_user(&self, user_id: i64) -> BResult<u64> {
+        let now = now_ms();
+        let mut st = self.lock();
+        let live = st
+            .sessions
+            .values()
+            .filter(|(u, _, exp)| *u == user_id && *exp > now)
+            .count();
+        st.sessions.retain(|_, (u, _, _)| *u != user_id);
+        Ok(live as u64)
+    }
+
+    async fn session_list(&self, user_id: i64) -> BResult<Vec<String>> {
+        let now = now_ms();
+        let st = self.lock();
+        Ok(st
+            .sessions
+            .values()
+            .filter(|(u, _, exp)| *u == user_id && *exp > now)
+            .map(|(_, r, _)| r.clone())
+            .collect())
     }
 }

@@ -59,6 +59,49 @@ const NODES: &str = r#"
 return {now, redis.call('HGETALL', P .. 'nodes'), redis.call('HGETALL', P .. 'beats')}
 "#;
 
+// Web sessions: `P session:<key>` (string, the record, with a TTL) and `P user_sessions:<uid>`
+// (set of keys; members whose record expired are dropped when read).
+const SESSION_PUT: &str = r#"
+-- ARGV: P, key, uid, record, ttl_ms, index_ttl_ms
+local idx = P .. 'user_sessions:' .. ARGV[3]
+redis.call('SET', P .. 'session:' .. ARGV[2], ARGV[4], 'PX', ARGV[5])
+redis.call('SADD', idx, ARGV[2])
+if redis.call('PTTL', idx) < tonumber(ARGV[6]) then redis.call('PEXPIRE', idx, ARGV[6]) end
+return 1
+"#;
+
+const SESSION_REMOVE: &str = r#"
+-- ARGV: P, key, uid
+redis.call('SREM', P .. 'user_sessions:' .. ARGV[3], ARGV[2])
+return redis.call('DEL', P .. 'session:' .. ARGV[2])
+"#;
+
+const SESSION_REMOVE_USER: &str = r#"
+-- ARGV: P, uid
+local idx = P .. 'user_sessions:' .. ARGV[2]
+local n = 0
+for _, k in ipairs(redis.call('SMEMBERS', idx)) do
+  n = n + redis.call('DEL', P .. 'session:' .. k)
+end
+redis.call('DEL', idx)
+return n
+"#;
+
+const SESSION_LIST: &str = r#"
+-- ARGV: P, uid
+local idx = P .. 'user_sessions:' .. ARGV[2]
+local out = {}
+for _, k in ipairs(redis.call('SMEMBERS', idx)) do
+  local v = redis.call('GET', P .. 'session:' .. k)
+  if v then table.insert(out, v) else redis.call('SREM', idx, k) end
+end
+return out
+"#;
+
+const SESSION_GET: &str = r#"
+return redis.call('GET', P .. 'session:' .. ARGV[2])
+"#;
+
 const FORGET: &str = r#"
 redis.call('HDEL', P .. 'beats', ARGV[2])
 return redis.call('HDEL', P .. 'nodes', ARGV[2])
@@ -236,6 +279,11 @@ struct Scripts {
     ack: Script,
     requeue: Script,
     depths: Script,
+    session_put: Script,
+    session_get: Script,
+    session_remove: Script,
+    session_remove_user: Script,
+    session_list: Script,
 }
 
 fn script(body: &str) -> Script {
@@ -258,6 +306,11 @@ impl Scripts {
             ack: script(ACK),
             requeue: script(REQUEUE),
             depths: script(DEPTHS),
+            session_put: script(SESSION_PUT),
+            session_get: script(SESSION_GET),
+            session_remove: script(SESSION_REMOVE),
+            session_remove_user: script(SESSION_REMOVE_USER),
+            session_list: script(SESSION_LIST),
         }
     }
 }
@@ -702,5 +755,58 @@ impl Backend for RedisBackend {
                 })
             })
             .collect()
+    }
+
+    async fn session_put(
+        &self,
+        key: &str,
+        user_id: i64,
+        record: &str,
+        ttl_ms: u64,
+        index_ttl_ms: u64,
+    ) -> BResult<()> {
+        let args = vec![
+            key.to_string(),
+            user_id.to_string(),
+            record.to_string(),
+            ttl_ms.max(1).to_string(),
+            index_ttl_ms.max(1).to_string(),
+        ];
+        self.run(&self.scripts.session_put, args).await?;
+        Ok(())
+    }
+
+    async fn session_get(&self, key: &str) -> BResult<Option<String>> {
+        let v = self
+            .run(&self.scripts.session_get, vec![key.to_string()])
+            .await?;
+        Ok(v.as_string())
+    }
+
+    async fn session_remove(&self, key: &str, user_id: i64) -> BResult<bool> {
+        let v = self
+            .run(
+                &self.scripts.session_remove,
+                vec![key.to_string(), user_id.to_string()],
+            )
+            .await?;
+        Ok(uint(&v)? > 0)
+    }
+
+    async fn session_remove_user(&self, user_id: i64) -> BResult<u64> {
+        let v = self
+            .run(&self.scripts.session_remove_user, vec![user_id.to_string()])
+            .await?;
+        uint(&v)
+    }
+
+    async fn session_list(&self, user_id: i64) -> BResult<Vec<String>> {
+        let v = self
+            .run(&self.scripts.session_list, vec![user_id.to_string()])
+            .await?;
+        Ok(v.into_array()
+            .iter()
+            .filter_map(|x| x.as_string())
+            .collect())
     }
 }

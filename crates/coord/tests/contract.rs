@@ -439,6 +439,46 @@ async fn redis_pair(lab: &Lab) -> (Proc, Coord, Coord) {
     (srv, a, b)
 }
 
+/// Web sessions: one instance stores, another reads and ends them; per-user ending; expiry.
+async fn sessions(a: Coord, b: Coord) {
+    let day = Duration::from_secs(86_400);
+    a.session_put("k1", 7, r#"{"n":1}"#, day, day)
+        .await
+        .unwrap();
+    a.session_put("k2", 7, r#"{"n":2}"#, day, day)
+        .await
+        .unwrap();
+    a.session_put("k3", 8, r#"{"n":3}"#, day, day)
+        .await
+        .unwrap();
+    a.session_put("short", 8, "x", MS(300), day).await.unwrap();
+    assert_eq!(
+        b.session_get("k1").await.unwrap().as_deref(),
+        Some(r#"{"n":1}"#)
+    );
+    assert_eq!(b.session_get("nope").await.unwrap(), None);
+    let mut listed = b.session_list(7).await.unwrap();
+    listed.sort();
+    assert_eq!(listed, vec![r#"{"n":1}"#, r#"{"n":2}"#]);
+
+    assert!(b.session_remove("k1", 7).await.unwrap());
+    assert!(!a.session_remove("k1", 7).await.unwrap());
+    assert_eq!(a.session_get("k1").await.unwrap(), None);
+    // Rewriting a record (a touch) keeps it one session.
+    a.session_put("k2", 7, r#"{"n":22}"#, day, day)
+        .await
+        .unwrap();
+    assert_eq!(b.session_list(7).await.unwrap(), vec![r#"{"n":22}"#]);
+    assert_eq!(b.session_remove_user(7).await.unwrap(), 1);
+    assert_eq!(a.session_get("k2").await.unwrap(), None);
+    assert!(a.session_list(7).await.unwrap().is_empty());
+    // The other user's sessions stay; the short one expires by its TTL.
+    assert!(a.session_get("k3").await.unwrap().is_some());
+    tokio::time::sleep(MS(500)).await;
+    assert_eq!(b.session_get("short").await.unwrap(), None);
+    assert_eq!(b.session_list(8).await.unwrap(), vec![r#"{"n":3}"#]);
+}
+
 fn memory_pair() -> (Coord, Coord) {
     let a = Coord::memory();
     (a.clone(), a)
@@ -484,6 +524,7 @@ contract!(claims, two, claim_ack_expiry_requeue);
 contract!(enqueue_is_idempotent, one, idempotent_enqueue);
 contract!(work_kinds_queue_lag, two, work_kinds_and_queue_lag);
 contract!(many_workers, two, concurrent_claims);
+contract!(web_sessions, two, sessions);
 contract!(
     scheduling_is_fenced_by_the_master_lease,
     two,

@@ -57,6 +57,19 @@ async fn find_device(store: &Store, key: &str) -> Result<lookout_core::Device> {
     bail!("no device {key:?} (give its hostname or id; `lookout device list` shows them)")
 }
 
+/// Ends a user's sessions wherever they live: the store, and Redis when it is configured
+/// (the web keeps them there then).
+async fn end_sessions(cfg: &Config, store: &Store, user_id: i64) -> Result<u64> {
+    let mut n = store.remove_user_sessions(user_id).await?;
+    let coord = lookout_coord::Coord::connect(&cfg.coord)
+        .await
+        .context("cannot reach Redis to end the user's sessions (REDIS_* settings)")?;
+    if coord.backend_name() == "redis" {
+        n += coord.session_remove_user(user_id).await?;
+    }
+    Ok(n)
+}
+
 pub async fn user(cfg: &Config, store: &Store, cmd: UserCommand) -> Result<ExitCode> {
     match cmd {
         UserCommand::Add {
@@ -78,6 +91,7 @@ pub async fn user(cfg: &Config, store: &Store, cmd: UserCommand) -> Result<ExitC
         UserCommand::List { json } => list(store, json).await?,
         UserCommand::Remove { username } => {
             let u = find_user(store, &username).await?;
+            end_sessions(cfg, store, u.user_id).await?;
             store.remove_user(u.user_id).await?;
             println!("user {username} removed, with their tokens, sessions and grants");
         }
@@ -85,7 +99,7 @@ pub async fn user(cfg: &Config, store: &Store, cmd: UserCommand) -> Result<ExitC
             let u = find_user(store, &username).await?;
             let (password, generated) = password_or_generated(cfg, password)?;
             store.set_password(u.user_id, &hash(&password)?).await?;
-            let ended = store.remove_user_sessions(u.user_id).await?;
+            let ended = end_sessions(cfg, store, u.user_id).await?;
             println!("password of {username} changed; {ended} session(s) ended");
             if generated {
                 println!("password: {password}");
@@ -125,7 +139,7 @@ pub async fn user(cfg: &Config, store: &Store, cmd: UserCommand) -> Result<ExitC
         }
         UserCommand::Logout { username } => {
             let u = find_user(store, &username).await?;
-            let ended = store.remove_user_sessions(u.user_id).await?;
+            let ended = end_sessions(cfg, store, u.user_id).await?;
             println!("{ended} session(s) of {username} ended");
         }
     }

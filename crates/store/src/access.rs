@@ -22,7 +22,7 @@ pub struct ApiTokenInfo {
 }
 
 /// A server-side session (times in unix seconds).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SessionRecord {
     pub user_id: i64,
     pub created: i64,

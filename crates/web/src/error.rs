@@ -19,6 +19,24 @@ pub enum WebError {
     CheckPassword(#[from] crate::auth::AuthError),
     #[error("background task failed: {0}")]
     RunBlocking(#[from] tokio::task::JoinError),
+    /// Redis (the session records' home where configured) failed or held a bad record.
+    #[error("session store failed: {0}")]
+    Sessions(String),
+}
+
+impl From<crate::sessions::SessionError> for WebError {
+    fn from(e: crate::sessions::SessionError) -> Self {
+        match e {
+            crate::sessions::SessionError::Store(e) => WebError::QueryStore(e),
+            other => WebError::Sessions(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::sessions::SessionError> for ApiError {
+    fn from(e: crate::sessions::SessionError) -> Self {
+        WebError::from(e).into_api()
+    }
 }
 
 impl WebError {
@@ -46,6 +64,10 @@ impl WebError {
             WebError::RunBlocking(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "an internal task failed")
             }
+            WebError::Sessions(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the session store is unavailable",
+            ),
         }
     }
 

@@ -54,8 +54,8 @@ fn done(r: Res) -> Response {
     r.unwrap_or_else(|refused| *refused)
 }
 
-fn store_err(e: StoreError) -> Refusal {
-    Box::new(WebError::from(e).into_response())
+fn store_err(e: impl Into<WebError>) -> Refusal {
+    Box::new(e.into().into_response())
 }
 
 fn refuse(status: StatusCode, message: &str) -> Refusal {
@@ -176,8 +176,7 @@ async fn list_page(u: &PageUser, ctx: &Shared, q: PageQuery) -> Res {
                 .await
                 .map_err(store_err)?
                 .len(),
-            sessions: store
-                .user_sessions(user.user_id)
+            sessions: crate::sessions::list(ctx, user.user_id)
                 .await
                 .map_err(store_err)?
                 .len(),
@@ -304,8 +303,7 @@ async fn user_page(
             hostname,
         });
     }
-    let sessions = store
-        .user_sessions(target.user_id)
+    let sessions = crate::sessions::list(ctx, target.user_id)
         .await
         .map_err(store_err)?
         .into_iter()

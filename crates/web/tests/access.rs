@@ -777,3 +777,69 @@ async fn device_list_search_filters_and_pages() {
     assert_eq!(bad.status, StatusCode::OK);
     assert!(!bad.body.contains("<script>"));
 }
+
+/// With Redis configured the session records live there (not in the store): a session started
+/// on one instance is valid on another, logout and a password change end it on both.
+#[tokio::test]
+async fn sessions_in_redis_are_shared_and_revocable() {
+    let fx = Fixture::new().await;
+    let coord = common::fixture::redis_coord().await;
+    let one = fx.instance_with(coord.clone(), SecurityOptions::default(), "127.0.0.1");
+    let two = fx.instance_with(coord.clone(), SecurityOptions::default(), "127.0.0.2");
+    let (admin_id, _) = fx.user("admin", 10).await;
+    let (ops_id, _) = fx.user("ops", 5).await;
+
+    let cookie = login_cookie(&one, "admin").await;
+    assert!(
+        fx.store.user_sessions(admin_id).await.unwrap().is_empty(),
+        "the record is in Redis, not the store"
+    );
+    assert_eq!(coord.session_list(admin_id).await.unwrap().len(), 1);
+    assert_eq!(
+        send(&two, get("/devices", Some(&cookie))).await.status,
+        StatusCode::OK
+    );
+    let page = send(&two, get(&format!("/users/{admin_id}"), Some(&cookie)))
+        .await
+        .body;
+    assert!(
+        page.contains("id=\"sessions\""),
+        "the users page lists Redis sessions"
+    );
+
+    let csrf = csrf_of(&send(&two, get("/devices", Some(&cookie))).await.body);
+    let r = send(
+        &two,
+        post_form("/logout", Some(&cookie), &[("_csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        send(&one, get("/devices", Some(&cookie))).await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    // Password change through one instance ends ops's sessions on the other.
+    let admin = login_cookie(&one, "admin").await;
+    let ops = login_cookie(&two, "ops").await;
+    let ops2 = login_cookie(&one, "ops").await;
+    assert_eq!(coord.session_list(ops_id).await.unwrap().len(), 2);
+    let csrf = csrf_of(&send(&one, get("/users", Some(&admin))).await.body);
+    let r = send(
+        &one,
+        post_form(
+            &format!("/users/{ops_id}/password"),
+            Some(&admin),
+            &[("_csrf", &csrf), ("password", "another long one")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    for c in [&ops, &ops2] {
+        assert_eq!(
+            send(&two, get("/devices", Some(c))).await.status,
+            StatusCode::SEE_OTHER
+        );
+    }
+    assert!(coord.session_list(ops_id).await.unwrap().is_empty());
+}

@@ -57,8 +57,18 @@ impl Fixture {
 
     /// A web instance over the shared store, its clients seen at `client`.
     pub fn instance(&self, security: SecurityOptions, client: &str) -> Router {
+        self.instance_with(lookout_coord::Coord::memory(), security, client)
+    }
+
+    /// The same with a given coordination backend (Redis: sessions live there).
+    pub fn instance_with(
+        &self,
+        coord: lookout_coord::Coord,
+        security: SecurityOptions,
+        client: &str,
+    ) -> Router {
         let state = WebState {
-            coord: lookout_coord::Coord::memory(),
+            coord,
             store: self.store.clone(),
             timeseries: self.ts.clone(),
             app_key: self.key.clone(),
@@ -116,4 +126,27 @@ impl Fixture {
             .unwrap();
         (id, sync.ports[0].port_id)
     }
+}
+
+/// A client of the test machine's Redis (127.0.0.1:6379) under a key prefix of this test's
+/// own, so parallel tests and runs never share keys.
+pub async fn redis_coord() -> lookout_coord::Coord {
+    let prefix = format!("lookout-test-{}-{}:", std::process::id(), rand_suffix());
+    let cfg = lookout_coord::CoordConfig::from_lookup(|k| match k {
+        "REDIS_URL" => Some("redis://127.0.0.1:6379/0".to_string()),
+        "REDIS_PREFIX" => Some(prefix.clone()),
+        _ => None,
+    })
+    .unwrap();
+    lookout_coord::Coord::connect(&cfg)
+        .await
+        .expect("the tests need Redis on 127.0.0.1:6379 (CI starts it)")
+}
+
+fn rand_suffix() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
 }
