@@ -104,6 +104,13 @@ pub async fn serve(mut cfg: Config) -> Result<()> {
         if let (Some(e), false) = (&alerting, cfg.roles.dispatcher || cfg.roles.poller) {
             tokio::spawn(e.clone().reload_loop(shutdown_rx.clone()));
         }
+        // The web's add-device probe: this node's poller, or one only for probing.
+        let probe_poller = match &poller {
+            Some(p) => p.clone(),
+            None => Poller::new(store.clone(), timeseries.clone(), PollerConfig::default())
+                .await
+                .context("cannot start the SNMP engine for device probes")?,
+        };
         let state = WebState {
             store: store.clone(),
             timeseries: timeseries.clone(),
@@ -113,6 +120,7 @@ pub async fn serve(mut cfg: Config) -> Result<()> {
             node_name: cfg.node_id.clone(),
             alerting: alerting.clone(),
             security: cfg.web_security.clone(),
+            prober: Some(std::sync::Arc::new(PollerProber(probe_poller))),
         };
         let app = router(state);
         let mut web_shutdown = shutdown_rx.clone();
@@ -455,5 +463,25 @@ fn describe_store(cfg: &Config) -> String {
                 .collect::<Vec<_>>()
                 .join(",")
         ),
+    }
+}
+
+/// The web's device probe through the poller's SNMP engine (the same check as `device add`).
+struct PollerProber(Poller);
+
+impl lookout_web::device_add::DeviceProber for PollerProber {
+    fn probe<'a>(
+        &'a self,
+        hostname: &'a str,
+        snmp: &'a lookout_core::SnmpConfig,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            self.0
+                .probe(hostname, snmp)
+                .await
+                .map(|sys| sys.sys_name.unwrap_or_default())
+                .map_err(|e| e.to_string())
+        })
     }
 }

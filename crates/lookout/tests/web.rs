@@ -237,6 +237,7 @@ fn serve_polls_api_answers_browser_sees_graph() {
 
     browser_logs_in_and_sees_graph(&base, device["device_id"].as_i64().unwrap(), ports.len());
     browser_runs_the_network(&base, &http, &token, device["device_id"].as_i64().unwrap());
+    api_and_form_add_probe_first(&base, &token, snmpd.port);
 
     // SIGTERM stops the server cleanly.
     let pid = server.0.id().to_string();
@@ -493,4 +494,52 @@ fn browser_runs_the_network(base: &str, http: &ureq::Agent, token: &str, device_
         303,
         "the copied cookie is refused after logout"
     );
+}
+
+/// Adding devices probes them with the real SNMP engine: a wrong community is refused with
+/// nothing stored, the right one is added (API), and the add form does the same in a browser.
+fn api_and_form_add_probe_first(base: &str, token: &str, port: u16) {
+    let http = agent();
+    let post = |body: String| {
+        let mut r = http
+            .post(&format!("{base}/api/v0/devices"))
+            .header("X-Auth-Token", token)
+            .header("Content-Type", "application/json")
+            .send(body.as_str())
+            .unwrap();
+        let status = r.status().as_u16();
+        (
+            status,
+            r.body_mut().read_json::<Value>().unwrap_or(Value::Null),
+        )
+    };
+    let (st, body) = post(format!(
+        r#"{{"hostname": "127.0.0.01", "community": "wrong", "port": {port}, "timeout": 0.3, "retries": 0}}"#
+    ));
+    assert_eq!(st, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("nothing stored"),
+        "{body}"
+    );
+    let (st, body) = post(format!(
+        r#"{{"hostname": "127.0.0.01", "community": "public", "port": {port}}}"#
+    ));
+    assert_eq!(st, 201, "{body}");
+    assert_eq!(body["devices"][0]["hostname"], "127.0.0.01");
+
+    let wd = WebDriver::start();
+    wd.goto(&format!("{base}/login"));
+    wd.type_into("input[name=username]", "admin");
+    wd.type_into("input[name=password]", "admin-test-pw");
+    wd.click("button[type=submit]");
+    wait_for("login", 10, || wd.url().ends_with("/devices").then_some(()));
+    wd.goto(&format!("{base}/devices/add"));
+    wd.type_into("#add-hostname", "127.000.0.1");
+    wd.type_into("#add-community", "public");
+    wd.type_into("#add-device input[name=port]", &port.to_string());
+    wd.click("#add-device button[type=submit]");
+    wait_for("the new device's page", 20, || {
+        wd.url().contains("/device/").then_some(())
+    });
+    assert!(wd.source().contains("127.000.0.1"));
 }

@@ -136,6 +136,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         node_name: "demo".to_string(),
         alerting: None,
         security: Default::default(),
+        prober: None,
     });
     axum::serve(
         listener,

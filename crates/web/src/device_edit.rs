@@ -66,9 +66,24 @@ pub fn apply(current: &Device, changes: &[(String, Value)]) -> Result<DeviceSett
             FIELDS.join(", ")
         ));
     }
-    let mut snmp = current.snmp.clone();
-    let mut poller_group = current.poller_group;
-    let mut disabled = current.disabled;
+    apply_to(
+        DeviceSettings {
+            snmp: current.snmp.clone(),
+            poller_group: current.poller_group,
+            disabled: current.disabled,
+        },
+        changes,
+    )
+}
+
+/// `base` with `changes` applied and checked (also the settings of a device being added).
+pub fn apply_to(
+    base: DeviceSettings,
+    changes: &[(String, Value)],
+) -> Result<DeviceSettings, String> {
+    let mut snmp = base.snmp;
+    let mut poller_group = base.poller_group;
+    let mut disabled = base.disabled;
     let mut v3 = snmp.v3.clone().unwrap_or(SnmpV3Config {
         security_level: "noAuthNoPriv".into(),
         auth_user: String::new(),

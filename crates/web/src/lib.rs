@@ -25,6 +25,7 @@ mod alerts;
 mod api;
 mod assets;
 mod dashboard;
+pub mod device_add;
 pub mod device_edit;
 mod device_list;
 mod device_pages;
@@ -69,6 +70,9 @@ pub struct WebState {
     pub alerting: Option<Arc<lookout_alerting::engine::Engine>>,
     /// Session time-outs, login throttle, trusted proxies, password policy.
     pub security: security::SecurityOptions,
+    /// Probes a device before it is added (the binary's SNMP engine); `None`: adds must be
+    /// forced.
+    pub prober: Option<Arc<dyn device_add::DeviceProber>>,
 }
 
 /// State shared by handlers: the public state plus what is derived from it once.
@@ -93,7 +97,7 @@ pub fn router(state: WebState) -> Router {
     let api = Router::new()
         .route("/", get(api::index::index))
         .route("/system", get(api::index::system))
-        .route("/devices", get(api::devices))
+        .route("/devices", get(api::devices).post(device_add::api_add))
         .route("/ports", get(api::ports::all))
         .route("/ports/{id}", get(api::ports::one))
         .route("/ports/search/{q}", get(api::ports::search_any))
@@ -138,6 +142,7 @@ pub fn router(state: WebState) -> Router {
         .merge(alerts_pages())
         .merge(users::routes())
         .merge(device_pages::routes())
+        .merge(device_add::routes())
         .route("/graph-data/port/{port_id}", get(graph::port))
         .route("/assets/{fingerprint}/{name}", get(assets::serve))
         .merge(probes::routes())

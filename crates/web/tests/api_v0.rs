@@ -362,3 +362,125 @@ async fn patch_and_delete_devices() {
     let r = send(&app, with_body("DELETE", path, &admin, "")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn add_devices_through_the_api_and_the_bulk_form() {
+    let fx = Fixture::new().await;
+    // This instance has no prober: adds must be forced (the probe itself is tested end to
+    // end in crates/lookout/tests/web.rs against a real snmpd).
+    let app = fx.instance(SecurityOptions::default(), "127.0.0.1");
+    let (_, admin) = fx.user("admin", 10).await;
+    let (_, reader) = fx.user("reader", 5).await;
+    let post = |token: &str, body: &str| with_body("POST", "/api/v0/devices", token, body);
+
+    let r = send(
+        &app,
+        post(
+            &admin,
+            r#"{"hostname": "r1.example.net", "community": "c1"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body.contains("force_add"), "{}", r.body);
+    let r = send(
+        &app,
+        post(
+            &admin,
+            r#"{"hostname": "r1.example.net", "version": "v2c", "community": "c1", "port": 1161, "poller_group": 2, "force_add": true}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert!(!r.body.contains("\"c1\""), "no community in the answer");
+    let d = fx
+        .store
+        .device_by_hostname("r1.example.net")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (d.snmp.community.as_str(), d.snmp.port, d.poller_group),
+        ("c1", 1161, 2)
+    );
+    for (body, want) in [
+        (
+            r#"{"hostname": "r1.example.net", "force_add": true}"#,
+            StatusCode::CONFLICT,
+        ),
+        (r#"{"community": "x"}"#, StatusCode::BAD_REQUEST),
+        (
+            r#"{"hostname": "bad host!", "force_add": true}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            r#"{"hostname": "r2", "port": "x", "force_add": true}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            r#"{"hostname": "r2", "transport": "tcp", "force_add": true}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            r#"{"hostname": "r2", "bogus": 1, "force_add": true}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        ("[]", StatusCode::BAD_REQUEST),
+    ] {
+        let r = send(&app, post(&admin, body)).await;
+        assert_eq!(r.status, want, "{body}: {}", r.body);
+    }
+    assert_eq!(
+        send(
+            &app,
+            post(&reader, r#"{"hostname": "r3", "force_add": true}"#)
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    assert!(fx.store.device_by_hostname("r2").await.unwrap().is_none());
+
+    // Bulk: per-line results, nothing stored for the bad lines.
+    let cookie = login_on(&app, "admin", PASSWORD)
+        .await
+        .cookie("lookout_session")
+        .unwrap();
+    let form = send(&app, get("/devices/add", Some(&cookie))).await;
+    assert_eq!(form.status, StatusCode::OK);
+    let csrf = csrf_of(&form.body);
+    let bulk = "# core\nsw1.example.net,pub1,161\nsw2.example.net,,1162,v1\nr1.example.net\nbad host!\nsw3,x,99999\n";
+    let r = send(
+        &app,
+        post_form(
+            "/devices/add",
+            Some(&cookie),
+            &[("_csrf", &csrf), ("bulk", bulk), ("force", "1")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body.matches("class=\"ok\"").count(), 2, "{}", r.body);
+    assert_eq!(r.body.matches("class=\"failed\"").count(), 3, "{}", r.body);
+    assert!(r.body.contains("exists already"));
+    let sw2 = fx
+        .store
+        .device_by_hostname("sw2.example.net")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((sw2.snmp.port, sw2.snmp.version.as_str()), (1162, "v1"));
+    assert!(fx.store.device_by_hostname("sw3").await.unwrap().is_none());
+    // Without force and without a prober: refused with the reason.
+    let r = send(
+        &app,
+        post_form(
+            "/devices/add",
+            Some(&cookie),
+            &[("_csrf", &csrf), ("hostname", "sw9")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("cannot probe"), "{}", r.body);
+}

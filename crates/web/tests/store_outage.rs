@@ -142,6 +142,7 @@ async fn database_outage_gives_503_and_recovers() {
         node_name: "outage-node".to_string(),
         alerting: None,
         security: Default::default(),
+        prober: None,
     });
 
     let cookie = login_on(&app, USER, PASSWORD)
@@ -303,6 +304,7 @@ async fn dead_node_fails_over_within_the_request_deadline() {
         node_name: "failover-node".to_string(),
         alerting: None,
         security: Default::default(),
+        prober: None,
     });
     let cookie = login_on(&app, USER, PASSWORD)
         .await

@@ -125,6 +125,7 @@ fn state(store: &Store, ts: &TimeSeries, key: &AppKey) -> WebState {
         node_name: "test-node".to_string(),
         alerting: None,
         security: Default::default(),
+        prober: None,
     }
 }
 

@@ -14,6 +14,7 @@ use crate::Shared;
 pub(crate) const ROUTES: &[(&str, &str, &str)] = &[
     ("system", "GET", "/api/v0/system"),
     ("list_devices", "GET", "/api/v0/devices"),
+    ("add_device", "POST", "/api/v0/devices"),
     ("get_device", "GET", "/api/v0/devices/:hostname"),
     ("update_device_field", "PATCH", "/api/v0/devices/:hostname"),
     ("del_device", "DELETE", "/api/v0/devices/:hostname"),

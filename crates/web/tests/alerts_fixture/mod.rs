@@ -163,6 +163,7 @@ pub async fn alert_app() -> AlertApp {
         node_name: "alerts-node".to_string(),
         alerting: Some(engine.clone()),
         security: Default::default(),
+        prober: None,
     };
     AlertApp {
         router: router(state),

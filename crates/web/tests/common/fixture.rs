@@ -76,6 +76,7 @@ impl Fixture {
             node_name: "access-node".to_string(),
             alerting: None,
             security,
+            prober: None,
         };
         let addr: SocketAddr = format!("{client}:40000").parse().unwrap();
         router(state).layer(MockConnectInfo(addr))
