@@ -159,10 +159,16 @@ pub struct SnmpArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum DeviceCommand {
-    /// Add a device (it is probed over SNMP first).
+    /// Add a device (it is probed over SNMP first), or many with --from-file.
     Add {
         /// Hostname or IP address.
-        host: String,
+        #[arg(required_unless_present = "from_file", conflicts_with = "from_file")]
+        host: Option<String>,
+        /// Add every device listed in FILE, one per line: hostname[,community[,port[,version]]]
+        /// (`#` starts a comment); the flags give the defaults. Prints a result per line;
+        /// exits 1 when any line failed (the others are added).
+        #[arg(long, value_name = "FILE")]
+        from_file: Option<PathBuf>,
         #[command(flatten)]
         snmp: Box<SnmpArgs>,
         /// Poller group the device belongs to.

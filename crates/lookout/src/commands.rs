@@ -110,6 +110,83 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// `device add --from-file`: each line's fields over the flags' settings, probed unless
+/// forced, a result line per device.
+async fn add_from_file(
+    cfg: &mut Config,
+    file: &std::path::Path,
+    snmp: &SnmpArgs,
+    poller_group: i32,
+    force: bool,
+) -> Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let base = lookout_web::device_edit::DeviceSettings {
+        snmp: snmp_config(snmp)?,
+        poller_group,
+        disabled: false,
+    };
+    crate::key::ensure_app_key(cfg)?;
+    let store = open_migrated(cfg).await?;
+    let poller = poller_for(cfg, store.clone()).await?;
+    let (mut added, mut failed) = (0, 0);
+    for (n, line) in text.lines().enumerate() {
+        let Some(parsed) = lookout_web::device_add::parse_line(line) else {
+            continue;
+        };
+        let result: Result<String, String> = async {
+            let (host, changes) = parsed?;
+            validate_hostname(&host).map_err(|e| e.to_string())?;
+            let s = if changes.is_empty() {
+                base.clone()
+            } else {
+                lookout_web::device_edit::apply_to(base.clone(), &changes)?
+            };
+            if store
+                .device_by_hostname(&host)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_some()
+            {
+                return Err(format!("{host}: exists already"));
+            }
+            if let Err(e) = poller.probe(&host, &s.snmp).await {
+                if !force {
+                    return Err(format!(
+                        "{host}: {e}; nothing stored (--force to add anyway)"
+                    ));
+                }
+            }
+            let d = store
+                .add_device(&NewDevice {
+                    hostname: host.clone(),
+                    snmp: s.snmp,
+                    poller_group: s.poller_group,
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(format!("{host}: added (device_id {})", d.device_id))
+        }
+        .await;
+        match result {
+            Ok(m) => {
+                added += 1;
+                println!("line {}: ok: {m}", n + 1);
+            }
+            Err(m) => {
+                failed += 1;
+                println!("line {}: FAILED: {m}", n + 1);
+            }
+        }
+    }
+    println!("{added} added, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 /// The `device update` flags as the field/value pairs `device_edit::apply` takes.
 fn update_changes(a: &crate::cli::DeviceUpdateArgs) -> Vec<(String, serde_json::Value)> {
     let mut out: Vec<(String, serde_json::Value)> = Vec::new();
@@ -370,11 +447,20 @@ async fn poller_for(cfg: &Config, store: Store) -> Result<Poller> {
 async fn device(mut cfg: Config, cmd: DeviceCommand) -> Result<ExitCode> {
     match cmd {
         DeviceCommand::Add {
+            from_file: Some(file),
+            snmp,
+            poller_group,
+            force,
+            ..
+        } => add_from_file(&mut cfg, &file, &snmp, poller_group, force).await,
+        DeviceCommand::Add {
             host,
             snmp,
             poller_group,
             force,
+            ..
         } => {
+            let host = host.context("give a hostname or --from-file")?;
             validate_hostname(&host).with_context(|| format!("cannot add {host:?}"))?;
             let snmp = snmp_config(&snmp)?;
             // The device's SNMP secrets are stored encrypted with APP_KEY: one must exist.

@@ -571,3 +571,49 @@ fn device_update_keeps_the_device_id_and_probes_first() {
         serde_json::from_str(&lo.ok(&["device", "list", "--json"])).unwrap();
     assert_eq!(list[0]["disabled"], true, "{list}");
 }
+
+#[test]
+fn device_add_from_file_reports_each_line() {
+    let agent = start_snmpd();
+    let lo = Install::new();
+    let port = agent.port.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("devices.txt");
+    // Spellings of 127.0.0.1 the resolver accepts, so one agent answers for all of them.
+    std::fs::write(
+        &list,
+        format!(
+            "# lab\n127.0.0.1\n127.0.0.01,public,{port}\n127.0.0.001,wrong\nbad host!\n127.0.0.1\n"
+        ),
+    )
+    .unwrap();
+    let out = lo.run(&[
+        "device",
+        "add",
+        "--from-file",
+        list.to_str().unwrap(),
+        "--port",
+        &port,
+        "--timeout-ms",
+        "300",
+        "--retries",
+        "0",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success(),
+        "a failed line makes the exit code 1: {stdout}"
+    );
+    assert!(stdout.contains("2 added, 3 failed"), "{stdout}");
+    assert!(
+        stdout.contains("line 4: FAILED") && stdout.contains("nothing stored"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("line 6: FAILED: 127.0.0.1: exists already"),
+        "{stdout}"
+    );
+    let devices: serde_json::Value =
+        serde_json::from_str(&lo.ok(&["device", "list", "--json"])).unwrap();
+    assert_eq!(devices.as_array().unwrap().len(), 2);
+}

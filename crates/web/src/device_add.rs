@@ -192,11 +192,11 @@ pub(crate) async fn api_add(
 }
 
 /// A device's hostname and the fields given for it.
-pub(crate) type DeviceLine = (String, Vec<(String, Value)>);
+pub type DeviceLine = (String, Vec<(String, Value)>);
 
 /// One line of the bulk box: `hostname[,community[,port[,version]]]`; `None` for a blank or
 /// comment line.
-pub(crate) fn parse_line(line: &str) -> Option<Result<DeviceLine, String>> {
+pub fn parse_line(line: &str) -> Option<Result<DeviceLine, String>> {
     let line = line.split('#').next().unwrap_or("").trim();
     if line.is_empty() {
         return None;
