@@ -11,6 +11,11 @@ pub struct Cli {
     /// Directory of the embedded defaults (SQLite file, RRD files, `.env`).
     #[arg(long, global = true, env = "LOOKOUT_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Start a new installation in the data dir if it holds none (otherwise every command
+    /// but `serve`, `migrate`, `validate`, `db import`, `snmp` and `bench` refuses such a dir,
+    /// so that a mistyped --data-dir is not a silent empty installation).
+    #[arg(long, global = true)]
+    pub init: bool,
     /// More log output (-v debug, -vv trace); LOOKOUT_LOG / RUST_LOG override.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -43,7 +48,11 @@ pub enum Command {
     #[command(subcommand)]
     Db(DbCommand),
     /// Check configuration and connectivity to every configured backend.
-    Validate,
+    Validate {
+        /// Print the checks as JSON (ok, warn, fail with what and fix).
+        #[arg(long)]
+        json: bool,
+    },
     /// The distributed poller: nodes, master, queues.
     #[command(subcommand)]
     Poller(PollerCommand),

@@ -15,8 +15,32 @@ use crate::cli::{Cli, Command, DeviceCommand, PollerCommand, SnmpArgs, SnmpComma
 use crate::config::{self, Config, Overrides};
 use crate::serve;
 
+/// Refuses a data dir that holds no installation (no `.env`, no SQLite database), unless
+/// `--init`. With MySQL configured the installation is that database.
+fn require_installation(cfg: &Config, init: bool) -> Result<()> {
+    let has_env = cfg.data_dir.join(crate::config::ENV_FILE).exists();
+    let has_db = match &cfg.store {
+        lookout_store::StoreConfig::Sqlite { path } => path.exists(),
+        lookout_store::StoreConfig::Mysql { .. } => true,
+    };
+    if init || has_env || has_db {
+        return Ok(());
+    }
+    bail!(
+        "no Lookout installation at {dir} (no .env or database); start one with `lookout serve --data-dir {dir}` \
+         (or pass --init to create it here), or give the right --data-dir / LOOKOUT_DATA_DIR",
+        dir = cfg.data_dir.display()
+    )
+}
+
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let data_dir = config::data_dir(cli.data_dir.clone());
+    let init = cli.init;
+    let load = |dir: &std::path::Path| -> Result<Config> {
+        let cfg = Config::load(dir.to_path_buf(), &Overrides::default())?;
+        require_installation(&cfg, init)?;
+        Ok(cfg)
+    };
     match cli.command {
         Command::Serve(args) => {
             let cfg = Config::load(
@@ -31,7 +55,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             serve::serve(cfg).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Validate => crate::serve::validate(data_dir).await,
+        Command::Validate { json } => crate::serve::validate(data_dir, json).await,
         Command::Bench(crate::cli::BenchCommand::Dispatcher(args)) => {
             crate::bench::dispatcher(args).await
         }
@@ -40,6 +64,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Db(cmd) => {
             let mut cfg = Config::load(data_dir, &Overrides::default())?;
+            if !matches!(cmd, crate::cli::DbCommand::Import { .. }) {
+                require_installation(&cfg, init)?;
+            }
             if matches!(cmd, crate::cli::DbCommand::Import { .. }) {
                 // Imported plaintext SNMP secrets are encrypted: with this key.
                 crate::key::ensure_app_key(&mut cfg)?;
@@ -49,11 +76,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Poller(PollerCommand::Status { json }) => {
-            let cfg = Config::load(data_dir, &Overrides::default())?;
+            let cfg = load(&data_dir)?;
             crate::poller_status::status(&cfg, json).await
         }
         Command::Poller(PollerCommand::Forget { node_id }) => {
-            let cfg = Config::load(data_dir, &Overrides::default())?;
+            let cfg = load(&data_dir)?;
             crate::poller_status::forget(&cfg, &node_id).await
         }
         Command::Migrate(args) => {
@@ -85,25 +112,25 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Key(crate::cli::KeyCommand::Rotate) => {
-            let cfg = Config::load(data_dir, &Overrides::default())?;
+            let cfg = load(&data_dir)?;
             crate::key::rotate(cfg).await
         }
         Command::Device(cmd) => {
-            let cfg = Config::load(data_dir, &Overrides::default())?;
+            let cfg = load(&data_dir)?;
             device(cfg, cmd).await
         }
         Command::Snmp(cmd) => snmp(cmd).await,
         Command::Alert(cmd) => {
-            let cfg = Config::load(data_dir, &Overrides::default())?;
+            let cfg = load(&data_dir)?;
             crate::alert_cli::run(cfg, cmd).await
         }
         Command::User(cmd) => {
-            let cfg = Config::load(data_dir, &Overrides::default())?;
+            let cfg = load(&data_dir)?;
             let store = open_migrated(&cfg).await?;
             crate::user_cli::user(&cfg, &store, cmd).await
         }
         Command::Token(cmd) => {
-            let cfg = Config::load(data_dir, &Overrides::default())?;
+            let cfg = load(&data_dir)?;
             let store = open_migrated(&cfg).await?;
             crate::user_cli::token(&store, cmd).await
         }
@@ -365,6 +392,13 @@ pub fn snmp_config(args: &SnmpArgs) -> Result<SnmpConfig> {
         if v3.auth_user.is_empty() {
             bail!("SNMPv3 needs --auth-user");
         }
+        // The engine's own checks (level, protocols, 8+ character passwords): settings it
+        // would refuse at every poll are refused here, --force or not.
+        lookout_snmp::usm::UsmParams::from_config(v3)
+            .map_err(|e| anyhow::anyhow!("SNMPv3 settings: {e}"))?;
+    }
+    if args.port == 0 {
+        bail!("--port must be 1 to 65535");
     }
     if args.timeout_ms == 0 {
         bail!("--timeout-ms must be at least 1");

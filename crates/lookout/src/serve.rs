@@ -240,7 +240,7 @@ struct Check {
     fix: String,
 }
 
-pub async fn validate(data_dir: PathBuf) -> Result<ExitCode> {
+pub async fn validate(data_dir: PathBuf, json: bool) -> Result<ExitCode> {
     let mut checks = Vec::new();
     let cfg = match Config::load(data_dir.clone(), &Overrides::default()) {
         Ok(c) => {
@@ -297,12 +297,16 @@ pub async fn validate(data_dir: PathBuf) -> Result<ExitCode> {
                 });
             }
         }
-        checks.extend(database_checks(cfg).await);
+        let db_checks = database_checks(cfg).await;
+        // The alert checks read the database: only once it is there and migrated (opening a
+        // missing SQLite file would create it).
+        let db_ok = db_checks.iter().all(|c| c.ok);
+        checks.extend(db_checks);
         checks.push(match TimeSeries::open_with(&cfg.timeseries, cfg.timeseries_options.clone()).await {
             Ok(ts) => match ts.check().await {
                 Ok(()) => Check {
                     ok: true,
-                    what: format!("time series writable ({:?})", cfg.timeseries),
+                    what: format!("time series writable ({})", describe_timeseries(cfg)),
                     fix: String::new(),
                 },
                 Err(e) => Check {
@@ -341,14 +345,39 @@ pub async fn validate(data_dir: PathBuf) -> Result<ExitCode> {
                 fix: "check REDIS_SENTINEL / REDIS_SENTINEL_SERVICE / REDIS_HOST / REDIS_URL / REDIS_PASSWORD".into(),
             },
         });
-        for (ok, what, fix) in crate::alert_cli::validate_checks(cfg).await {
-            checks.push(Check { ok, what, fix });
+        if db_ok {
+            for (ok, what, fix) in crate::alert_cli::validate_checks(cfg).await {
+                checks.push(Check { ok, what, fix });
+            }
         }
         let fping = lookout_icmp::PingConfig::default().fping;
         checks.push(Check {
             ok: fping.exists(),
             what: format!("fping at {}", fping.display()),
             fix: "apt-get install fping".into(),
+        });
+    }
+    if json {
+        let list: Vec<serde_json::Value> = checks
+            .iter()
+            .map(|c| {
+                let state = match (c.ok, c.fix.is_empty()) {
+                    (true, true) => "ok",
+                    (true, false) => "warn",
+                    (false, _) => "fail",
+                };
+                serde_json::json!({"state": state, "what": c.what, "fix": c.fix})
+            })
+            .collect();
+        let failed = checks.iter().filter(|c| !c.ok).count();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"checks": list, "failed": failed}))?
+        );
+        return Ok(if failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
         });
     }
     let mut failed = 0;
@@ -374,7 +403,21 @@ pub async fn validate(data_dir: PathBuf) -> Result<ExitCode> {
 
 /// The database is reachable and migrated, and its SNMP secrets are encrypted with this
 /// APP_KEY. An invalid APP_KEY was reported already: the database is checked without it.
+/// Nothing is created or changed: a missing SQLite file and pending migrations are reported
+/// with the command that fixes them.
 async fn database_checks(cfg: &Config) -> Vec<Check> {
+    if let lookout_store::StoreConfig::Sqlite { path } = &cfg.store {
+        if !path.exists() {
+            return vec![Check {
+                ok: false,
+                what: format!("no database at {}", path.display()),
+                fix: format!(
+                    "start Lookout once (`lookout serve --data-dir {}`) or run `lookout migrate`; or point DB_DATABASE / --data-dir at the installation",
+                    cfg.data_dir.display()
+                ),
+            }];
+        }
+    }
     let db_fix = "check DB_CONNECTION, DB_HOST, DB_PORT, DB_DATABASE, DB_USERNAME, DB_PASSWORD, DB_SSL_*; for SQLite, that the file's directory is writable";
     let keyless;
     let cfg_used = if crate::key::secret_keys(cfg).is_err() {
@@ -398,12 +441,7 @@ async fn database_checks(cfg: &Config) -> Vec<Check> {
         }
     };
     let mut checks = Vec::new();
-    match store.migrate().await {
-        Err(lookout_store::StoreError::Secrets(m)) => checks.push(Check {
-            ok: false,
-            what: format!("SNMP secrets: {m}"),
-            fix: "set APP_KEY (and every node's) to the key this database was written with".into(),
-        }),
+    match store.migrate_status().await {
         Err(e) => {
             checks.push(Check {
                 ok: false,
@@ -412,7 +450,25 @@ async fn database_checks(cfg: &Config) -> Vec<Check> {
             });
             return checks;
         }
-        Ok(()) => {}
+        Ok(status) => {
+            let pending: Vec<String> = status
+                .iter()
+                .filter(|m| m.applied_at.is_none())
+                .map(|m| m.name.clone())
+                .collect();
+            if !pending.is_empty() {
+                checks.push(Check {
+                    ok: false,
+                    what: format!(
+                        "database schema: {} migration(s) pending ({})",
+                        pending.len(),
+                        pending.join(", ")
+                    ),
+                    fix: "run `lookout migrate` (or start `lookout serve`, which migrates)".into(),
+                });
+                return checks;
+            }
+        }
     }
     checks.push(match store.ping().await {
         Ok(()) => Check {
@@ -448,6 +504,17 @@ async fn database_checks(cfg: &Config) -> Vec<Check> {
         }
     }
     checks
+}
+
+fn describe_timeseries(cfg: &Config) -> String {
+    match &cfg.timeseries {
+        lookout_timeseries::TimeSeriesConfig::Local { rrd_dir } => {
+            format!("local RRD files in {}", rrd_dir.display())
+        }
+        lookout_timeseries::TimeSeriesConfig::Rrdcached { address } => {
+            format!("rrdcached at {address}")
+        }
+    }
 }
 
 fn describe_store(cfg: &Config) -> String {

@@ -7,7 +7,7 @@ use common::Install;
 
 #[test]
 fn validate_names_the_problem_and_the_fix() {
-    let lo = Install::new();
+    let lo = Install::bare();
     // Fresh install: no APP_KEY yet.
     let out = lo
         .cmd(&["validate"])
@@ -18,10 +18,44 @@ fn validate_names_the_problem_and_the_fix() {
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("[FAIL] APP_KEY is not set"), "{text}");
     assert!(text.contains("fix: run `lookout serve` once"), "{text}");
-    assert!(text.contains("[ OK ] database reachable"), "{text}");
+    // validate checks and never creates: no database yet is a failure that names the fix,
+    // and the check leaves no database behind.
+    if common::test_db_is_mysql() {
+        assert!(text.contains("migration(s) pending"), "{text}");
+    } else {
+        assert!(text.contains("[FAIL] no database at"), "{text}");
+        assert!(
+            !lo.data_dir().join("lookout.sqlite").exists(),
+            "validate created the database"
+        );
+    }
+    assert!(text.contains("lookout migrate"), "{text}");
+    assert!(!text.contains("Local {"), "no Rust debug text: {text}");
 
-    // A valid key: everything passes.
+    // Migrated, with a valid key: everything passes, in text and in JSON.
     let key = "base64:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let out = lo.cmd(&["migrate"]).env("APP_KEY", key).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = lo
+        .cmd(&["validate", "--json"])
+        .env("APP_KEY", key)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.status.success(), "{report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    assert!(report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["what"]
+            .as_str()
+            .unwrap()
+            .starts_with("database reachable")));
     let out = lo.cmd(&["validate"]).env("APP_KEY", key).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
@@ -68,4 +102,36 @@ fn validate_names_the_problem_and_the_fix() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
     assert!(text.contains("POLL_INTERVAL"), "{text}");
+}
+
+/// A mistyped --data-dir is refused instead of silently starting an empty installation.
+#[test]
+fn commands_refuse_a_data_dir_without_an_installation() {
+    if common::test_db_is_mysql() {
+        return; // the installation is the MySQL database there, whatever the data dir
+    }
+    let lo = Install::bare();
+    for args in [
+        &["device", "list"][..],
+        &["device", "add", "127.0.0.1"],
+        &["user", "list"],
+        &["token", "list"],
+        &["alert", "rules", "list"],
+        &["poller", "status"],
+    ] {
+        let err = lo.fails(args);
+        assert!(
+            err.contains("no Lookout installation at"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("lookout serve --data-dir"), "{args:?}: {err}");
+    }
+    assert!(
+        !lo.data_dir().join("lookout.sqlite").exists(),
+        "nothing was created"
+    );
+    // --init says "start one here".
+    lo.ok(&["--init", "user", "list"]);
+    assert!(lo.data_dir().join("lookout.sqlite").exists());
+    lo.ok(&["device", "list"]);
 }

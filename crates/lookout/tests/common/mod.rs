@@ -309,7 +309,16 @@ pub struct Install {
 }
 
 impl Install {
+    /// An installation: its database created and migrated (`lookout migrate`), as the first
+    /// `lookout serve` leaves it.
     pub fn new() -> Install {
+        let lo = Install::bare();
+        lo.ok(&["migrate"]);
+        lo
+    }
+
+    /// A data dir that holds no installation yet.
+    pub fn bare() -> Install {
         let dir = tempfile::tempdir().unwrap();
         let mysql_db = test_db_is_mysql().then(|| TestDatabase::create("lookout_test"));
         Install { dir, mysql_db }
