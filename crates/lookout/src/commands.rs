@@ -575,17 +575,23 @@ async fn device(mut cfg: Config, cmd: DeviceCommand) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 println!(
-                    "{:<6} {:<28} {:<24} {:<10} {:<6} {:<20}",
+                    "{:<6} {:<28} {:<24} {:<10} {:<12} {:<20}",
                     "id", "hostname", "sysName", "os", "status", "last polled"
                 );
                 for d in &devices {
                     println!(
-                        "{:<6} {:<28} {:<24} {:<10} {:<6} {:<20}",
+                        "{:<6} {:<28} {:<24} {:<10} {:<12} {:<20}",
                         d.device_id,
                         d.hostname,
                         d.sys_name.as_deref().unwrap_or("-"),
                         d.os,
-                        if d.status.is_up() { "up" } else { "down" },
+                        if d.last_polled.is_none() {
+                            "never polled"
+                        } else if d.status.is_up() {
+                            "up"
+                        } else {
+                            "down"
+                        },
                         d.last_polled
                             .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
                             .unwrap_or_else(|| "never".to_string())

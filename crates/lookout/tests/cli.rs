@@ -616,4 +616,8 @@ fn device_add_from_file_reports_each_line() {
     let devices: serde_json::Value =
         serde_json::from_str(&lo.ok(&["device", "list", "--json"])).unwrap();
     assert_eq!(devices.as_array().unwrap().len(), 2);
+    // Added, not polled yet: said so, not "down".
+    let table = lo.ok(&["device", "list"]);
+    assert_eq!(table.matches("never polled").count(), 2, "{table}");
+    assert!(!table.contains(" down "), "{table}");
 }

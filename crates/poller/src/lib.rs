@@ -579,8 +579,14 @@ impl Poller {
                 return Err(PollError::Store(e));
             }
         };
+        // Committed events in the log too; a device going down (or anything else of warning
+        // severity and above) at WARN, so that it stands out of the routine lines.
         for e in &commit.events {
-            info!(device = %host, kind = %e.kind, "{}", e.message);
+            if e.severity.level() >= Severity::Warning.level() {
+                warn!(device = %host, kind = %e.kind, "{}", e.message);
+            } else {
+                info!(device = %host, kind = %e.kind, "{}", e.message);
+            }
         }
         match committed.ports {
             Some(sync) => {
