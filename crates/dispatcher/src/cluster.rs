@@ -401,7 +401,15 @@ struct Summary {
 
 impl Summary {
     /// Per-poll counters of the heartbeat stats (`group.{g}.{key}`), summed over groups.
-    const KEYS: [&'static str; 5] = ["done", "failed", "stale", "skipped", "discoveries"];
+    const KEYS: [&'static str; 7] = [
+        "done",
+        "failed",
+        "stale",
+        "skipped",
+        "discoveries",
+        "down",
+        "module_failures",
+    ];
 
     fn new(ctx: &Ctx) -> Summary {
         Summary {
@@ -411,8 +419,8 @@ impl Summary {
         }
     }
 
-    fn totals(stats: &BTreeMap<String, f64>) -> [f64; 5] {
-        let mut out = [0.0; 5];
+    fn totals(stats: &BTreeMap<String, f64>) -> [f64; 7] {
+        let mut out = [0.0; 7];
         for (k, v) in stats {
             if let Some(rest) = k.strip_prefix("group.") {
                 for (i, key) in Self::KEYS.iter().enumerate() {
@@ -446,6 +454,8 @@ impl Summary {
             stale = d[2],
             skipped = d[3],
             discoveries = d[4],
+            devices_down = d[5],
+            module_failures = d[6],
             lag_p50_secs = round3(p50),
             lag_p99_secs = round3(p99),
             busy_workers = now.get("busy").copied().unwrap_or(0.0),
@@ -1107,6 +1117,20 @@ async fn run_claim(
             if r.discovered {
                 ctx.stats.add(&format!("group.{group}.discoveries"), 1.0);
             }
+            // A poll that worked can still find the device down or a module broken off:
+            // the summary counts them, so "failed=0" does not read as "all is well".
+            if !r.status.is_up() {
+                ctx.stats.add(&format!("group.{group}.down"), 1.0);
+            }
+            let broken = r
+                .timings
+                .iter()
+                .filter(|t| matches!(t.outcome, lookout_poller::ModuleOutcome::Failed(_)))
+                .count();
+            if broken > 0 {
+                ctx.stats
+                    .add(&format!("group.{group}.module_failures"), broken as f64);
+            }
             None
         }
         Err(PollError::Store(StoreError::Fenced { current, .. })) => {
@@ -1209,13 +1233,19 @@ mod tests {
             ("group.2.discoveries", 2.0),
             ("group.0.lag_p50", 9.0),
             ("group.0.busy", 4.0),
+            ("group.0.down", 2.0),
+            ("group.2.down", 1.0),
+            ("group.2.module_failures", 3.0),
             ("busy", 5.0),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        // done, failed, stale, skipped, discoveries
-        assert_eq!(Summary::totals(&stats), [10.0, 1.0, 0.0, 0.0, 2.0]);
+        // done, failed, stale, skipped, discoveries, down, module failures
+        assert_eq!(
+            Summary::totals(&stats),
+            [10.0, 1.0, 0.0, 0.0, 2.0, 3.0, 3.0]
+        );
     }
 
     #[test]
