@@ -547,6 +547,47 @@ struct MasterState {
     /// interval, seconds the oldest queued device has been due).
     queue_lag: BTreeMap<i32, (u64, i64)>,
     last_lag_read: Option<Instant>,
+    /// Poller groups served by a live poller node (`None` until the nodes were read).
+    served: Option<BTreeSet<i32>>,
+    /// Groups with devices and no live poller, as last reported (logged when it changes).
+    unserved: BTreeSet<i32>,
+}
+
+/// The poller groups the live nodes with the poller role serve.
+fn served_groups(nodes: &[lookout_coord::NodeStatus]) -> BTreeSet<i32> {
+    nodes
+        .iter()
+        .filter(|n| n.alive && n.info.roles.iter().any(|r| r == "poller") && n.info.workers > 0)
+        .flat_map(|n| n.info.groups.iter().copied())
+        .collect()
+}
+
+/// Groups that have devices and no live poller: published per group (`group.{g}.unserved`),
+/// logged once when it starts (WARN, with how to fix it) and once when it ends.
+fn report_unserved(ctx: &Ctx, st: &mut MasterState) {
+    let Some(served) = &st.served else { return };
+    let mut devices: BTreeMap<i32, usize> = BTreeMap::new();
+    for g in st.groups.values() {
+        *devices.entry(*g).or_default() += 1;
+    }
+    let now: BTreeSet<i32> = devices
+        .keys()
+        .copied()
+        .filter(|g| !served.contains(g))
+        .collect();
+    for g in devices.keys() {
+        ctx.stats.set(
+            &format!("group.{g}.unserved"),
+            if now.contains(g) { 1.0 } else { 0.0 },
+        );
+    }
+    for g in now.difference(&st.unserved) {
+        warn!(group = g, devices = devices.get(g).copied().unwrap_or(0), "no poller serves group {g}: its devices are not polled (start a node with POLLER_GROUP={g}, or add {g} to a node's POLLER_GROUP)");
+    }
+    for g in st.unserved.difference(&now) {
+        info!(group = g, "group {g} has a live poller again");
+    }
+    st.unserved = now;
 }
 
 /// The master-only periodic jobs (LibreNMS runs these from its dispatcher's master too).
@@ -627,6 +668,8 @@ async fn act_as_master(ctx: &Ctx, mut lease: Lease, shutdown: &mut watch::Receiv
         last_requeue: None,
         jobs: job_table(&ctx.cfg),
         behind_logged: None,
+        served: None,
+        unserved: BTreeSet::new(),
         refused_since: HashMap::new(),
         queue_lag: BTreeMap::new(),
         last_lag_read: None,
@@ -813,6 +856,13 @@ async fn master_step(ctx: &Ctx, lease: &mut Lease, st: &mut MasterState) -> Step
             }
             Err(e) => debug!(error = %e, "cannot read the queue lag"),
         }
+        match ctx.coord.nodes().await {
+            Ok(nodes) => {
+                st.served = Some(served_groups(&nodes));
+            }
+            Err(e) => debug!(error = %e, "cannot list the nodes"),
+        }
+        report_unserved(ctx, st);
     }
     // Back-pressure: per group, the devices whose previous poll has been queued or
     // running for a whole interval past their due time (LibreNMS's "poller is behind"),
@@ -835,6 +885,10 @@ async fn master_step(ctx: &Ctx, lease: &mut Lease, st: &mut MasterState) -> Step
         if *late > 0 {
             e.1 = e.1.max(*lag);
         }
+    }
+    // A group no live poller serves is reported as such (report_unserved), not as behind.
+    if let Some(served) = &st.served {
+        behind.retain(|g, _| served.contains(g));
     }
     let total: u64 = behind.values().map(|(n, _)| n).sum();
     for (g, (n, worst)) in &behind {

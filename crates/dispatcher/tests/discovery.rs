@@ -193,8 +193,32 @@ async fn devices_waiting_in_the_queue_for_an_interval_make_the_group_behind() {
             .await
             .unwrap();
     }
-    // A master and no poller anywhere: every device gets queued once and waits.
+    // A master and a poller of group 3 that is alive but polls nothing (hung): every device
+    // gets queued once and waits. (With no poller for the group at all, the group is
+    // reported as unserved instead: tests/unserved.rs.)
     let coord = Coord::memory();
+    let hung = NodeInfo {
+        node_id: "hung-poller".into(),
+        hostname: "hung".into(),
+        version: "test".into(),
+        roles: vec!["poller".into()],
+        groups: vec![3],
+        workers: 1,
+        started_at: Some(Utc::now()),
+        stats: Default::default(),
+    };
+    let beat = {
+        let coord = coord.clone();
+        tokio::spawn(async move {
+            loop {
+                coord
+                    .heartbeat(&hung, Duration::from_secs(3))
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        })
+    };
     let mut cfg = ClusterConfig::new("master-only", 2, 0);
     cfg.roles = Roles::parse("dispatcher").unwrap();
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -203,7 +227,7 @@ async fn devices_waiting_in_the_queue_for_an_interval_make_the_group_behind() {
     for _ in 0..40 {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let nodes = coord.nodes().await.unwrap();
-        if let Some(n) = nodes.first() {
+        if let Some(n) = nodes.iter().find(|n| n.info.node_id == "master-only") {
             if stat(&n.info, "group.3.behind") >= 3.0 {
                 seen = Some(n.info.clone());
                 break;
@@ -211,6 +235,7 @@ async fn devices_waiting_in_the_queue_for_an_interval_make_the_group_behind() {
         }
     }
     let depths = coord.queue_depths().await.unwrap();
+    beat.abort();
     tx.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(10), task)
         .await
