@@ -14,10 +14,24 @@ pub use lookout_web::poller::{queue_summaries, status_json};
 
 pub async fn status(cfg: &Config, json: bool) -> Result<ExitCode> {
     if cfg.coord == CoordConfig::Memory {
-        eprintln!(
-            "note: no REDIS_* setting: the coordination backend is in-process, so only a \
-             `serve` process itself knows its status (set REDIS_SENTINEL or REDIS_HOST)"
+        // In-process coordination lives in the `serve` process: this process would see an
+        // empty cluster, which reads as "nothing runs". Say where the state is instead.
+        let message = format!(
+            "no REDIS_* setting: coordination is in-process, so only the running `lookout serve` \
+             knows the poller state; see http://{listen}/poller or \
+             `curl -H \"X-Auth-Token: $TOKEN\" http://{listen}/api/v0/poller` \
+             (or set REDIS_SENTINEL / REDIS_HOST for a cluster)",
+            listen = cfg.listen
         );
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"status": "error", "message": message})
+            );
+        } else {
+            eprintln!("{message}");
+        }
+        return Ok(ExitCode::from(2));
     }
     let coord = Coord::connect(&cfg.coord)
         .await

@@ -134,4 +134,15 @@ fn commands_refuse_a_data_dir_without_an_installation() {
     lo.ok(&["--init", "user", "list"]);
     assert!(lo.data_dir().join("lookout.sqlite").exists());
     lo.ok(&["device", "list"]);
+
+    // On a single node (in-process coordination) `poller status` cannot see the running
+    // node: it says where the state is, with a non-zero exit, instead of an empty table.
+    let out = lo.run(&["poller", "status"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/api/v0/poller") && err.contains("REDIS_SENTINEL"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "no empty table");
 }
