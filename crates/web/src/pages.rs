@@ -386,6 +386,10 @@ struct DeviceInfo {
     id: i64,
     hostname: String,
     pending: bool,
+    /// Why a device is not polled (yet): disabled, no poller for its group, queued.
+    not_polled_why: String,
+    /// Down or disabled: its values are the last known ones, not current (said how).
+    stale_values: String,
     up: bool,
     reason: String,
     sys_name: String,
@@ -543,13 +547,15 @@ pub(crate) async fn device(
                 address: format!("{}/{}", a.ipv6_compressed, a.ipv6_prefixlen),
             }),
     );
+    let mut info = device_info(&d, now, stale_after_secs(ctx.state.poll_interval_secs));
+    info.not_polled_why = not_polled_why(&ctx, &d, now).await;
     let page = DevicePage {
         layout: Layout::new(&ctx, &u),
         links,
         addresses,
         health,
         modules,
-        d: device_info(&d, now, stale_after_secs(ctx.state.poll_interval_secs)),
+        d: info,
         ports: ports.iter().map(port_row).collect(),
         events: events.iter().map(event_row).collect(),
         period: period.as_str(),
@@ -564,11 +570,53 @@ pub(crate) async fn device(
     Ok(render(&page)?.into_response())
 }
 
+/// Why the device is not being polled, or `""` when it is: disabled, no live poller for its
+/// group (from the master's heartbeat), or waiting for its first poll since when.
+async fn not_polled_why(ctx: &Shared, d: &Device, now: i64) -> String {
+    if d.disabled {
+        return "disabled: not polled (enable it on the edit page or with `lookout device update HOST --enable`)".into();
+    }
+    let unserved = match ctx.state.coord.nodes().await {
+        Ok(nodes) => nodes.iter().any(|n| {
+            n.alive
+                && n.info
+                    .stats
+                    .get(&format!("group.{}.unserved", d.poller_group))
+                    .is_some_and(|v| *v > 0.0)
+        }),
+        Err(_) => false,
+    };
+    if unserved {
+        return format!(
+            "no poller serves group {g}: start a node with POLLER_GROUP={g} or move the device to a served group",
+            g = d.poller_group
+        );
+    }
+    if d.last_polled.is_none() {
+        return format!(
+            "queued for its first poll (added {})",
+            view::ago(now - d.inserted.timestamp())
+        );
+    }
+    String::new()
+}
+
 fn device_info(d: &Device, now: i64, stale_after: i64) -> DeviceInfo {
     DeviceInfo {
         id: d.device_id,
         hostname: d.hostname.clone(),
         pending: d.last_polled.is_none(),
+        not_polled_why: String::new(),
+        stale_values: match (d.last_polled, d.disabled, d.status.is_up()) {
+            (None, _, _) => String::new(),
+            (Some(_), true, _) => "Disabled: the values below are from its last poll, not current.".into(),
+            (Some(t), false, false) => format!(
+                "Down ({}): the values below are from its last successful poll, not current (last poll attempt {} UTC).",
+                if d.status_reason.is_empty() { "no answer" } else { d.status_reason.as_str() },
+                view::librenms_time(&t)
+            ),
+            (Some(_), false, true) => String::new(),
+        },
         up: d.status.is_up(),
         reason: d.status_reason.clone(),
         sys_name: opt(&d.sys_name),

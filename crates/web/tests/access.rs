@@ -843,3 +843,98 @@ async fn sessions_in_redis_are_shared_and_revocable() {
     }
     assert!(coord.session_list(ops_id).await.unwrap().is_empty());
 }
+
+/// A device page says why a device is not polled, and that a down device's values are the
+/// last known ones.
+#[tokio::test]
+async fn device_page_says_why_and_marks_last_known_values() {
+    use lookout_core::{DevicePollUpdate, DeviceStatus};
+    let fx = Fixture::new().await;
+    let coord = lookout_coord::Coord::memory();
+    let app = fx.instance_with(coord.clone(), SecurityOptions::default(), "127.0.0.1");
+    fx.user("admin", 10).await;
+    let cookie = login_cookie(&app, "admin").await;
+    let (fresh, _) = fx.device("fresh.example.net").await;
+    let page = send(&app, get(&format!("/device/{fresh}"), Some(&cookie)))
+        .await
+        .body;
+    assert!(page.contains("queued for its first poll"), "{page}");
+
+    // The master says group 7 has no poller: a device of group 7 says so.
+    let (lonely, _) = fx.device("lonely.example.net").await;
+    let d = fx.store.device(lonely).await.unwrap().unwrap();
+    fx.store
+        .update_device_settings(lonely, &d.snmp, 7, false)
+        .await
+        .unwrap();
+    let master = lookout_coord::NodeInfo {
+        node_id: "m".into(),
+        hostname: "m".into(),
+        version: "test".into(),
+        roles: vec!["dispatcher".into()],
+        groups: vec![0],
+        workers: 0,
+        started_at: None,
+        stats: [("group.7.unserved".to_string(), 1.0)].into(),
+    };
+    coord
+        .heartbeat(&master, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    let page = send(&app, get(&format!("/device/{lonely}"), Some(&cookie)))
+        .await
+        .body;
+    assert!(page.contains("no poller serves group 7"), "{page}");
+
+    // Down after a successful poll: the values are marked as last known.
+    let update = |status| DevicePollUpdate {
+        sys_name: Some("sw".into()),
+        sys_descr: None,
+        sys_object_id: None,
+        sys_contact: None,
+        sys_location: None,
+        os: Some("ios".into()),
+        hardware: None,
+        version: None,
+        serial: None,
+        uptime: Some(10),
+        status,
+        status_reason: if status == DeviceStatus::Up {
+            String::new()
+        } else {
+            "snmp".into()
+        },
+        last_polled: chrono::Utc::now(),
+        last_polled_timetaken: 0.1,
+    };
+    fx.store
+        .update_device_poll(fresh, &update(DeviceStatus::Up))
+        .await
+        .unwrap();
+    let page = send(&app, get(&format!("/device/{fresh}"), Some(&cookie)))
+        .await
+        .body;
+    assert!(!page.contains("id=\"last-known\"") && !page.contains("id=\"not-polled\""));
+    fx.store
+        .update_device_poll(fresh, &update(DeviceStatus::Down))
+        .await
+        .unwrap();
+    let page = send(&app, get(&format!("/device/{fresh}"), Some(&cookie)))
+        .await
+        .body;
+    assert!(
+        page.contains("id=\"last-known\"") && page.contains("Down (snmp)"),
+        "{page}"
+    );
+
+    // Disabled: said, with how to enable it.
+    let d = fx.store.device(fresh).await.unwrap().unwrap();
+    fx.store
+        .update_device_settings(fresh, &d.snmp, 0, true)
+        .await
+        .unwrap();
+    let page = send(&app, get(&format!("/device/{fresh}"), Some(&cookie)))
+        .await
+        .body;
+    assert!(page.contains("disabled: not polled"), "{page}");
+}
