@@ -186,8 +186,14 @@ async fn pages_require_a_session() {
             r.location()
         );
     }
+    // The dashboard too.
     let root = app.get("/", None).await;
-    assert_eq!(root.location(), "/devices");
+    assert_eq!(root.status, StatusCode::SEE_OTHER);
+    assert!(
+        root.location().starts_with("/login?next=/"),
+        "{}",
+        root.location()
+    );
     // After login, `next` brings the user back to the page asked for.
     let form = app.get("/login?next=/device/7", None).await;
     assert!(form.body.contains("name=\"next\" value=\"/device/7\""));
@@ -727,6 +733,11 @@ async fn api_tokens_and_json_shapes() {
         (
             Method::POST,
             "/api/v0/devices",
+            StatusCode::BAD_REQUEST, // no body: says what is missing
+        ),
+        (
+            Method::DELETE,
+            "/api/v0/status",
             StatusCode::METHOD_NOT_ALLOWED,
         ),
         (
