@@ -108,7 +108,12 @@ pub async fn status(cfg: &Config, json: bool) -> Result<ExitCode> {
             format!("{:.1}/{:.1}", q.lag_p99_secs, q.lag_max_secs),
             q.queue_lag_secs,
             q.discoveries,
-            if q.behind > 0 {
+            if q.unserved {
+                format!(
+                    "NO POLLER SERVES GROUP {} (start a node with POLLER_GROUP={})",
+                    q.group, q.group
+                )
+            } else if q.behind > 0 {
                 format!(
                     "POLLER IS BEHIND: {} devices, up to {} s late, queue lag {} s",
                     q.behind, q.behind_max_secs, q.queue_lag_secs

@@ -30,6 +30,8 @@ pub struct QueueSummary {
     pub done: u64,
     pub workers: u64,
     pub behind: u64,
+    /// The group has devices and no live poller (the master's `group.N.unserved`).
+    pub unserved: bool,
     pub behind_max_secs: u64,
     pub queue_lag_secs: u64,
     pub discoveries: u64,
@@ -80,6 +82,18 @@ pub fn queue_summaries(
         }
         if master.is_some_and(|m| m.node_id == n.info.node_id) {
             for (key, v) in &n.info.stats {
+                if let Some(g) = key
+                    .strip_prefix("group.")
+                    .and_then(|k| k.strip_suffix(".unserved"))
+                    .and_then(|g| g.parse::<i32>().ok())
+                {
+                    let e = out.entry(g).or_insert_with(|| QueueSummary {
+                        group: g,
+                        ..QueueSummary::default()
+                    });
+                    e.unserved = *v > 0.0;
+                    continue;
+                }
                 let Some(g) = key
                     .strip_prefix("group.")
                     .and_then(|k| k.strip_suffix(".behind"))
@@ -127,8 +141,9 @@ pub fn status_json(
             "started_at": n.info.started_at.map(|t| t.to_rfc3339()),
             "stats": n.info.stats,
         })).collect::<Vec<_>>(),
-        "queues": summaries,
         "behind": summaries.iter().any(|q| q.behind > 0),
+        "unserved_groups": summaries.iter().filter(|q| q.unserved).map(|q| q.group).collect::<Vec<_>>(),
+        "queues": summaries,
     })
 }
 
@@ -249,9 +264,14 @@ pub(crate) async fn page(u: PageUser, State(ctx): State<Shared>) -> Result<Respo
             claimed: q.claimed,
             done: q.done,
             workers: q.workers,
-            behind: if q.behind > 0 {
+            behind: if q.unserved {
                 format!(
-                    "{} devices, up to {} s late, queue lag {} s",
+                    "no poller serves group {g}: start a node with POLLER_GROUP={g}",
+                    g = q.group
+                )
+            } else if q.behind > 0 {
+                format!(
+                    "poller is behind: {} devices, up to {} s late, queue lag {} s",
                     q.behind, q.behind_max_secs, q.queue_lag_secs
                 )
             } else {
