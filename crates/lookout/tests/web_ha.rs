@@ -409,5 +409,29 @@ fn sessions_survive_a_dead_instance_and_a_redis_fail_over() {
         assert_eq!(r.status, 429, "{base}: throttled whatever the password");
         assert!(r.retry_after.is_some());
     }
+
+    // No secret in any log line: passwords typed (right and wrong), session cookies.
+    let token = common::stdout_ok(t.lookout().args(["token", "create", "--user", "admin"]));
+    let token = token.lines().last().unwrap().trim().to_string();
+    let api = get(&lb, "/api/v0/devices", None);
+    assert!(api.is_some());
+    let mut req = http().get(&format!("{lb}/api/v0/system"));
+    req = req.header("X-Auth-Token", &token);
+    assert_eq!(call(req).unwrap().status, 200);
+    let logs: String = [&t.w1.log, &t.w2.log]
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .collect();
+    assert!(logs.contains("login failed"), "the logs were captured");
+    let session_value = |c: &str| c.split_once('=').map(|(_, v)| v.to_string()).unwrap();
+    for secret in [
+        ADMIN_PASSWORD.to_string(),
+        "ops-password".to_string(),
+        session_value(&copy),
+        session_value(&fresh),
+        token.clone(),
+    ] {
+        assert!(!logs.contains(&secret), "a secret is in the logs: {secret}");
+    }
     drop(sentinels);
 }

@@ -938,3 +938,77 @@ async fn device_page_says_why_and_marks_last_known_values() {
         .body;
     assert!(page.contains("disabled: not polled"), "{page}");
 }
+
+/// Every state-changing page route refuses a form without the session's CSRF token (403),
+/// whatever else it carries, and changes nothing. (The API authenticates with X-Auth-Token
+/// only, never with the session cookie, so a browser cannot be made to call it.)
+#[tokio::test]
+async fn csrf_is_refused_on_every_state_changing_route() {
+    let fx = Fixture::new().await;
+    let app = fx.instance(SecurityOptions::default(), "127.0.0.1");
+    let (admin_id, _) = fx.user("admin", 10).await;
+    let (other, _) = fx.user("other", 5).await;
+    let (dev, _) = fx.device("a.example.net").await;
+    let cookie = login_cookie(&app, "admin").await;
+    let routes = [
+        "/logout".to_string(),
+        "/account".into(),
+        "/users".into(),
+        format!("/users/{other}/level"),
+        format!("/users/{other}/password"),
+        format!("/users/{other}/logout"),
+        format!("/users/{other}/remove"),
+        format!("/users/{other}/grant"),
+        format!("/users/{other}/revoke/{dev}"),
+        format!("/users/{other}/token"),
+        "/users/tokens/1/revoke".into(),
+        "/devices/add".into(),
+        format!("/device/{dev}/edit"),
+        format!("/device/{dev}/delete"),
+        "/alerts/1/ack".into(),
+        "/alerts/1/unack".into(),
+        "/alerts/rules/new".into(),
+        "/alerts/rules/1".into(),
+        "/alerts/rules/1/delete".into(),
+        "/alerts/transports/1/test".into(),
+        "/alerts/maintenance".into(),
+        "/alerts/maintenance/1/remove".into(),
+    ];
+    let fields: [(&str, &str); 8] = [
+        ("username", "x"),
+        ("password", "a long enough password"),
+        ("level", "10"),
+        ("device", "a.example.net"),
+        ("hostname", "b.example.net"),
+        ("confirm", "a.example.net"),
+        ("port", "1161"),
+        ("_csrf", "not-the-token"),
+    ];
+    for route in &routes {
+        for form in [&fields[..7], &fields[..]] {
+            let r = send(&app, post_form(route, Some(&cookie), form)).await;
+            assert_eq!(
+                r.status,
+                StatusCode::FORBIDDEN,
+                "POST {route} without the CSRF token: {}",
+                r.body
+            );
+        }
+    }
+    // Nothing changed: the session, the users, the device.
+    assert_eq!(
+        send(&app, get("/devices", Some(&cookie))).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(fx.store.user(other).await.unwrap().unwrap().level, 5);
+    assert!(fx.store.user_by_username("x").await.unwrap().is_none());
+    assert_eq!(fx.store.device(dev).await.unwrap().unwrap().snmp.port, 161);
+    assert!(fx
+        .store
+        .device_by_hostname("b.example.net")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(fx.store.api_tokens().await.unwrap().len() == 2);
+    assert_eq!(fx.store.user(admin_id).await.unwrap().unwrap().level, 10);
+}
