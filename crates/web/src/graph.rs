@@ -19,37 +19,55 @@ use crate::api::ApiPath;
 use crate::error::{ApiError, WebError};
 use crate::Shared;
 
-/// Time span a graph covers.
+/// Time span a graph covers: the presets from an hour to two years.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Period {
+    Hour,
+    SixHours,
     Day,
     Week,
     Month,
+    Year,
+    TwoYears,
 }
 
 impl Period {
+    /// Every preset, shortest first (the graph page's links).
+    pub(crate) const ALL: [Period; 7] = [
+        Period::Hour,
+        Period::SixHours,
+        Period::Day,
+        Period::Week,
+        Period::Month,
+        Period::Year,
+        Period::TwoYears,
+    ];
+
     pub(crate) fn parse(s: &str) -> Option<Period> {
-        match s {
-            "day" => Some(Period::Day),
-            "week" => Some(Period::Week),
-            "month" => Some(Period::Month),
-            _ => None,
-        }
+        Period::ALL.into_iter().find(|p| p.as_str() == s)
     }
 
     pub(crate) fn as_str(self) -> &'static str {
         match self {
+            Period::Hour => "hour",
+            Period::SixHours => "6h",
             Period::Day => "day",
             Period::Week => "week",
             Period::Month => "month",
+            Period::Year => "year",
+            Period::TwoYears => "2y",
         }
     }
 
     pub(crate) fn span_secs(self) -> i64 {
         match self {
+            Period::Hour => 3600,
+            Period::SixHours => 6 * 3600,
             Period::Day => 86_400,
             Period::Week => 7 * 86_400,
             Period::Month => 31 * 86_400,
+            Period::Year => 365 * 86_400,
+            Period::TwoYears => 2 * 365 * 86_400,
         }
     }
 
@@ -60,7 +78,9 @@ impl Period {
     pub(crate) fn fetch_span_secs(self, poll_interval: u64) -> i64 {
         let raw = lookout_timeseries::defs::RAW_ROWS_MAX.saturating_mul(poll_interval.max(1));
         match self {
-            Period::Day => self.span_secs().min(i64::try_from(raw).unwrap_or(i64::MAX)),
+            Period::Hour | Period::SixHours | Period::Day => {
+                self.span_secs().min(i64::try_from(raw).unwrap_or(i64::MAX))
+            }
             _ => self.span_secs(),
         }
     }
@@ -70,9 +90,11 @@ impl Period {
     fn resolution_secs(self, poll_interval: u64) -> u64 {
         let base = poll_interval.max(1);
         match self {
-            Period::Day => base,
+            Period::Hour | Period::SixHours | Period::Day => base,
             Period::Week => base * 6,
             Period::Month => base * 24,
+            // LibreNMS's 288-step archive (a day at 300 s) covers the years.
+            Period::Year | Period::TwoYears => base * 288,
         }
     }
 }
@@ -137,7 +159,10 @@ pub(crate) async fn port(
     let period = match &q.period {
         None => Period::Day,
         Some(p) => Period::parse(p).ok_or_else(|| {
-            ApiError::new(StatusCode::BAD_REQUEST, "period must be day, week or month")
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "period must be hour, 6h, day, week, month, year or 2y",
+            )
         })?,
     };
     let now = chrono::Utc::now().timestamp();
@@ -267,7 +292,12 @@ mod tests {
     #[test]
     fn periods() {
         assert_eq!(Period::parse("week"), Some(Period::Week));
-        assert_eq!(Period::parse("year"), None);
+        assert_eq!(Period::parse("year"), Some(Period::Year));
+        assert_eq!(Period::parse("decade"), None);
+        for p in Period::ALL {
+            assert_eq!(Period::parse(p.as_str()), Some(p));
+        }
+        assert_eq!(Period::TwoYears.resolution_secs(300), 86_400);
         assert_eq!(Period::Month.resolution_secs(300), 7200);
         assert_eq!(Period::Day.fetch_span_secs(10), 28_800);
         assert_eq!(Period::Day.fetch_span_secs(60), 86_400);
@@ -306,7 +336,10 @@ pub(crate) async fn port_bits_png(
         None => Period::Day.span_secs(),
         Some(p) => Period::parse(p)
             .ok_or_else(|| {
-                ApiError::new(StatusCode::BAD_REQUEST, "period must be day, week or month")
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "period must be hour, 6h, day, week, month, year or 2y",
+                )
             })?
             .span_secs(),
     };

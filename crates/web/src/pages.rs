@@ -559,7 +559,7 @@ pub(crate) async fn device(
         ports: ports.iter().map(port_row).collect(),
         events: events.iter().map(event_row).collect(),
         period: period.as_str(),
-        periods: [Period::Day, Period::Week, Period::Month]
+        periods: Period::ALL
             .into_iter()
             .map(|p| PeriodLink {
                 name: p.as_str(),

@@ -480,9 +480,20 @@ async fn device_page_shows_system_interfaces_graphs_and_events() {
         .await;
     assert!(week.body.contains("data-period=\"week\""));
     let bogus = app
-        .get(&format!("/device/{id}?period=year"), Some(&cookie))
+        .get(&format!("/device/{id}?period=decade"), Some(&cookie))
         .await;
     assert!(bogus.body.contains("data-period=\"day\""));
+    // The presets from an hour to two years are offered and served.
+    for p in ["hour", "6h", "year", "2y"] {
+        assert!(
+            bogus.body.contains(&format!("?period={p}#traffic")),
+            "preset {p}"
+        );
+        let r = app
+            .get(&format!("/device/{id}?period={p}"), Some(&cookie))
+            .await;
+        assert!(r.body.contains(&format!("data-period=\"{p}\"")), "{p}");
+    }
 
     for uri in ["/device/999999", "/device/abc", "/device/%ff", "/nope"] {
         let r = app.get(uri, Some(&cookie)).await;
@@ -541,7 +552,7 @@ async fn graph_data_empty_then_from_rrd() {
     }
 
     // Week and month read coarser archives of the same file.
-    for p in ["week", "month"] {
+    for p in ["hour", "6h", "week", "month", "year", "2y"] {
         let r = app
             .get(
                 &format!("/graph-data/port/{port_id}?period={p}"),
@@ -565,7 +576,7 @@ async fn graph_data_errors_are_json() {
             StatusCode::UNAUTHORIZED,
         ),
         (
-            format!("/graph-data/port/{port_id}?period=year"),
+            format!("/graph-data/port/{port_id}?period=decade"),
             Some(&cookie),
             StatusCode::BAD_REQUEST,
         ),
