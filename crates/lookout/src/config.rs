@@ -251,9 +251,20 @@ impl Config {
         if max_unflushed == 0 {
             bail!("RRDCACHED_MAX_UNFLUSHED must be at least 1");
         }
+        let min_free = match vars.get("RRD_MIN_FREE") {
+            Some(text) => lookout_timeseries::disk::FreeSpaceFloor::parse(&text)
+                .map_err(|e| anyhow::anyhow!("RRD_MIN_FREE is not valid: {e}"))?,
+            None => defaults.min_free,
+        };
+        let rrdcached_base_dir = vars.get("RRDCACHED_BASE_DIR").map(PathBuf::from);
+        if rrdcached_base_dir.is_some() && !matches!(timeseries, TimeSeriesConfig::Rrdcached { .. }) {
+            bail!("RRDCACHED_BASE_DIR is set but RRDCACHED is not: it names rrdcached's -b directory");
+        }
         let timeseries_options = TimeSeriesOptions {
             spill_dir: Some(data_dir.join("rrd-spill")),
             rra_override,
+            min_free,
+            rrdcached_base_dir,
             flush_after: std::time::Duration::from_secs(flush_after_secs),
             max_unflushed,
             ..defaults

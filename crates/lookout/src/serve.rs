@@ -121,6 +121,13 @@ pub async fn serve(mut cfg: Config) -> Result<()> {
             alerting: alerting.clone(),
             security: cfg.web_security.clone(),
             prober: Some(std::sync::Arc::new(PollerProber(probe_poller))),
+            rrd_disk: Some(lookout_web::rrd_disk::RrdDiskOptions {
+                sizes: lookout_poller::rrd_file_sizes(
+                    cfg.poll_interval_secs,
+                    cfg.timeseries_options.rra_override.as_deref(),
+                ),
+                floor: cfg.timeseries_options.min_free,
+            }),
         };
         let app = router(state);
         let mut web_shutdown = shutdown_rx.clone();
@@ -322,6 +329,9 @@ pub async fn validate(data_dir: PathBuf, json: bool) -> Result<ExitCode> {
                 fix: "check RRD_DIR / RRDCACHED".into(),
             },
         });
+        if db_ok {
+            checks.extend(disk_check(cfg).await);
+        }
         checks.push(match Coord::connect(&cfg.coord).await {
             Ok(coord) => match coord.current_master().await {
                 Ok(m) => Check {
@@ -504,6 +514,59 @@ async fn database_checks(cfg: &Config) -> Vec<Check> {
         }
     }
     checks
+}
+
+/// Free space where the RRD files live against the projected size of every device's files
+/// (`disk::assess`). Nothing is created: the walk over existing files only reads.
+async fn disk_check(cfg: &Config) -> Option<Check> {
+    use lookout_timeseries::disk;
+    let dir = match &cfg.timeseries {
+        lookout_timeseries::TimeSeriesConfig::Local { rrd_dir } => rrd_dir.clone(),
+        lookout_timeseries::TimeSeriesConfig::Rrdcached { .. } => {
+            match &cfg.timeseries_options.rrdcached_base_dir {
+                Some(d) => d.clone(),
+                None => {
+                    return Some(Check {
+                        ok: true,
+                        what: "RRD disk space: on rrdcached's host (set RRDCACHED_BASE_DIR when it is this machine to have it checked)".into(),
+                        fix: String::new(),
+                    })
+                }
+            }
+        }
+    };
+    let store = crate::commands::open_store(cfg).await.ok()?;
+    let opts = lookout_web::rrd_disk::RrdDiskOptions {
+        sizes: lookout_poller::rrd_file_sizes(
+            cfg.poll_interval_secs,
+            cfg.timeseries_options.rra_override.as_deref(),
+        ),
+        floor: cfg.timeseries_options.min_free,
+    };
+    Some(
+        match lookout_web::rrd_disk::measure_disk(&store, opts, dir, None).await {
+            Ok(r) => {
+                let what = format!(
+                    "{} ({} devices, {} polled, {} ports at {} s)",
+                    r.assessment.summary,
+                    r.inventory.devices,
+                    r.inventory.polled_devices,
+                    r.inventory.ports,
+                    cfg.poll_interval_secs
+                );
+                match r.assessment.verdict {
+                    disk::Verdict::Ok => Check { ok: true, what, fix: String::new() },
+                    disk::Verdict::Warn => Check { ok: true, what, fix: r.assessment.fix },
+                    disk::Verdict::Fail => Check { ok: false, what, fix: r.assessment.fix },
+                }
+            }
+            Err(e) => Check {
+                ok: false,
+                what: format!("RRD disk space: {e}"),
+                fix: "make the RRD directory readable by this user; check the database".into(),
+            },
+        },
+    )
 }
 
 fn describe_timeseries(cfg: &Config) -> String {

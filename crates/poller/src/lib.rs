@@ -183,6 +183,27 @@ impl Defs {
     }
 }
 
+/// Sizes of the RRD files a device, a port and a health entry have at a `step` seconds
+/// interval (with the `rras` override when set): per device `icmp-perf.rrd`, `uptime.rrd`,
+/// `poller-perf.rrd` and one `poller-perf-<module>.rrd` per module; a `port-id<N>.rrd` per
+/// port; a 1-DS file per processor and a 2-DS file per mempool and storage entry. Files are
+/// allocated whole, so this is what they take on disk.
+pub fn rrd_file_sizes(
+    step: u64,
+    rras: Option<&[lookout_timeseries::Rra]>,
+) -> lookout_timeseries::disk::FileSizes {
+    let d = Defs::new(step);
+    let size = |def: &RrdDef| defs::file_bytes(def, rras);
+    lookout_timeseries::disk::FileSizes {
+        per_device: size(&d.icmp_perf)
+            + size(&d.uptime)
+            + size(&d.poller_perf) * (1 + Module::ALL.len() as u64),
+        per_port: size(&d.port),
+        per_processor: size(&d.processor),
+        per_pool: size(&d.used_free),
+    }
+}
+
 impl Poller {
     pub async fn new(
         store: Store,
@@ -1145,7 +1166,11 @@ fn timing(m: Module, seconds: f64, outcome: ModuleOutcome) -> ModuleTiming {
 }
 
 fn log_ts_error(path: &str, e: &TimeSeriesError) {
-    warn!(path, error = %e, "time-series write failed");
+    match e {
+        // Said once, loudly, by the time series when it started refusing new files.
+        TimeSeriesError::DiskFloor { .. } => debug!(path, error = %e, "rrd file not created"),
+        _ => warn!(path, error = %e, "time-series write failed"),
+    }
 }
 
 /// `<hostname>/<file>`, the LibreNMS layout under RRD_DIR. Hostnames were validated when
@@ -1184,5 +1209,22 @@ pub fn human_secs(secs: i64) -> String {
         (0, 0, _) => format!("{m}m {s}s"),
         (0, _, _) => format!("{h}h {m}m"),
         _ => format!("{d}d {h}h {m}m"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_sizes_match_the_documented_48_port_device() {
+        // docs/timeseries.md: a 48-port device is 180,249,432 bytes at 30 s and 60 s and
+        // 124,320,168 at 300 s (48 port files, icmp-perf, uptime, poller-perf and 6 module files).
+        for (step, device) in [(30, 180_249_432u64), (60, 180_249_432), (300, 124_320_168)] {
+            let sizes = rrd_file_sizes(step, None);
+            assert_eq!(sizes.projected(1, 48, 0, 0), device, "{step}");
+        }
+        let small = lookout_timeseries::defs::parse_rras("RRA:AVERAGE:0.5:1:10").unwrap();
+        assert!(rrd_file_sizes(60, Some(&small)).per_port < 10_000);
     }
 }

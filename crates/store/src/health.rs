@@ -124,7 +124,66 @@ pub struct ModulePerf {
     pub polled_at: Timestamp,
 }
 
+/// How many of each thing with RRD files the store knows (for the projected disk use).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RrdInventory {
+    pub devices: u64,
+    /// Devices polled at least once (the others have no ports or health rows yet).
+    pub polled_devices: u64,
+    /// Current (not deleted) ports.
+    pub ports: u64,
+    pub processors: u64,
+    pub mempools: u64,
+    pub storage: u64,
+}
+
+impl RrdInventory {
+    /// These counts with the never-polled devices given the average ports and health
+    /// entries of the polled ones: what the files will be once every device was polled.
+    pub fn estimated(&self) -> RrdInventory {
+        let polled = self.polled_devices.min(self.devices);
+        if polled == 0 || polled == self.devices {
+            return *self;
+        }
+        let scale = |n: u64| n + (n * (self.devices - polled)).div_ceil(polled);
+        RrdInventory {
+            devices: self.devices,
+            polled_devices: self.devices,
+            ports: scale(self.ports),
+            processors: scale(self.processors),
+            mempools: scale(self.mempools),
+            storage: scale(self.storage),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_polled_devices_get_the_average() {
+        let inv = RrdInventory {
+            devices: 10,
+            polled_devices: 2,
+            ports: 48,
+            processors: 4,
+            mempools: 2,
+            storage: 3,
+        };
+        let e = inv.estimated();
+        assert_eq!((e.ports, e.processors, e.mempools, e.storage), (240, 20, 10, 15));
+        let none = RrdInventory { polled_devices: 0, ..inv };
+        assert_eq!(none.estimated(), none);
+    }
+}
+
 impl Store {
+    /// Counts of devices, current ports, processors, mempools and storage entries.
+    pub async fn rrd_inventory(&self) -> Result<RrdInventory> {
+        run!(self, read, "rrd_inventory", rrd_inventory())
+    }
+
     /// Replaces a device's processors with what the poll found (matched by type and index;
     /// rows not found any more are deleted) and returns the rows.
     pub async fn sync_processors(

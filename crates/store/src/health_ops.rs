@@ -194,6 +194,33 @@ macro_rules! health_ops_body {
             processors(&mut *c, id).await
         }
 
+        pub(crate) async fn rrd_inventory(c: &mut Conn) -> Result<crate::RrdInventory> {
+            // One row of five counts; COUNT is BIGINT on both dialects.
+            let r = sqlx::query(
+                "SELECT (SELECT COUNT(*) FROM devices) AS devices, \
+                 (SELECT COUNT(*) FROM ports WHERE deleted = 0) AS ports, \
+                 (SELECT COUNT(*) FROM processors) AS processors, \
+                 (SELECT COUNT(*) FROM mempools) AS mempools, \
+                 (SELECT COUNT(*) FROM storage) AS storage",
+            )
+            .fetch_one(&mut *c)
+            .await
+            .map_err(|e| query_err("rrd_inventory", e))?;
+            let get = |name: &str| -> Result<u64> {
+                r.try_get::<i64, _>(name)
+                    .map(|n| n.max(0) as u64)
+                    .map_err(|e| query_err("rrd_inventory", e))
+            };
+            Ok(crate::RrdInventory {
+                devices: get("devices")?,
+                polled_devices: get("polled_devices")?,
+                ports: get("ports")?,
+                processors: get("processors")?,
+                mempools: get("mempools")?,
+                storage: get("storage")?,
+            })
+        }
+
         pub(crate) async fn processors(c: &mut Conn, id: DeviceId) -> Result<Vec<crate::Processor>> {
             let rows = sqlx::query(
                 "SELECT processor_id, device_id, processor_index, processor_type, processor_oid, \

@@ -1012,6 +1012,7 @@ pub use discovery::{
     PortEventsFn, PortsStage,
 };
 pub use health::{
+    RrdInventory,
     Ipv4Address, Ipv4AddressPoll, Mempool, MempoolPoll, ModulePerf, Processor, ProcessorPoll,
     Storage, StoragePoll,
 };

@@ -14,66 +14,14 @@
 
 mod common;
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use chrono::Utc;
 use common::{add_devices, mysql_admin, port_polls, whole_poll, Fixture};
 use lookout_store::{Store, StoreConfig, StoreError};
 
-/// A tmpfs of `size` mounted at `<tempdir>/mnt`, unmounted when dropped (even on panic).
-struct Tmpfs {
-    mnt: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// None (after saying so loudly) when not running as root.
-    fn mount(size: &str) -> Option<Tmpfs> {
-        let uid = Command::new("id").arg("-u").output().unwrap();
-        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-            eprintln!("\n*** SKIPPED: not root, cannot mount a tmpfs for the disk-full test ***\n");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let mnt = dir.path().join("mnt");
-        std::fs::create_dir(&mnt).unwrap();
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o"])
-            .arg(format!("size={size},mode=0700"))
-            .arg("tmpfs")
-            .arg(&mnt)
-            .status()
-            .unwrap();
-        assert!(st.success(), "mount tmpfs at {}", mnt.display());
-        Some(Tmpfs { mnt, _dir: dir })
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
-    }
-}
-
-/// Writes `path` until the file system refuses (ENOSPC); returns the bytes written.
-fn fill(path: &Path) -> u64 {
-    let mut f = std::fs::File::create(path).unwrap();
-    let chunk = vec![0xa5u8; 64 * 1024];
-    let mut written = 0u64;
-    loop {
-        match f.write(&chunk) {
-            Ok(0) => break,
-            Ok(n) => written += n as u64,
-            Err(e) if e.raw_os_error() == Some(28) => break,
-            Err(e) => panic!("filling {}: {e}", path.display()),
-        }
-    }
-    // Whatever is left in the page cache must hit the (full) file system now.
-    let _ = f.sync_all();
-    written
-}
+use lookout_testkit::tmpfs::{fill, Tmpfs};
 
 async fn port_count(store: &Store, device: i64) -> usize {
     store.ports(device).await.unwrap().len()

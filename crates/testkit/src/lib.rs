@@ -7,6 +7,8 @@
 //!   test on the MariaDB at 127.0.0.1:3306, dropped afterwards.
 //! - [`snmpd`]: a net-snmp `snmpd` on 127.0.0.1, or on 127.0.0.2 .. 127.0.0.(1+n) as n
 //!   devices, and waiting for any SNMP agent to answer.
+//! - [`tmpfs`]: a small tmpfs of the test's own (root only) and filling it, for disk-full
+//!   tests.
 //!
 //! Failures panic with the server's log tail: this crate only runs inside tests, where a
 //! panic is how a fixture reports that it could not be set up.
@@ -15,3 +17,4 @@
 pub mod galera;
 pub mod mariadb;
 pub mod snmpd;
+pub mod tmpfs;

@@ -13,6 +13,7 @@
 //! file's later updates of the same flush.
 
 pub mod defs;
+pub mod disk;
 mod format;
 mod graph;
 mod local;
@@ -109,6 +110,10 @@ pub enum TimeSeriesError {
     },
     #[error("bad RRA list: {0}")]
     BadRras(String),
+    /// A new file refused because free space is below `RRD_MIN_FREE` (existing files are
+    /// still updated).
+    #[error("not creating {path}: {} free, below RRD_MIN_FREE ({})", disk::human_bytes(*free), disk::human_bytes(*floor))]
+    DiskFloor { path: String, free: u64, floor: u64 },
     #[error("rrdcached at {address} unreachable: {message}")]
     Unreachable { address: String, message: String },
 }
@@ -151,6 +156,11 @@ pub struct TimeSeriesOptions {
     /// rrdcached: when the last handle is dropped, how long the writer keeps trying to
     /// deliver and flush what it holds (spilled updates stay on disk for the next start).
     pub shutdown_grace: Duration,
+    /// No new file is created while free space would drop below this (`RRD_MIN_FREE`).
+    pub min_free: disk::FreeSpaceFloor,
+    /// rrdcached: its `-b` base dir when it is on this machine (`RRDCACHED_BASE_DIR`), so
+    /// that free space there is watched; unknown otherwise.
+    pub rrdcached_base_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for TimeSeriesOptions {
@@ -167,6 +177,8 @@ impl Default for TimeSeriesOptions {
             max_batch: 1_000,
             rra_override: None,
             shutdown_grace: Duration::from_secs(10),
+            min_free: disk::FreeSpaceFloor::default(),
+            rrdcached_base_dir: None,
         }
     }
 }
@@ -195,6 +207,10 @@ pub struct TimeSeriesStats {
     pub round_trips: u64,
     pub round_trip_micros_total: u64,
     pub round_trip_micros_max: u64,
+    /// New files not created because free space was below `RRD_MIN_FREE`.
+    pub new_files_refused: u64,
+    /// Free space is below `RRD_MIN_FREE` now (as of the last file creation tried).
+    pub disk_low: bool,
 }
 
 #[derive(Debug, Default)]
@@ -257,6 +273,8 @@ impl StatsCounters {
             round_trips: self.round_trips.load(Ordering::Relaxed),
             round_trip_micros_total: self.round_trip_micros_total.load(Ordering::Relaxed),
             round_trip_micros_max: self.round_trip_micros_max.load(Ordering::Relaxed),
+            new_files_refused: 0,
+            disk_low: false,
         }
     }
 }
@@ -269,6 +287,8 @@ enum Backend {
 struct Inner {
     backend: Backend,
     stats: Arc<StatsCounters>,
+    /// Where the files live when that is this machine's disk, with `min_free`'s guard.
+    disk: Option<Arc<disk::DiskGuard>>,
 }
 
 /// Handle to the time-series backend; clone it freely.
@@ -311,6 +331,11 @@ impl TimeSeries {
         options: TimeSeriesOptions,
     ) -> Result<TimeSeries> {
         let stats = Arc::new(StatsCounters::default());
+        let files_dir = match config {
+            TimeSeriesConfig::Local { rrd_dir } => Some(rrd_dir.clone()),
+            TimeSeriesConfig::Rrdcached { .. } => options.rrdcached_base_dir.clone(),
+        };
+        let disk = files_dir.map(|d| Arc::new(disk::DiskGuard::new(&d, options.min_free)));
         let backend = match config {
             TimeSeriesConfig::Local { rrd_dir } => {
                 if !rrd_dir.is_absolute() {
@@ -320,14 +345,19 @@ impl TimeSeries {
                     rrd_dir,
                     options.local_processes,
                     options.rra_override.clone(),
+                    disk.clone(),
                 ))
             }
             TimeSeriesConfig::Rrdcached { address } => Backend::Rrdcached(
-                rrdcached::CachedBackend::new(address, &options, stats.clone()),
+                rrdcached::CachedBackend::new(address, &options, stats.clone(), disk.clone()),
             ),
         };
         Ok(TimeSeries {
-            inner: Arc::new(Inner { backend, stats }),
+            inner: Arc::new(Inner {
+                backend,
+                stats,
+                disk,
+            }),
         })
     }
 
@@ -480,6 +510,17 @@ impl TimeSeries {
 
     /// Counters for the status page.
     pub fn stats(&self) -> TimeSeriesStats {
-        self.inner.stats.snapshot()
+        let mut s = self.inner.stats.snapshot();
+        if let Some(d) = &self.inner.disk {
+            s.new_files_refused = d.refused();
+            s.disk_low = d.is_low();
+        }
+        s
+    }
+
+    /// The directory the files live in, when it is on this machine (local RRD_DIR, or
+    /// rrdcached's base dir when `RRDCACHED_BASE_DIR` names it).
+    pub fn files_dir(&self) -> Option<&std::path::Path> {
+        self.inner.disk.as_ref().map(|d| d.dir())
     }
 }

@@ -8,12 +8,13 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Mutex as StdMutex;
+use std::sync::{Arc, Mutex as StdMutex};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::Mutex;
 
+use crate::disk::DiskGuard;
 use crate::format::{self, FileInfo};
 use crate::{Cf, Rra, RrdDef, Series, StatsCounters, TimeSeriesError};
 
@@ -35,6 +36,8 @@ pub(crate) struct LocalBackend {
     /// Files known to exist with a definition compatible with this one (checked once per
     /// handle and definition).
     verified: StdMutex<HashMap<String, RrdDef>>,
+    /// Refuses new files below the free-space floor.
+    disk: Option<Arc<DiskGuard>>,
 }
 
 fn rrd_err(op: &'static str, path: &str, message: impl Into<String>) -> TimeSeriesError {
@@ -46,8 +49,14 @@ fn rrd_err(op: &'static str, path: &str, message: impl Into<String>) -> TimeSeri
 }
 
 impl LocalBackend {
-    pub(crate) fn new(dir: &Path, processes: usize, rras: Option<Vec<Rra>>) -> LocalBackend {
+    pub(crate) fn new(
+        dir: &Path,
+        processes: usize,
+        rras: Option<Vec<Rra>>,
+        disk: Option<Arc<DiskGuard>>,
+    ) -> LocalBackend {
         LocalBackend {
+            disk,
             dir: dir.to_path_buf(),
             rras,
             pipes: (0..processes.max(1)).map(|_| Mutex::new(None)).collect(),
@@ -205,6 +214,9 @@ impl LocalBackend {
         let info = match self.info(path).await? {
             Some(info) => info,
             None => {
+                if let Some(guard) = &self.disk {
+                    guard.admit(path, crate::defs::file_bytes(def, self.rras.as_deref()))?;
+                }
                 if let Some(parent) = Path::new(path).parent() {
                     tokio::fs::create_dir_all(self.dir.join(parent))
                         .await

@@ -137,6 +137,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         alerting: None,
         security: Default::default(),
         prober: None,
+        rrd_disk: None,
     });
     axum::serve(
         listener,

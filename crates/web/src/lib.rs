@@ -34,6 +34,7 @@ mod graph;
 mod pages;
 pub mod poller;
 mod probes;
+pub mod rrd_disk;
 mod users;
 mod view;
 
@@ -73,6 +74,8 @@ pub struct WebState {
     /// Probes a device before it is added (the binary's SNMP engine); `None`: adds must be
     /// forced.
     pub prober: Option<Arc<dyn device_add::DeviceProber>>,
+    /// File sizes and free-space floor for the "RRD disk" status (None: not shown).
+    pub rrd_disk: Option<rrd_disk::RrdDiskOptions>,
 }
 
 /// State shared by handlers: the public state plus what is derived from it once.
@@ -82,6 +85,8 @@ pub(crate) struct Ctx {
     /// Bounds concurrent password checks: each argon2 run takes 19 MiB and a core for tens
     /// of milliseconds, so a login flood must queue instead of exhausting memory.
     pub(crate) password_slots: tokio::sync::Semaphore,
+    /// Bytes the existing RRD files take, measured at most every few minutes.
+    pub(crate) rrd_existing: rrd_disk::ExistingCache,
 }
 
 pub(crate) type Shared = Arc<Ctx>;
@@ -92,6 +97,7 @@ pub fn router(state: WebState) -> Router {
     let ctx: Shared = Arc::new(Ctx {
         sealer: session::CookieSealer::new(&state.app_key),
         password_slots: tokio::sync::Semaphore::new(cores),
+        rrd_existing: rrd_disk::ExistingCache::default(),
         state,
     });
     let api = Router::new()

@@ -177,8 +177,14 @@ pub(crate) async fn api(user: ApiUser, State(ctx): State<Shared>) -> Result<Json
         &s.nodes,
         &s.queues,
     );
+    let disk = match crate::rrd_disk::report(&ctx).await {
+        Some(Ok(r)) => r.json(),
+        Some(Err(e)) => json!({"state": "unknown", "error": e}),
+        None => Value::Null,
+    };
     if let Some(obj) = doc.as_object_mut() {
         obj.insert("status".into(), json!("ok"));
+        obj.insert("rrd_disk".into(), disk);
     }
     Ok(Json(doc))
 }
@@ -214,6 +220,10 @@ struct PollerPage {
     master: String,
     nodes: Vec<NodeRow>,
     queues: Vec<QueueRow>,
+    /// (state ok|warn|fail|unknown, summary, fix); empty state: not shown.
+    disk_state: &'static str,
+    disk_summary: String,
+    disk_fix: String,
 }
 
 /// `GET /poller`: nodes, master and queues; a dead node is shown dead within its heartbeat
@@ -280,7 +290,19 @@ pub(crate) async fn page(u: PageUser, State(ctx): State<Shared>) -> Result<Respo
             lag: format!("{:.1} / {:.1} s", q.lag_p99_secs, q.lag_max_secs),
         })
         .collect();
+    let (disk_state, disk_summary, disk_fix) = match crate::rrd_disk::report(&ctx).await {
+        Some(Ok(r)) => (
+            r.state(),
+            r.assessment.summary.clone(),
+            r.assessment.fix.clone(),
+        ),
+        Some(Err(e)) => ("unknown", format!("RRD disk: {e}"), String::new()),
+        None => ("", String::new(), String::new()),
+    };
     let page = PollerPage {
+        disk_state,
+        disk_summary,
+        disk_fix,
         layout: Layout::new(&ctx, &u),
         backend: ctx.state.coord.backend_name(),
         error,

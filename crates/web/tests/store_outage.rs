@@ -143,6 +143,7 @@ async fn database_outage_gives_503_and_recovers() {
         alerting: None,
         security: Default::default(),
         prober: None,
+        rrd_disk: None,
     });
 
     let cookie = login_on(&app, USER, PASSWORD)
@@ -305,6 +306,7 @@ async fn dead_node_fails_over_within_the_request_deadline() {
         alerting: None,
         security: Default::default(),
         prober: None,
+        rrd_disk: None,
     });
     let cookie = login_on(&app, USER, PASSWORD)
         .await

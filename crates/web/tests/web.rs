@@ -126,6 +126,7 @@ fn state(store: &Store, ts: &TimeSeries, key: &AppKey) -> WebState {
         alerting: None,
         security: Default::default(),
         prober: None,
+        rrd_disk: None,
     }
 }
 

@@ -21,6 +21,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::time::Instant;
 
+use crate::disk::DiskGuard;
 use crate::format::{self, FileInfo};
 use crate::{Cf, RrdDef, Series, StatsCounters, TimeSeriesError, TimeSeriesOptions};
 use client::Conn;
@@ -64,6 +65,7 @@ impl CachedBackend {
         address: &str,
         opts: &TimeSeriesOptions,
         stats: Arc<StatsCounters>,
+        disk: Option<Arc<DiskGuard>>,
     ) -> CachedBackend {
         let address = proto::normalize_address(address);
         let address = address.as_str();
@@ -79,6 +81,7 @@ impl CachedBackend {
             address: address.to_string(),
             opts: opts.clone(),
             stats,
+            disk,
             conn: None,
             down: false,
             backoff: MIN_BACKOFF,
@@ -266,6 +269,8 @@ struct Writer {
     address: String,
     opts: TimeSeriesOptions,
     stats: Arc<StatsCounters>,
+    /// Refuses new files below the free-space floor (when the base dir is known).
+    disk: Option<Arc<DiskGuard>>,
     conn: Option<Conn>,
     /// Last connection attempt failed or the connection broke: updates are answered at once.
     down: bool,
@@ -367,7 +372,22 @@ async fn round_done(
 }
 
 /// A definition to check for a file: (definition, first update time, refusal).
-type DefCheck = (Arc<RrdDef>, i64, Option<String>);
+type DefCheck = (Arc<RrdDef>, i64, Option<Refusal>);
+
+/// Why a file cannot take its updates.
+#[derive(Clone, Debug)]
+enum Refusal {
+    /// Wrong definition, CREATE failed, ...: logged per update.
+    Bad(String),
+    /// Not created below the free-space floor (the guard logged it once).
+    DiskFloor { free: u64, floor: u64 },
+}
+
+impl From<String> for Refusal {
+    fn from(m: String) -> Refusal {
+        Refusal::Bad(m)
+    }
+}
 
 /// Ok when an INFO answer shows the file takes `def`'s updates.
 fn matches(info: Result<FileInfo, String>, def: &RrdDef) -> Result<(), String> {
@@ -661,11 +681,21 @@ impl Writer {
         out
     }
 
-    fn reject(&self, mut item: Item, message: String) {
+    fn reject(&self, mut item: Item, why: Refusal) {
         self.stats.add_rejected(1);
-        tracing::error!(path = %item.path, at = item.at, error = %message, "rrd update rejected");
+        let e = match why {
+            Refusal::Bad(message) => {
+                tracing::error!(path = %item.path, at = item.at, error = %message, "rrd update rejected");
+                rrd_err("update", &item.path, message)
+            }
+            Refusal::DiskFloor { free, floor } => TimeSeriesError::DiskFloor {
+                path: item.path.to_string(),
+                free,
+                floor,
+            },
+        };
         if let Some(r) = item.reply.take() {
-            let _ = r.send(Err(rrd_err("update", &item.path, message)));
+            let _ = r.send(Err(e));
         }
     }
 
@@ -685,8 +715,9 @@ impl Writer {
     async fn ensure_many(
         &mut self,
         checks: &[(Arc<str>, Arc<RrdDef>, i64)],
-    ) -> Result<Vec<Result<(), String>>, std::io::Error> {
+    ) -> Result<Vec<Result<(), Refusal>>, std::io::Error> {
         let rras = self.opts.rra_override.clone();
+        let disk = self.disk.clone();
         let chunk_len = self.opts.max_batch.clamp(1, ENSURE_CHUNK);
         let mut out = Vec::with_capacity(checks.len());
         for chunk in checks.chunks(chunk_len) {
@@ -694,16 +725,24 @@ impl Writer {
             let infos: Vec<String> = chunk.iter().map(|(p, _, _)| proto::info(p)).collect();
             let replies = conn.pipeline(&infos).await?;
             // None: not there; CREATE it.
-            let mut outcome: Vec<Option<Result<(), String>>> = Vec::new();
+            let mut outcome: Vec<Option<Result<(), Refusal>>> = Vec::new();
             let mut creates = Vec::new();
             for ((path, def, at), r) in chunk.iter().zip(&replies) {
                 if !r.is_err() {
-                    outcome.push(Some(matches(proto::parse_info(r), def)));
+                    outcome.push(Some(matches(proto::parse_info(r), def).map_err(Refusal::Bad)));
                 } else if format::is_no_such_file(&r.message) {
-                    outcome.push(None);
-                    creates.push(proto::create(path, def, rras.as_deref(), at - 10));
+                    let bytes = crate::defs::file_bytes(def, rras.as_deref());
+                    match disk.as_ref().map(|g| g.admit(path, bytes)) {
+                        Some(Err(TimeSeriesError::DiskFloor { free, floor, .. })) => {
+                            outcome.push(Some(Err(Refusal::DiskFloor { free, floor })))
+                        }
+                        _ => {
+                            outcome.push(None);
+                            creates.push(proto::create(path, def, rras.as_deref(), at - 10));
+                        }
+                    }
                 } else {
-                    outcome.push(Some(Err(r.message.clone())));
+                    outcome.push(Some(Err(Refusal::Bad(r.message.clone()))));
                 }
             }
             if !creates.is_empty() {
@@ -721,7 +760,7 @@ impl Writer {
                         tracing::debug!(path = %path, "created rrd file through rrdcached");
                         *o = Some(Ok(()));
                     } else if !c.message.contains("File exists") {
-                        *o = Some(Err(format!("create failed: {}", c.message)));
+                        *o = Some(Err(Refusal::Bad(format!("create failed: {}", c.message))));
                     } else {
                         again.push(proto::info(path));
                     }
@@ -735,14 +774,14 @@ impl Writer {
                 for ((_, def, _), o) in chunk.iter().zip(outcome.iter_mut()) {
                     if o.is_none() {
                         *o = Some(match checked.next() {
-                            Some(r) => matches(proto::parse_info(r), def),
-                            None => Err("no INFO reply after CREATE".to_string()),
+                            Some(r) => matches(proto::parse_info(r), def).map_err(Refusal::Bad),
+                            None => Err(Refusal::Bad("no INFO reply after CREATE".to_string())),
                         });
                     }
                 }
             }
             for o in outcome {
-                out.push(o.unwrap_or_else(|| Err("no CREATE reply".to_string())));
+                out.push(o.unwrap_or_else(|| Err(Refusal::Bad("no CREATE reply".to_string()))));
             }
         }
         Ok(out)
@@ -851,7 +890,7 @@ impl Writer {
                     if format::is_no_such_file(m) {
                         self.verified.remove(&item.path);
                     }
-                    let m = m.clone();
+                    let m = Refusal::Bad(m.clone());
                     self.reject(item, m);
                 }
             }

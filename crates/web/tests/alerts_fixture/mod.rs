@@ -164,6 +164,7 @@ pub async fn alert_app() -> AlertApp {
         alerting: Some(engine.clone()),
         security: Default::default(),
         prober: None,
+        rrd_disk: None,
     };
     AlertApp {
         router: router(state),

@@ -77,6 +77,7 @@ impl Fixture {
             alerting: None,
             security,
             prober: None,
+            rrd_disk: None,
         };
         let addr: SocketAddr = format!("{client}:40000").parse().unwrap();
         router(state).layer(MockConnectInfo(addr))
