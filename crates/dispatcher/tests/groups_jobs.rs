@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -15,6 +14,7 @@ use lookout_core::{NewDevice, SnmpConfig};
 use lookout_dispatcher::{run_cluster, ClusterConfig};
 use lookout_poller::{Module, ModuleSet, Poller, PollerConfig};
 use lookout_store::{Store, StoreConfig};
+use lookout_testkit::logs::Captured;
 use lookout_timeseries::{TimeSeries, TimeSeriesConfig};
 
 fn unanswered_udp_port() -> u16 {
@@ -26,19 +26,6 @@ fn unanswered_udp_port() -> u16 {
 }
 
 /// Log lines written while the test runs (the warn! of the dispatcher).
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 async fn setup(dir: &std::path::Path, groups: &[(i32, usize)], timeout_ms: u32) -> (Store, Poller) {
     let store = Store::open(&StoreConfig::Sqlite {
         path: dir.join("lookout.sqlite"),
@@ -88,18 +75,9 @@ async fn setup(dir: &std::path::Path, groups: &[(i32, usize)], timeout_ms: u32) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_worker_limits_and_behind_per_group() {
-    let log = Captured::default();
-    let writer = log.clone();
     // Global: the dispatcher's tasks run on the runtime's worker threads. The other test
     // of this file logs no "poller is behind".
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::WARN)
-            .finish(),
-    )
-    .unwrap();
+    let log = Captured::install_global(tracing::Level::WARN);
     let dir = tempfile::tempdir().unwrap();
     // Group 0: 6 devices of 2 s each through 1 worker = 12 s a round at a 4 s interval
     // (behind). Group 2: 2 devices with the other 3 workers (keeps up).
@@ -174,7 +152,7 @@ async fn group_worker_limits_and_behind_per_group() {
         );
     }
     // Warned per interval, not per device: 13 s at 4 s = at most 3 (+1 at the edge).
-    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let text = log.text();
     let warned = text.matches("poller is behind").count();
     assert!((1..=4).contains(&warned), "{warned} warnings:\n{text}");
     assert!(text.contains("group 0:"), "{text}");

@@ -4,7 +4,6 @@
 //! coordination, SQLite, devices on loopback UDP ports nobody answers (so they poll down).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lookout_coord::Coord;
@@ -12,20 +11,8 @@ use lookout_core::{NewDevice, SnmpConfig};
 use lookout_dispatcher::{run_cluster, ClusterConfig};
 use lookout_poller::{Module, ModuleSet, Poller, PollerConfig};
 use lookout_store::{Store, StoreConfig};
+use lookout_testkit::logs::Captured;
 use lookout_timeseries::{TimeSeries, TimeSeriesConfig};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn unanswered_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
@@ -37,16 +24,7 @@ fn unanswered_udp_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_without_a_poller_is_named_not_behind() {
-    let log = Captured::default();
-    let writer = log.clone();
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish(),
-    )
-    .unwrap();
+    let log = Captured::install_global(tracing::Level::INFO);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&StoreConfig::Sqlite {
         path: dir.path().join("lookout.sqlite"),
@@ -135,7 +113,7 @@ async fn a_group_without_a_poller_is_named_not_behind() {
     tx.send(true).unwrap();
     task.await.unwrap();
 
-    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let text = log.text();
     assert_eq!(
         text.matches("no poller serves group 7").count(),
         1,

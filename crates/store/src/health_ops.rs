@@ -195,9 +195,10 @@ macro_rules! health_ops_body {
         }
 
         pub(crate) async fn rrd_inventory(c: &mut Conn) -> Result<crate::RrdInventory> {
-            // One row of five counts; COUNT is BIGINT on both dialects.
+            // One row of counts; COUNT is BIGINT on both dialects.
             let r = sqlx::query(
                 "SELECT (SELECT COUNT(*) FROM devices) AS devices, \
+                 (SELECT COUNT(*) FROM devices WHERE last_polled IS NOT NULL) AS polled_devices, \
                  (SELECT COUNT(*) FROM ports WHERE deleted = 0) AS ports, \
                  (SELECT COUNT(*) FROM processors) AS processors, \
                  (SELECT COUNT(*) FROM mempools) AS mempools, \

@@ -3,6 +3,7 @@
 //!
 //! - [`galera`]: a 3-node MariaDB Galera cluster (Debian `mariadb-server` + `galera-4`) on
 //!   random loopback ports with its own data dirs, and HAProxy in TCP mode in front of it.
+//! - [`logs`]: the log lines of the code under test, captured for assertions.
 //! - [`mariadb`]: `LOOKOUT_TEST_DB=mysql` (the CI's MariaDB leg) and a fresh database per
 //!   test on the MariaDB at 127.0.0.1:3306, dropped afterwards.
 //! - [`snmpd`]: a net-snmp `snmpd` on 127.0.0.1, or on 127.0.0.2 .. 127.0.0.(1+n) as n
@@ -15,6 +16,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod galera;
+pub mod logs;
 pub mod mariadb;
 pub mod snmpd;
 pub mod tmpfs;

@@ -243,6 +243,10 @@ const RECHECK: Duration = Duration::from_secs(1);
 struct Reading {
     at: Instant,
     space: DiskSpace,
+    /// Largest file refused since the low state began: it ends when that would fit
+    /// again, so that small files squeezing in between big refused ones do not make the
+    /// state (and its log lines) flap.
+    largest_refused: u64,
 }
 
 /// Admits or refuses new files against the floor; logs once when it starts refusing and
@@ -294,9 +298,11 @@ impl DiskGuard {
         if stale {
             match disk_space(&self.dir) {
                 Ok(space) => {
+                    let largest_refused = last.as_ref().map_or(0, |r| r.largest_refused);
                     *last = Some(Reading {
                         at: Instant::now(),
                         space,
+                        largest_refused,
                     })
                 }
                 // Cannot tell: let rrdtool try (and report what it finds).
@@ -313,6 +319,7 @@ impl DiskGuard {
         let available = reading.space.available;
         if available.saturating_sub(bytes) < floor {
             self.refused.fetch_add(1, Ordering::Relaxed);
+            reading.largest_refused = reading.largest_refused.max(bytes);
             if !self.low.swap(true, Ordering::Relaxed) {
                 tracing::error!(
                     dir = %self.dir.display(),
@@ -330,7 +337,9 @@ impl DiskGuard {
             });
         }
         reading.space.available = available - bytes;
-        if self.low.swap(false, Ordering::Relaxed) {
+        let recovered = reading.space.available >= floor.saturating_add(reading.largest_refused);
+        if recovered && self.low.swap(false, Ordering::Relaxed) {
+            reading.largest_refused = 0;
             tracing::info!(
                 dir = %self.dir.display(),
                 free = %human_bytes(available),
@@ -418,7 +427,7 @@ mod tests {
     fn guard_refuses_below_the_floor_and_admits_again() {
         let dir = tempfile::tempdir().unwrap();
         // A fixed reading (never re-read during the test): 100 MiB free of 1 GiB.
-        let mut guard = DiskGuard::new(dir.path(), FreeSpaceFloor::Bytes(40 << 20));
+        let mut guard = DiskGuard::new(dir.path(), FreeSpaceFloor::Bytes(30 << 20));
         guard.recheck = Duration::from_secs(3600);
         *guard.last.lock().unwrap() = Some(Reading {
             at: Instant::now(),
@@ -426,23 +435,30 @@ mod tests {
                 available: 100 << 20,
                 total: 1 << 30,
             },
+            largest_refused: 0,
         });
-        // Each admitted file is subtracted: 3 × 20 MiB fit above 40 MiB, the 4th does not.
+        // Each admitted file is subtracted: 3 × 20 MiB fit above 30 MiB, the 4th does not.
         for f in ["a", "b", "c"] {
             assert!(guard.admit(f, 20 << 20).is_ok(), "{f}");
         }
         let refused = guard.admit("d.rrd", 20 << 20);
         assert!(
             matches!(refused, Err(TimeSeriesError::DiskFloor { free, floor, .. })
-                if free == 40 << 20 && floor == 40 << 20),
+                if free == 40 << 20 && floor == 30 << 20),
             "{refused:?}"
         );
         assert!(guard.is_low());
         assert_eq!(guard.refused(), 1);
-        // A file that still fits ends the low state.
-        assert!(guard.admit("e.rrd", 0).is_ok());
+        // A small file that still fits is created, but the state stays low until the
+        // refused 20 MiB would fit again.
+        assert!(guard.admit("e.rrd", 1 << 20).is_ok());
+        assert!(guard.is_low());
+        if let Some(r) = guard.last.lock().unwrap().as_mut() {
+            r.space.available = 100 << 20;
+        }
+        assert!(guard.admit("e2.rrd", 1 << 20).is_ok());
         assert!(!guard.is_low());
-        // A share of the file system: 10 % of 1 GiB is above the 40 MiB left.
+        // A share of the file system: 10 % of 1 GiB is above the 99 MiB left.
         guard.floor = FreeSpaceFloor::Percent(10.0);
         assert!(guard.admit("f.rrd", 1).is_err());
         let off = DiskGuard::new(dir.path(), FreeSpaceFloor::Bytes(0));

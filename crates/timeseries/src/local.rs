@@ -236,9 +236,10 @@ impl LocalBackend {
                         if message.contains("File exists") => {}
                     Err(e) => return Err(e),
                 }
-                self.info(path)
-                    .await?
-                    .ok_or_else(|| rrd_err("create", path, "file missing after create"))?
+                match self.info(path).await? {
+                    Some(info) => info,
+                    None => return Err(self.missing_after_create(path, def)),
+                }
             }
         };
         if let Some(m) = info.mismatch(def) {
@@ -248,6 +249,25 @@ impl LocalBackend {
             v.insert(path.to_string(), def.clone());
         }
         Ok(())
+    }
+
+    /// rrdtool answered OK but wrote no file: it does so when the disk is full (the
+    /// temporary file it writes is removed). Says so when free space explains it.
+    fn missing_after_create(&self, path: &str, def: &RrdDef) -> TimeSeriesError {
+        let need = crate::defs::file_bytes(def, self.rras.as_deref());
+        match crate::disk::disk_space(&self.dir) {
+            Ok(space) if space.available < need => rrd_err(
+                "create",
+                path,
+                format!(
+                    "No space left on device: {} free in {}, the file needs {} (nothing was written)",
+                    crate::disk::human_bytes(space.available),
+                    self.dir.display(),
+                    crate::disk::human_bytes(need)
+                ),
+            ),
+            _ => rrd_err("create", path, "file missing after create"),
+        }
     }
 
     pub(crate) async fn update(
