@@ -257,8 +257,11 @@ impl Config {
             None => defaults.min_free,
         };
         let rrdcached_base_dir = vars.get("RRDCACHED_BASE_DIR").map(PathBuf::from);
-        if rrdcached_base_dir.is_some() && !matches!(timeseries, TimeSeriesConfig::Rrdcached { .. }) {
-            bail!("RRDCACHED_BASE_DIR is set but RRDCACHED is not: it names rrdcached's -b directory");
+        if rrdcached_base_dir.is_some() && !matches!(timeseries, TimeSeriesConfig::Rrdcached { .. })
+        {
+            bail!(
+                "RRDCACHED_BASE_DIR is set but RRDCACHED is not: it names rrdcached's -b directory"
+            );
         }
         let timeseries_options = TimeSeriesOptions {
             spill_dir: Some(data_dir.join("rrd-spill")),

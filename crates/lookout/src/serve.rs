@@ -555,9 +555,21 @@ async fn disk_check(cfg: &Config) -> Option<Check> {
                     cfg.poll_interval_secs
                 );
                 match r.assessment.verdict {
-                    disk::Verdict::Ok => Check { ok: true, what, fix: String::new() },
-                    disk::Verdict::Warn => Check { ok: true, what, fix: r.assessment.fix },
-                    disk::Verdict::Fail => Check { ok: false, what, fix: r.assessment.fix },
+                    disk::Verdict::Ok => Check {
+                        ok: true,
+                        what,
+                        fix: String::new(),
+                    },
+                    disk::Verdict::Warn => Check {
+                        ok: true,
+                        what,
+                        fix: r.assessment.fix,
+                    },
+                    disk::Verdict::Fail => Check {
+                        ok: false,
+                        what,
+                        fix: r.assessment.fix,
+                    },
                 }
             }
             Err(e) => Check {

@@ -146,3 +146,44 @@ fn commands_refuse_a_data_dir_without_an_installation() {
     );
     assert!(out.stdout.is_empty(), "no empty table");
 }
+
+#[test]
+fn validate_compares_free_space_with_the_projected_rrd_files() {
+    let lo = Install::new();
+    let out = lo.cmd(&["validate", "--json"]).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let disk = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["what"].as_str().unwrap().starts_with("RRD disk at"))
+        .unwrap_or_else(|| panic!("no RRD disk check: {report}"))
+        .clone();
+    assert_eq!(disk["state"], "ok", "{disk}");
+    assert!(
+        disk["what"].as_str().unwrap().contains("projected"),
+        "{disk}"
+    );
+    // A floor of the whole file system: free space is below it, with the fix.
+    let out = lo
+        .cmd(&["validate"])
+        .env("RRD_MIN_FREE", "100%")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("[FAIL] RRD disk at"), "{text}");
+    assert!(
+        text.contains("new RRD files are not being created"),
+        "{text}"
+    );
+    // A floor that is not a size is a configuration error naming the forms.
+    let out = lo
+        .cmd(&["validate"])
+        .env("RRD_MIN_FREE", "lots")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("RRD_MIN_FREE is not valid"), "{text}");
+    assert!(text.contains("512M"), "{text}");
+}

@@ -1213,6 +1213,7 @@ pub fn human_secs(secs: i64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

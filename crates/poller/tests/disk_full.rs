@@ -121,7 +121,13 @@ impl Setup {
         for d in devices {
             let d = self.store.device(d.device_id).await.unwrap().unwrap();
             let r = self.poller.poll(&d).await.unwrap();
-            assert_eq!(r.status, DeviceStatus::Up, "{}: {}", d.hostname, r.status_reason);
+            assert_eq!(
+                r.status,
+                DeviceStatus::Up,
+                "{}: {}",
+                d.hostname,
+                r.status_reason
+            );
             errors.extend(r.timeseries_errors);
         }
         errors
@@ -252,13 +258,19 @@ async fn below_the_floor_no_new_file_is_created_and_polls_go_on() {
     let errors2 = s.round().await;
     assert!(!errors.is_empty() && !errors2.is_empty());
     assert!(
-        errors.iter().chain(&errors2).all(|e| e.contains("below RRD_MIN_FREE")),
+        errors
+            .iter()
+            .chain(&errors2)
+            .all(|e| e.contains("below RRD_MIN_FREE")),
         "{errors:?}"
     );
     let stats = s.ts.stats();
     assert!(stats.disk_low && stats.new_files_refused > 0, "{stats:?}");
     assert!(disk::disk_space(&fs.mnt).unwrap().available >= floor_bytes);
-    assert!(last_update(&port_file) > before, "existing files stopped being updated");
+    assert!(
+        last_update(&port_file) > before,
+        "existing files stopped being updated"
+    );
     assert!(!s.missing_files().await.is_empty());
     let said = log.lines_with("is below RRD_MIN_FREE");
     assert_eq!(said.len(), 1, "{said:#?}");

@@ -157,27 +157,6 @@ impl RrdInventory {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn never_polled_devices_get_the_average() {
-        let inv = RrdInventory {
-            devices: 10,
-            polled_devices: 2,
-            ports: 48,
-            processors: 4,
-            mempools: 2,
-            storage: 3,
-        };
-        let e = inv.estimated();
-        assert_eq!((e.ports, e.processors, e.mempools, e.storage), (240, 20, 10, 15));
-        let none = RrdInventory { polled_devices: 0, ..inv };
-        assert_eq!(none.estimated(), none);
-    }
-}
-
 impl Store {
     /// Counts of devices, current ports, processors, mempools and storage entries.
     pub async fn rrd_inventory(&self) -> Result<RrdInventory> {
@@ -334,5 +313,33 @@ impl Store {
             "renumber_ports",
             renumber_ports(device_id, moves)
         )
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_polled_devices_get_the_average() {
+        let inv = RrdInventory {
+            devices: 10,
+            polled_devices: 2,
+            ports: 48,
+            processors: 4,
+            mempools: 2,
+            storage: 3,
+        };
+        let e = inv.estimated();
+        assert_eq!(
+            (e.ports, e.processors, e.mempools, e.storage),
+            (240, 20, 10, 15)
+        );
+        let none = RrdInventory {
+            polled_devices: 0,
+            ..inv
+        };
+        assert_eq!(none.estimated(), none);
     }
 }

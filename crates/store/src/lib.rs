@@ -1012,7 +1012,6 @@ pub use discovery::{
     PortEventsFn, PortsStage,
 };
 pub use health::{
-    RrdInventory,
     Ipv4Address, Ipv4AddressPoll, Mempool, MempoolPoll, ModulePerf, Processor, ProcessorPoll,
-    Storage, StoragePoll,
+    RrdInventory, Storage, StoragePoll,
 };

@@ -26,7 +26,11 @@ pub fn disk_space(dir: &Path) -> std::io::Result<DiskSpace> {
     loop {
         match rustix::fs::statvfs(at) {
             Ok(s) => {
-                let unit = if s.f_frsize > 0 { s.f_frsize } else { s.f_bsize };
+                let unit = if s.f_frsize > 0 {
+                    s.f_frsize
+                } else {
+                    s.f_bsize
+                };
                 return Ok(DiskSpace {
                     available: s.f_bavail.saturating_mul(unit),
                     total: s.f_blocks.saturating_mul(unit),
@@ -351,23 +355,33 @@ impl DiskGuard {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn floors_parse() {
         assert_eq!(FreeSpaceFloor::parse("0"), Ok(FreeSpaceFloor::Bytes(0)));
-        assert_eq!(FreeSpaceFloor::parse("4096"), Ok(FreeSpaceFloor::Bytes(4096)));
+        assert_eq!(
+            FreeSpaceFloor::parse("4096"),
+            Ok(FreeSpaceFloor::Bytes(4096))
+        );
         assert_eq!(
             FreeSpaceFloor::parse("512M"),
             Ok(FreeSpaceFloor::Bytes(512 << 20))
         );
-        assert_eq!(FreeSpaceFloor::parse("2g"), Ok(FreeSpaceFloor::Bytes(2 << 30)));
+        assert_eq!(
+            FreeSpaceFloor::parse("2g"),
+            Ok(FreeSpaceFloor::Bytes(2 << 30))
+        );
         assert_eq!(
             FreeSpaceFloor::parse("1.5T"),
             Ok(FreeSpaceFloor::Bytes(3 << 39))
         );
-        assert_eq!(FreeSpaceFloor::parse(" 5% "), Ok(FreeSpaceFloor::Percent(5.0)));
+        assert_eq!(
+            FreeSpaceFloor::parse(" 5% "),
+            Ok(FreeSpaceFloor::Percent(5.0))
+        );
         for bad in ["", "x", "5Q", "-1G", "101%", "G", "1e400"] {
             assert!(FreeSpaceFloor::parse(bad).is_err(), "{bad}");
         }
@@ -386,8 +400,15 @@ mod tests {
         // 80 MiB of room: 10 to create is fine, 70 leaves under a quarter, 90 does not fit.
         let a = assess(dir, space, floor, 30 << 20, 20 << 20);
         assert_eq!(a.verdict, Verdict::Ok, "{a:?}");
-        assert!(a.summary.contains("100.0 MiB free of 1.0 GiB"), "{}", a.summary);
-        assert_eq!(assess(dir, space, floor, 70 << 20, 0).verdict, Verdict::Warn);
+        assert!(
+            a.summary.contains("100.0 MiB free of 1.0 GiB"),
+            "{}",
+            a.summary
+        );
+        assert_eq!(
+            assess(dir, space, floor, 70 << 20, 0).verdict,
+            Verdict::Warn
+        );
         let no = assess(dir, space, floor, 90 << 20, 0);
         assert_eq!(no.verdict, Verdict::Fail);
         assert!(no.fix.contains("10.0 MiB more"), "{}", no.fix);

@@ -70,7 +70,11 @@ pub(crate) async fn report(ctx: &Shared) -> Option<Result<RrdDiskReport, String>
     Some(measure(ctx, opts, dir).await)
 }
 
-async fn measure(ctx: &Shared, opts: RrdDiskOptions, dir: PathBuf) -> Result<RrdDiskReport, String> {
+async fn measure(
+    ctx: &Shared,
+    opts: RrdDiskOptions,
+    dir: PathBuf,
+) -> Result<RrdDiskReport, String> {
     let cached = ctx
         .rrd_existing
         .0

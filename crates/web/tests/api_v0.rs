@@ -484,3 +484,67 @@ async fn add_devices_through_the_api_and_the_bulk_form() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.body.contains("cannot probe"), "{}", r.body);
 }
+
+/// `/poller` and `GET /api/v0/poller` show free space where the RRD files live against the
+/// projected size of every device's files, with the verdict `validate` gives.
+#[tokio::test]
+async fn poller_status_shows_rrd_disk_space_and_projection() {
+    use lookout_timeseries::disk::{FileSizes, FreeSpaceFloor};
+    let mut fx = Fixture::new().await;
+    let sizes = FileSizes {
+        per_device: 3 << 20,
+        per_port: 5 << 20,
+        per_processor: 1,
+        per_pool: 1,
+    };
+    fx.rrd_disk = Some(lookout_web::rrd_disk::RrdDiskOptions {
+        sizes,
+        floor: FreeSpaceFloor::Bytes(0),
+    });
+    let (_, admin) = fx.user("admin", 10).await;
+    fx.device("a.example.net").await;
+    fx.device("b.example.net").await;
+    let app = fx.instance(SecurityOptions::default(), "127.0.0.1");
+    let (st, doc) = get_json(&app, "/api/v0/poller", &admin).await;
+    assert_eq!(st, StatusCode::OK, "{doc}");
+    let disk = &doc["rrd_disk"];
+    // Two devices with one port each, nothing created yet.
+    assert_eq!(
+        disk["projected_bytes"],
+        2 * (3 << 20) + 2 * (5 << 20),
+        "{disk}"
+    );
+    assert_eq!(disk["existing_bytes"], 0, "{disk}");
+    assert_eq!(disk["state"], "ok", "{disk}");
+    assert!(disk["free_bytes"].as_u64().unwrap() > 0);
+
+    // The whole file system as the floor: failing, on the page too, with the fix.
+    fx.rrd_disk = Some(lookout_web::rrd_disk::RrdDiskOptions {
+        sizes,
+        floor: FreeSpaceFloor::Percent(100.0),
+    });
+    let app = fx.instance(SecurityOptions::default(), "127.0.0.1");
+    let (_, doc) = get_json(&app, "/api/v0/poller", &admin).await;
+    assert_eq!(doc["rrd_disk"]["state"], "fail", "{doc}");
+    let login = login_on(&app, "admin", PASSWORD).await;
+    assert_eq!(login.status, StatusCode::SEE_OTHER, "{}", login.body);
+    let cookie = login.cookie("lookout_session").unwrap();
+    let page = send(&app, get("/poller", Some(&cookie))).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains(r#"id="rrd-disk" data-state="fail""#),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("new RRD files are not being created"),
+        "{}",
+        page.body
+    );
+
+    // Without the options (rrdcached on another host): no such section, null in the API.
+    fx.rrd_disk = None;
+    let app = fx.instance(SecurityOptions::default(), "127.0.0.1");
+    let (_, doc) = get_json(&app, "/api/v0/poller", &admin).await;
+    assert!(doc["rrd_disk"].is_null(), "{doc}");
+}

@@ -729,7 +729,9 @@ impl Writer {
             let mut creates = Vec::new();
             for ((path, def, at), r) in chunk.iter().zip(&replies) {
                 if !r.is_err() {
-                    outcome.push(Some(matches(proto::parse_info(r), def).map_err(Refusal::Bad)));
+                    outcome.push(Some(
+                        matches(proto::parse_info(r), def).map_err(Refusal::Bad),
+                    ));
                 } else if format::is_no_such_file(&r.message) {
                     let bytes = crate::defs::file_bytes(def, rras.as_deref());
                     match disk.as_ref().map(|g| g.admit(path, bytes)) {

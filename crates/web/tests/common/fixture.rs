@@ -18,6 +18,8 @@ pub struct Fixture {
     pub store: Store,
     pub ts: TimeSeries,
     pub key: AppKey,
+    /// What instances get as `WebState::rrd_disk` (None by default).
+    pub rrd_disk: Option<lookout_web::rrd_disk::RrdDiskOptions>,
     _dir: tempfile::TempDir,
     _db: Option<TestDatabase>,
 }
@@ -50,6 +52,7 @@ impl Fixture {
             store,
             ts,
             key: AppKey::generate(),
+            rrd_disk: None,
             _dir: dir,
             _db: db,
         }
@@ -77,7 +80,7 @@ impl Fixture {
             alerting: None,
             security,
             prober: None,
-            rrd_disk: None,
+            rrd_disk: self.rrd_disk,
         };
         let addr: SocketAddr = format!("{client}:40000").parse().unwrap();
         router(state).layer(MockConnectInfo(addr))
