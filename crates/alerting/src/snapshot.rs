@@ -788,6 +788,7 @@ pub(crate) mod tests {
             version: None,
             serial: None,
             uptime: Some(86_400),
+            uptime_source: None,
             status: DeviceStatus::Up,
             status_reason: String::new(),
             last_polled: Some(t(0)),

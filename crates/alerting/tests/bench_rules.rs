@@ -35,6 +35,7 @@ fn device(id: i64, healthy: bool) -> Device {
         version: None,
         serial: None,
         uptime: Some(86_400 + id),
+        uptime_source: None,
         // One device in 100 is down.
         status: if !healthy && id % 100 == 0 {
             DeviceStatus::Down

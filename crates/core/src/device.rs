@@ -130,8 +130,12 @@ pub struct Device {
     pub hardware: Option<String>,
     pub version: Option<String>,
     pub serial: Option<String>,
-    /// Seconds since the agent (re)started.
+    /// Seconds since the device (re)started: hrSystemUptime when the agent has it (an
+    /// agent restart does not reset it), else sysUpTime (see `uptime_source`).
     pub uptime: Option<i64>,
+    /// `hrSystemUptime` or `sysUpTime`: where `uptime` came from.
+    #[serde(default)]
+    pub uptime_source: Option<String>,
     pub status: DeviceStatus,
     /// Why the device is down (LibreNMS `status_reason`: `snmp`, `icmp`, or a message).
     pub status_reason: String,
@@ -167,6 +171,9 @@ pub struct DevicePollUpdate {
     pub version: Option<String>,
     pub serial: Option<String>,
     pub uptime: Option<i64>,
+    /// Where `uptime` came from (`hrSystemUptime` / `sysUpTime`).
+    #[serde(default)]
+    pub uptime_source: Option<String>,
     pub status: DeviceStatus,
     pub status_reason: String,
     pub last_polled: Timestamp,
@@ -191,6 +198,7 @@ impl DevicePollUpdate {
             version: keep(&self.version, &device.version),
             serial: keep(&self.serial, &device.serial),
             uptime: self.uptime.or(device.uptime),
+            uptime_source: keep(&self.uptime_source, &device.uptime_source),
             status: self.status,
             status_reason: self.status_reason.clone(),
             last_polled: Some(self.last_polled),

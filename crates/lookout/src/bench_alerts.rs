@@ -64,6 +64,7 @@ fn update(uptime: i64) -> DevicePollUpdate {
         version: None,
         serial: None,
         uptime: Some(uptime),
+        uptime_source: None,
         status: DeviceStatus::Up,
         status_reason: String::new(),
         last_polled: Utc::now(),

@@ -370,7 +370,7 @@ impl Poller {
             let r = match self.session(&host, &device.snmp).await {
                 Ok(s) => match system::poll_system(&s).await {
                     Ok(mut sys) => {
-                        // sysUpTime going down (a reboot) may mean new hardware or software.
+                        // Uptime going down (a reboot) may mean new hardware or software.
                         let rebooted = matches!((sys.uptime_secs, device.uptime), (Some(up), Some(prev)) if up < prev);
                         if discovery_due || rebooted {
                             // ENTITY-MIB is optional: its absence or failure costs only the
@@ -419,7 +419,8 @@ impl Poller {
         let (status, reason, system, snmp_err) = match snmp {
             Ok((session, sys)) => {
                 let mut problems: Vec<String> = Vec::new();
-                // sysUpTime going backwards is an agent restart: counters started again.
+                // Uptime going backwards is a restart (of the host when hrSystemUptime is
+                // the source): counters started again.
                 let rebooted =
                     matches!((sys.uptime_secs, device.uptime), (Some(up), Some(prev)) if up < prev);
                 if let Some(up) = sys.uptime_secs {
@@ -538,6 +539,9 @@ impl Poller {
             version: system.as_ref().and_then(|s| s.version.clone()),
             serial: system.as_ref().and_then(|s| s.serial.clone()),
             uptime: system.as_ref().and_then(|s| s.uptime_secs),
+            uptime_source: system
+                .as_ref()
+                .and_then(|s| s.uptime_source.map(str::to_string)),
             status,
             status_reason: reason.clone(),
             last_polled: polled_at,

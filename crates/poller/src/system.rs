@@ -10,8 +10,14 @@ use crate::os::identify;
 pub struct SystemInfo {
     pub sys_descr: Option<String>,
     pub sys_object_id: Option<String>,
-    /// sysUpTime in seconds.
+    /// Seconds since the device started: hrSystemUptime when the agent has it, else
+    /// sysUpTime (LibreNMS's preference: restarting the agent resets sysUpTime, not the
+    /// host's uptime, and must not look like a reboot).
     pub uptime_secs: Option<i64>,
+    /// `hrSystemUptime` or `sysUpTime`: where `uptime_secs` came from.
+    pub uptime_source: Option<&'static str>,
+    /// sysUpTime in seconds (the agent's own uptime).
+    pub sys_uptime_secs: Option<i64>,
     pub sys_contact: Option<String>,
     pub sys_name: Option<String>,
     pub sys_location: Option<String>,
@@ -26,6 +32,8 @@ pub struct SystemInfo {
 }
 
 const SYSTEM: [u32; 7] = [1, 3, 6, 1, 2, 1, 1];
+/// HOST-RESOURCES-MIB::hrSystemUptime.0
+const HR_SYSTEM_UPTIME: [u32; 10] = [1, 3, 6, 1, 2, 1, 25, 1, 1, 0];
 
 fn text(v: &Value) -> Option<String> {
     match v {
@@ -40,13 +48,30 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
-/// GETs sysDescr.0 … sysLocation.0 in one PDU.
+/// GETs sysDescr.0 … sysLocation.0 and hrSystemUptime.0 in one PDU (SNMPv1: hrSystemUptime
+/// in a second one, since a v1 agent without it would fail the whole request).
 pub async fn poll_system(session: &Session) -> Result<SystemInfo, SnmpError> {
     let base = Oid::new(&SYSTEM);
-    let oids: Vec<Oid> = (1..=6).map(|i| base.join(&[i, 0])).collect();
-    let vbs = session.get(&oids).await?;
+    let hr = Oid::new(&HR_SYSTEM_UPTIME);
+    let mut oids: Vec<Oid> = (1..=6).map(|i| base.join(&[i, 0])).collect();
+    let v1 = session.version() == lookout_snmp::pdu::Version::V1;
+    if !v1 {
+        oids.push(hr.clone());
+    }
+    let mut vbs = session.get(&oids).await?;
+    if v1 {
+        // Absent (noSuchName) or failing: sysUpTime it is.
+        if let Ok(more) = session.get(std::slice::from_ref(&hr)).await {
+            vbs.extend(more);
+        }
+    }
     let mut info = SystemInfo::default();
+    let mut hr_uptime = None;
     for vb in &vbs {
+        if vb.oid == hr {
+            hr_uptime = vb.value.as_i64().map(|t| t / 100);
+            continue;
+        }
         let Some(rest) = vb.oid.suffix_after(&base) else {
             continue;
         };
@@ -58,13 +83,14 @@ pub async fn poll_system(session: &Session) -> Result<SystemInfo, SnmpError> {
                 }
             }
             // TimeTicks are hundredths of a second.
-            [3, 0] => info.uptime_secs = vb.value.as_i64().map(|t| t / 100),
+            [3, 0] => info.sys_uptime_secs = vb.value.as_i64().map(|t| t / 100),
             [4, 0] => info.sys_contact = text(&vb.value),
             [5, 0] => info.sys_name = text(&vb.value),
             [6, 0] => info.sys_location = text(&vb.value),
             _ => {}
         }
     }
+    (info.uptime_secs, info.uptime_source) = choose_uptime(hr_uptime, info.sys_uptime_secs);
     let os = identify(
         info.sys_object_id.as_deref().unwrap_or(""),
         info.sys_descr.as_deref().unwrap_or(""),
@@ -74,6 +100,15 @@ pub async fn poll_system(session: &Session) -> Result<SystemInfo, SnmpError> {
     info.version = os.version;
     info.serial = os.serial;
     Ok(info)
+}
+
+/// hrSystemUptime when the agent gives one above zero, else sysUpTime.
+fn choose_uptime(hr: Option<i64>, sys: Option<i64>) -> (Option<i64>, Option<&'static str>) {
+    match (hr, sys) {
+        (Some(h), _) if h > 0 => (Some(h), Some("hrSystemUptime")),
+        (_, Some(s)) => (Some(s), Some("sysUpTime")),
+        _ => (None, None),
+    }
 }
 
 /// `ENTITY-MIB::entPhysicalEntry`.
@@ -136,5 +171,25 @@ impl SystemInfo {
         if self.version.is_none() {
             self.version = c.software_rev.clone();
         }
+    }
+}
+
+#[cfg(test)]
+mod uptime_tests {
+    use super::choose_uptime;
+
+    #[test]
+    fn host_uptime_first_then_the_agents() {
+        assert_eq!(
+            choose_uptime(Some(500), Some(3)),
+            (Some(500), Some("hrSystemUptime"))
+        );
+        // Absent or zero (some agents answer 0): the agent's own.
+        assert_eq!(choose_uptime(None, Some(3)), (Some(3), Some("sysUpTime")));
+        assert_eq!(
+            choose_uptime(Some(0), Some(3)),
+            (Some(3), Some("sysUpTime"))
+        );
+        assert_eq!(choose_uptime(None, None), (None, None));
     }
 }

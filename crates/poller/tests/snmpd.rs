@@ -18,6 +18,7 @@ use lookout_snmp::{Oid, Value};
 const IF_ENTRY: [u32; 9] = [1, 3, 6, 1, 2, 1, 2, 2, 1];
 const IFX_ENTRY: [u32; 10] = [1, 3, 6, 1, 2, 1, 31, 1, 1, 1];
 const SYS_UPTIME: [u32; 9] = [1, 3, 6, 1, 2, 1, 1, 3, 0];
+const HR_SYSTEM_UPTIME: [u32; 10] = [1, 3, 6, 1, 2, 1, 25, 1, 1, 0];
 
 /// (column, ifIndex) of an ifTable or ifXTable varbind.
 fn if_cell(oid: &Oid) -> Option<(bool, u32, u32)> {
@@ -449,7 +450,8 @@ async fn agent_reboot_gives_no_negative_or_huge_rates() {
             resp.varbinds
                 .retain(|vb| !matches!(if_cell(&vb.oid), Some((true, _, _))));
             for vb in &mut resp.varbinds {
-                if vb.oid.as_slice() == SYS_UPTIME {
+                // A reboot restarts both the agent and the host.
+                if vb.oid.as_slice() == SYS_UPTIME || vb.oid.as_slice() == HR_SYSTEM_UPTIME {
                     vb.value = Value::TimeTicks(up);
                 }
                 if let Some((false, 10 | 11 | 16 | 17 | 14 | 20, _)) = if_cell(&vb.oid) {
@@ -483,6 +485,39 @@ async fn agent_reboot_gives_no_negative_or_huge_rates() {
             .any(|e| e.message.starts_with("Device rebooted after")),
         "{events:?}"
     );
+}
+
+/// Restarting snmpd resets sysUpTime but not the host's hrSystemUptime: not a reboot
+/// (LibreNMS prefers hrSystemUptime for this reason), and the source is recorded.
+#[tokio::test]
+async fn agent_restart_is_not_a_reboot() {
+    let mut agent = start_snmpd();
+    let rig = Rig::new("-ports,-processors,-mempools,-storage").await;
+    let dev = rig.add("127.0.0.1", agent.port, "public").await;
+    // Let the agent's own uptime grow past what it will be right after the restart.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r1 = poll(&rig, dev.device_id).await;
+    let s1 = r1.system.clone().unwrap();
+    assert_eq!(s1.uptime_source, Some("hrSystemUptime"), "{s1:?}");
+    assert!(s1.sys_uptime_secs.unwrap() >= 2, "{s1:?}");
+    agent.restart();
+    let r2 = poll(&rig, dev.device_id).await;
+    let s2 = r2.system.clone().unwrap();
+    assert!(
+        s2.sys_uptime_secs.unwrap() < s1.sys_uptime_secs.unwrap(),
+        "the agent did not restart: {s1:?} / {s2:?}"
+    );
+    assert!(s2.uptime_secs.unwrap() >= s1.uptime_secs.unwrap(), "{s2:?}");
+    let events = rig.store.events(Some(dev.device_id), 50).await.unwrap();
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.message.starts_with("Device rebooted")),
+        "{events:?}"
+    );
+    let stored = rig.device(dev.device_id).await;
+    assert_eq!(stored.uptime_source.as_deref(), Some("hrSystemUptime"));
+    assert_eq!(stored.uptime, s2.uptime_secs);
 }
 
 #[tokio::test]

@@ -71,6 +71,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "0008_access",
         sql: include_str!("../migrations/sqlite/0008_access.sql"),
     },
+    Migration {
+        version: 9,
+        name: "0009_uptime_source",
+        sql: include_str!("../migrations/sqlite/0009_uptime_source.sql"),
+    },
 ];
 
 pub(crate) const MYSQL: &[Migration] = &[
@@ -113,6 +118,11 @@ pub(crate) const MYSQL: &[Migration] = &[
         version: 8,
         name: "0008_access",
         sql: include_str!("../migrations/mysql/0008_access.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "0009_uptime_source",
+        sql: include_str!("../migrations/mysql/0009_uptime_source.sql"),
     },
 ];
 

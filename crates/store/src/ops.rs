@@ -97,6 +97,7 @@ macro_rules! define_ops {
                     version: r.try_get("version")?,
                     serial: r.try_get("serial")?,
                     uptime: r.try_get("uptime")?,
+                    uptime_source: r.try_get("uptime_source")?,
                     status: if status {
                         DeviceStatus::Up
                     } else {
@@ -301,7 +302,8 @@ macro_rules! define_ops {
                      sysContact = COALESCE(?, sysContact), location = COALESCE(?, location), \
                      os = COALESCE(?, os), hardware = COALESCE(?, hardware), \
                      version = COALESCE(?, version), serial = COALESCE(?, serial), \
-                     uptime = COALESCE(?, uptime), status = ?, status_reason = ?, \
+                     uptime = COALESCE(?, uptime), uptime_source = COALESCE(?, uptime_source), \
+                     status = ?, status_reason = ?, \
                      last_polled = ?, last_polled_timetaken = ? WHERE device_id = ?",
                 )
                 .bind(&u.sys_name)
@@ -314,6 +316,7 @@ macro_rules! define_ops {
                 .bind(&u.version)
                 .bind(&u.serial)
                 .bind(u.uptime)
+                .bind(&u.uptime_source)
                 .bind(u.status.is_up())
                 .bind(&u.status_reason)
                 .bind(enc_ts(crate::micros(u.last_polled)))
@@ -1393,6 +1396,7 @@ macro_rules! define_ops {
                         .bind(&d.version)
                         .bind(&d.serial)
                         .bind(d.uptime)
+                        .bind(&d.uptime_source)
                         .bind(d.status.is_up())
                         .bind(&d.status_reason)
                         .bind(d.last_polled.map(enc_ts))

@@ -66,21 +66,21 @@ pub(crate) fn counters_from_values(v: [Option<u64>; 15], hc: bool) -> lookout_co
 
 pub(crate) const DEVICE_BY_ID: &str =
     "SELECT device_id, hostname, sysName, sysDescr, sysObjectID, sysContact, location, os, \
-     hardware, version, serial, uptime, status, status_reason, last_polled, \
+     hardware, version, serial, uptime, uptime_source, status, status_reason, last_polled, \
      last_polled_timetaken, last_discovered, poller_group, disabled, snmpver, port, community, \
      transport, timeout, retries, authlevel, authname, authpass, authalgo, cryptopass, \
      cryptoalgo, inserted FROM devices WHERE device_id = ?";
 
 pub(crate) const DEVICE_BY_HOSTNAME: &str =
     "SELECT device_id, hostname, sysName, sysDescr, sysObjectID, sysContact, location, os, \
-     hardware, version, serial, uptime, status, status_reason, last_polled, \
+     hardware, version, serial, uptime, uptime_source, status, status_reason, last_polled, \
      last_polled_timetaken, last_discovered, poller_group, disabled, snmpver, port, community, \
      transport, timeout, retries, authlevel, authname, authpass, authalgo, cryptopass, \
      cryptoalgo, inserted FROM devices WHERE hostname = ?";
 
 pub(crate) const DEVICES_ALL: &str =
     "SELECT device_id, hostname, sysName, sysDescr, sysObjectID, sysContact, location, os, \
-     hardware, version, serial, uptime, status, status_reason, last_polled, \
+     hardware, version, serial, uptime, uptime_source, status, status_reason, last_polled, \
      last_polled_timetaken, last_discovered, poller_group, disabled, snmpver, port, community, \
      transport, timeout, retries, authlevel, authname, authpass, authalgo, cryptopass, \
      cryptoalgo, inserted FROM devices ORDER BY hostname";
@@ -286,7 +286,7 @@ pub(crate) const EVENTS_OF_DEVICE: &str =
 
 pub(crate) const DEVICES_EXPORT: &str =
     "SELECT device_id, hostname, sysName, sysDescr, sysObjectID, sysContact, location, os, \
-     hardware, version, serial, uptime, status, status_reason, last_polled, \
+     hardware, version, serial, uptime, uptime_source, status, status_reason, last_polled, \
      last_polled_timetaken, last_discovered, poller_group, disabled, snmpver, port, community, \
      transport, timeout, retries, authlevel, authname, authpass, authalgo, cryptopass, \
      cryptoalgo, inserted FROM devices ORDER BY device_id";
@@ -303,11 +303,11 @@ pub(crate) const PORTS_EXPORT: &str =
 
 pub(crate) const DEVICE_IMPORT: &str =
     "INSERT INTO devices (device_id, hostname, sysName, sysDescr, sysObjectID, sysContact, \
-     location, os, hardware, version, serial, uptime, status, status_reason, last_polled, \
+     location, os, hardware, version, serial, uptime, uptime_source, status, status_reason, last_polled, \
      last_polled_timetaken, last_discovered, poller_group, disabled, snmpver, port, community, \
      transport, timeout, retries, authlevel, authname, authpass, authalgo, cryptopass, \
      cryptoalgo, inserted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
-     ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+     ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 pub(crate) const PORT_IMPORT: &str =
     "INSERT INTO ports (port_id, device_id, ifIndex, ifName, ifDescr, ifAlias, ifType, ifMtu, \

@@ -361,6 +361,7 @@ fn update(status: DeviceStatus, secs: i64) -> DevicePollUpdate {
         version: None,
         serial: None,
         uptime: Some(1000),
+        uptime_source: None,
         status,
         status_reason: String::new(),
         last_polled: t(secs),

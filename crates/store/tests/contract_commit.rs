@@ -68,6 +68,7 @@ fn update(name: &str, secs: i64) -> DevicePollUpdate {
         version: None,
         serial: None,
         uptime: Some(1000 + secs),
+        uptime_source: None,
         status: DeviceStatus::Up,
         status_reason: String::new(),
         last_polled: t(secs),

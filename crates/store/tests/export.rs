@@ -76,6 +76,7 @@ async fn fill(store: &Store) {
                 version: None,
                 serial: None,
                 uptime: Some(5),
+                uptime_source: None,
                 status: DeviceStatus::Up,
                 status_reason: String::new(),
                 last_polled: t0,

@@ -55,6 +55,7 @@ fn poll_update(i: u64) -> DevicePollUpdate {
         version: None,
         serial: None,
         uptime: Some(i as i64),
+        uptime_source: None,
         status: DeviceStatus::Up,
         status_reason: String::new(),
         last_polled: Utc.timestamp_opt(1_800_000_000 + i as i64, 0).unwrap(),

@@ -85,6 +85,25 @@ pub struct Snmpd {
     dir: tempfile::TempDir,
 }
 
+/// snmpd in the foreground with `dir`'s snmpd.conf, log and state.
+fn spawn_snmpd(dir: &Path, addrs: &[Ipv4Addr], port: u16) -> std::process::Child {
+    // The address list goes on the command line: the config file chokes on long lists.
+    let listen: Vec<String> = addrs.iter().map(|a| format!("udp:{a}:{port}")).collect();
+    Command::new(SNMPD)
+        .args(["-f", "-Lf"])
+        .arg(dir.join("snmpd.log"))
+        .args(["-C", "-c"])
+        .arg(dir.join("snmpd.conf"))
+        .arg("-p")
+        .arg(dir.join("snmpd.pid"))
+        .arg(format!("--persistentDir={}", dir.join("persist").display()))
+        .arg(listen.join(","))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start snmpd")
+}
+
 impl Snmpd {
     pub fn start(config: SnmpdConfig) -> Snmpd {
         assert!(
@@ -108,24 +127,7 @@ impl Snmpd {
         }
         let conf_path = dir.path().join("snmpd.conf");
         std::fs::write(&conf_path, conf).unwrap();
-        // The address list goes on the command line: the config file chokes on long lists.
-        let listen: Vec<String> = addrs.iter().map(|a| format!("udp:{a}:{port}")).collect();
-        let child = Command::new(SNMPD)
-            .args(["-f", "-Lf"])
-            .arg(dir.path().join("snmpd.log"))
-            .args(["-C", "-c"])
-            .arg(&conf_path)
-            .arg("-p")
-            .arg(dir.path().join("snmpd.pid"))
-            .arg(format!(
-                "--persistentDir={}",
-                dir.path().join("persist").display()
-            ))
-            .arg(listen.join(","))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start snmpd");
+        let child = spawn_snmpd(dir.path(), &addrs, port);
         let mut agent = Snmpd {
             port,
             addrs,
@@ -134,6 +136,15 @@ impl Snmpd {
         };
         agent.wait_ready();
         agent
+    }
+
+    /// Kills the agent and starts it again on the same addresses, port and configuration
+    /// (its sysUpTime starts from zero; the host's hrSystemUptime does not).
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_snmpd(self.dir.path(), &self.addrs, self.port);
+        self.wait_ready();
     }
 
     /// The agent's process id (to pause it with SIGSTOP: the device stops answering).

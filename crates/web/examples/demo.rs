@@ -54,6 +54,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
                     version: Some("6.1.0".into()),
                     serial: None,
                     uptime: Some(1_234_567),
+                    uptime_source: None,
                     status: if up {
                         DeviceStatus::Up
                     } else {

@@ -405,6 +405,7 @@ mod tests {
             version: None,
             serial: None,
             uptime: Some(id * 10),
+            uptime_source: None,
             status: status.unwrap_or(DeviceStatus::Down),
             status_reason: String::new(),
             last_polled: status.map(|_| t),

@@ -627,7 +627,11 @@ fn device_info(d: &Device, now: i64, stale_after: i64) -> DeviceInfo {
         os: d.os.clone(),
         hardware: opt(&d.hardware),
         version: opt(&d.version),
-        uptime: d.uptime.map(view::duration).unwrap_or_default(),
+        uptime: match (d.uptime, d.uptime_source.as_deref()) {
+            (Some(u), Some(src)) => format!("{} ({src})", view::duration(u)),
+            (Some(u), None) => view::duration(u),
+            _ => String::new(),
+        },
         last_polled: d
             .last_polled
             .map_or_else(|| "never".to_string(), |t| view::ago(now - t.timestamp())),

@@ -707,6 +707,7 @@ async fn device_list_search_filters_and_pages() {
             version: None,
             serial: None,
             uptime: Some(1000),
+            uptime_source: None,
             status: if down {
                 DeviceStatus::Down
             } else {
@@ -898,6 +899,7 @@ async fn device_page_says_why_and_marks_last_known_values() {
         version: None,
         serial: None,
         uptime: Some(10),
+        uptime_source: None,
         status,
         status_reason: if status == DeviceStatus::Up {
             String::new()

@@ -26,6 +26,7 @@ fn polled(status: DeviceStatus, os: &str, location: &str) -> DevicePollUpdate {
         version: None,
         serial: None,
         uptime: Some(100),
+        uptime_source: None,
         status,
         status_reason: if status.is_up() {
             String::new()

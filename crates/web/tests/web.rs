@@ -368,6 +368,7 @@ fn poll_update(
         version: Some("6.1.0".into()),
         serial: None,
         uptime: Some(86_400 * 3 + 3600),
+        uptime_source: None,
         status,
         status_reason: reason.into(),
         last_polled: at,

@@ -292,6 +292,7 @@ pub fn whole_poll(
             version: None,
             serial: None,
             uptime: Some(1000),
+            uptime_source: None,
             status: lookout_core::DeviceStatus::Up,
             status_reason: String::new(),
             last_polled: at,

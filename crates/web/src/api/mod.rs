@@ -351,6 +351,7 @@ pub(crate) fn device_json(d: &Device) -> Value {
         "version": d.version,
         "serial": d.serial,
         "uptime": d.uptime,
+        "uptime_source": d.uptime_source,
         "status": i32::from(d.status.is_up()),
         "status_reason": d.status_reason,
         "last_polled": d.last_polled.as_ref().map(librenms_time),

@@ -65,6 +65,7 @@ pub fn poll_update(status: DeviceStatus) -> DevicePollUpdate {
         version: None,
         serial: None,
         uptime: Some(86_400),
+        uptime_source: None,
         status,
         status_reason: if status == DeviceStatus::Down {
             "snmp".into()
