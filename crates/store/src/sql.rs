@@ -2,6 +2,30 @@
 //! below (kept by hand since); both SQLite and MySQL take `?` placeholders, so only the
 //! row-locking suffix differs between dialects.
 
+/// The `ports` columns `port_from_row` reads, as one literal for `concat!`.
+macro_rules! port_columns {
+    () => {
+        "port_id, device_id, ifIndex, ifName, ifDescr, ifAlias, ifType, ifMtu, ifSpeed, \
+     ifPhysAddress, ifAdminStatus, ifOperStatus, ifCountersHC, ifInOctets, ifOutOctets, \
+     ifInUcastPkts, ifOutUcastPkts, ifInNUcastPkts, ifOutNUcastPkts, ifInErrors, ifOutErrors, \
+     ifInDiscards, ifOutDiscards, ifInUnknownProtos, ifInBroadcastPkts, ifOutBroadcastPkts, \
+     ifInMulticastPkts, ifOutMulticastPkts, ifInOctets_rate, ifOutOctets_rate, \
+     ifInUcastPkts_rate, ifOutUcastPkts_rate, ifInErrors_rate, ifOutErrors_rate, poll_time, \
+     poll_period, deleted"
+    };
+}
+
+/// The `devices` columns `device_from_row` reads, as one literal for `concat!`.
+macro_rules! device_columns {
+    () => {
+        "device_id, hostname, sysName, sysDescr, sysObjectID, sysContact, location, os, \
+     hardware, version, serial, uptime, uptime_source, status, status_reason, last_polled, \
+     last_polled_timetaken, last_discovered, poller_group, disabled, snmpver, port, community, \
+     transport, timeout, retries, authlevel, authname, authpass, authalgo, cryptopass, \
+     cryptoalgo, inserted"
+    };
+}
+
 /// The IF-MIB counter columns, in the order of [`counter_values`].
 pub(crate) const COUNTER_COLS: [&str; 15] = [
     "ifInOctets",
@@ -64,79 +88,58 @@ pub(crate) fn counters_from_values(v: [Option<u64>; 15], hc: bool) -> lookout_co
     }
 }
 
-pub(crate) const DEVICE_BY_ID: &str =
-    "SELECT device_id, hostname, sysName, sysDescr, sysObjectID, sysContact, location, os, \
-     hardware, version, serial, uptime, uptime_source, status, status_reason, last_polled, \
-     last_polled_timetaken, last_discovered, poller_group, disabled, snmpver, port, community, \
-     transport, timeout, retries, authlevel, authname, authpass, authalgo, cryptopass, \
-     cryptoalgo, inserted FROM devices WHERE device_id = ?";
+pub(crate) const DEVICE_BY_ID: &str = concat!(
+    "SELECT ",
+    device_columns!(),
+    " FROM devices WHERE device_id = ?"
+);
 
-pub(crate) const DEVICE_BY_HOSTNAME: &str =
-    "SELECT device_id, hostname, sysName, sysDescr, sysObjectID, sysContact, location, os, \
-     hardware, version, serial, uptime, uptime_source, status, status_reason, last_polled, \
-     last_polled_timetaken, last_discovered, poller_group, disabled, snmpver, port, community, \
-     transport, timeout, retries, authlevel, authname, authpass, authalgo, cryptopass, \
-     cryptoalgo, inserted FROM devices WHERE hostname = ?";
+pub(crate) const DEVICE_BY_HOSTNAME: &str = concat!(
+    "SELECT ",
+    device_columns!(),
+    " FROM devices WHERE hostname = ?"
+);
 
-pub(crate) const DEVICES_ALL: &str =
-    "SELECT device_id, hostname, sysName, sysDescr, sysObjectID, sysContact, location, os, \
-     hardware, version, serial, uptime, uptime_source, status, status_reason, last_polled, \
-     last_polled_timetaken, last_discovered, poller_group, disabled, snmpver, port, community, \
-     transport, timeout, retries, authlevel, authname, authpass, authalgo, cryptopass, \
-     cryptoalgo, inserted FROM devices ORDER BY hostname";
+pub(crate) const DEVICES_ALL: &str = concat!(
+    "SELECT ",
+    device_columns!(),
+    " FROM devices ORDER BY hostname"
+);
 
 pub(crate) const PORT_BY_ID: &str =
-    "SELECT port_id, device_id, ifIndex, ifName, ifDescr, ifAlias, ifType, ifMtu, ifSpeed, \
-     ifPhysAddress, ifAdminStatus, ifOperStatus, ifCountersHC, ifInOctets, ifOutOctets, \
-     ifInUcastPkts, ifOutUcastPkts, ifInNUcastPkts, ifOutNUcastPkts, ifInErrors, ifOutErrors, \
-     ifInDiscards, ifOutDiscards, ifInUnknownProtos, ifInBroadcastPkts, ifOutBroadcastPkts, \
-     ifInMulticastPkts, ifOutMulticastPkts, ifInOctets_rate, ifOutOctets_rate, \
-     ifInUcastPkts_rate, ifOutUcastPkts_rate, ifInErrors_rate, ifOutErrors_rate, poll_time, \
-     poll_period, deleted FROM ports WHERE port_id = ?";
+    concat!("SELECT ", port_columns!(), " FROM ports WHERE port_id = ?");
 
-pub(crate) const PORTS_OF_DEVICE: &str =
-    "SELECT port_id, device_id, ifIndex, ifName, ifDescr, ifAlias, ifType, ifMtu, ifSpeed, \
-     ifPhysAddress, ifAdminStatus, ifOperStatus, ifCountersHC, ifInOctets, ifOutOctets, \
-     ifInUcastPkts, ifOutUcastPkts, ifInNUcastPkts, ifOutNUcastPkts, ifInErrors, ifOutErrors, \
-     ifInDiscards, ifOutDiscards, ifInUnknownProtos, ifInBroadcastPkts, ifOutBroadcastPkts, \
-     ifInMulticastPkts, ifOutMulticastPkts, ifInOctets_rate, ifOutOctets_rate, \
-     ifInUcastPkts_rate, ifOutUcastPkts_rate, ifInErrors_rate, ifOutErrors_rate, poll_time, \
-     poll_period, deleted FROM ports WHERE device_id = ? AND deleted = 0 ORDER BY ifIndex";
+pub(crate) const PORTS_OF_DEVICE: &str = concat!(
+    "SELECT ",
+    port_columns!(),
+    " FROM ports WHERE device_id = ? AND deleted = 0 ORDER BY ifIndex"
+);
 
 /// Every current port of every device, paged by port id (the API's `/ports`).
-pub(crate) const PORTS_ALL: &str =
-    "SELECT port_id, device_id, ifIndex, ifName, ifDescr, ifAlias, ifType, ifMtu, ifSpeed, \
-     ifPhysAddress, ifAdminStatus, ifOperStatus, ifCountersHC, ifInOctets, ifOutOctets, \
-     ifInUcastPkts, ifOutUcastPkts, ifInNUcastPkts, ifOutNUcastPkts, ifInErrors, ifOutErrors, \
-     ifInDiscards, ifOutDiscards, ifInUnknownProtos, ifInBroadcastPkts, ifOutBroadcastPkts, \
-     ifInMulticastPkts, ifOutMulticastPkts, ifInOctets_rate, ifOutOctets_rate, \
-     ifInUcastPkts_rate, ifOutUcastPkts_rate, ifInErrors_rate, ifOutErrors_rate, poll_time, \
-     poll_period, deleted FROM ports WHERE deleted = 0 AND port_id > ? ORDER BY port_id LIMIT ?";
+pub(crate) const PORTS_ALL: &str = concat!(
+    "SELECT ",
+    port_columns!(),
+    " FROM ports WHERE deleted = 0 AND port_id > ? ORDER BY port_id LIMIT ?"
+);
 
 /// The busiest current ports by in + out octets/s (the dashboard's top interfaces).
-pub(crate) const PORTS_TOP: &str =
-    "SELECT port_id, device_id, ifIndex, ifName, ifDescr, ifAlias, ifType, ifMtu, ifSpeed, \
-     ifPhysAddress, ifAdminStatus, ifOperStatus, ifCountersHC, ifInOctets, ifOutOctets, \
-     ifInUcastPkts, ifOutUcastPkts, ifInNUcastPkts, ifOutNUcastPkts, ifInErrors, ifOutErrors, \
-     ifInDiscards, ifOutDiscards, ifInUnknownProtos, ifInBroadcastPkts, ifOutBroadcastPkts, \
-     ifInMulticastPkts, ifOutMulticastPkts, ifInOctets_rate, ifOutOctets_rate, \
-     ifInUcastPkts_rate, ifOutUcastPkts_rate, ifInErrors_rate, ifOutErrors_rate, poll_time, \
-     poll_period, deleted FROM ports WHERE deleted = 0 AND ifInOctets_rate IS NOT NULL \
-     ORDER BY COALESCE(ifInOctets_rate, 0) + COALESCE(ifOutOctets_rate, 0) DESC LIMIT ?";
+pub(crate) const PORTS_TOP: &str = concat!(
+    "SELECT ",
+    port_columns!(),
+    " FROM ports WHERE deleted = 0 AND ifInOctets_rate IS NOT NULL \
+     ORDER BY COALESCE(ifInOctets_rate, 0) + COALESCE(ifOutOctets_rate, 0) DESC LIMIT ?"
+);
 
 /// What `sync_ports` reads of the existing rows: all of them, deleted too, every column
 /// (the non-deleted ones are also the "before" of the port events). Not a locking read:
 /// the device row lock taken first serialises the writers of one device, and a
 /// `FOR UPDATE` here took gap locks on MySQL that deadlocked concurrent first polls of
 /// neighbouring devices (both lock the empty gap, then both insert into it).
-pub(crate) const PORT_SYNC_SELECT: &str =
-    "SELECT port_id, device_id, ifIndex, ifName, ifDescr, ifAlias, ifType, ifMtu, ifSpeed, \
-     ifPhysAddress, ifAdminStatus, ifOperStatus, ifCountersHC, ifInOctets, ifOutOctets, \
-     ifInUcastPkts, ifOutUcastPkts, ifInNUcastPkts, ifOutNUcastPkts, ifInErrors, ifOutErrors, \
-     ifInDiscards, ifOutDiscards, ifInUnknownProtos, ifInBroadcastPkts, ifOutBroadcastPkts, \
-     ifInMulticastPkts, ifOutMulticastPkts, ifInOctets_rate, ifOutOctets_rate, \
-     ifInUcastPkts_rate, ifOutUcastPkts_rate, ifInErrors_rate, ifOutErrors_rate, poll_time, \
-     poll_period, deleted FROM ports WHERE device_id = ? ORDER BY ifIndex";
+pub(crate) const PORT_SYNC_SELECT: &str = concat!(
+    "SELECT ",
+    port_columns!(),
+    " FROM ports WHERE device_id = ? ORDER BY ifIndex"
+);
 
 /// The device row, locked on MySQL (a record lock on the primary key: no gap lock, as the
 /// row exists). Taken before any plain read of the transaction, so that the InnoDB
@@ -284,22 +287,15 @@ pub(crate) const EVENTS_OF_DEVICE: &str =
 
 // --- export/import: every row, ids kept
 
-pub(crate) const DEVICES_EXPORT: &str =
-    "SELECT device_id, hostname, sysName, sysDescr, sysObjectID, sysContact, location, os, \
-     hardware, version, serial, uptime, uptime_source, status, status_reason, last_polled, \
-     last_polled_timetaken, last_discovered, poller_group, disabled, snmpver, port, community, \
-     transport, timeout, retries, authlevel, authname, authpass, authalgo, cryptopass, \
-     cryptoalgo, inserted FROM devices ORDER BY device_id";
+pub(crate) const DEVICES_EXPORT: &str = concat!(
+    "SELECT ",
+    device_columns!(),
+    " FROM devices ORDER BY device_id"
+);
 
 /// Deleted ports too.
 pub(crate) const PORTS_EXPORT: &str =
-    "SELECT port_id, device_id, ifIndex, ifName, ifDescr, ifAlias, ifType, ifMtu, ifSpeed, \
-     ifPhysAddress, ifAdminStatus, ifOperStatus, ifCountersHC, ifInOctets, ifOutOctets, \
-     ifInUcastPkts, ifOutUcastPkts, ifInNUcastPkts, ifOutNUcastPkts, ifInErrors, ifOutErrors, \
-     ifInDiscards, ifOutDiscards, ifInUnknownProtos, ifInBroadcastPkts, ifOutBroadcastPkts, \
-     ifInMulticastPkts, ifOutMulticastPkts, ifInOctets_rate, ifOutOctets_rate, \
-     ifInUcastPkts_rate, ifOutUcastPkts_rate, ifInErrors_rate, ifOutErrors_rate, poll_time, \
-     poll_period, deleted FROM ports ORDER BY port_id";
+    concat!("SELECT ", port_columns!(), " FROM ports ORDER BY port_id");
 
 pub(crate) const DEVICE_IMPORT: &str =
     "INSERT INTO devices (device_id, hostname, sysName, sysDescr, sysObjectID, sysContact, \
