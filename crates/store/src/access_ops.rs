@@ -394,13 +394,20 @@ macro_rules! access_ops_body {
                 .await;
             match res {
                 Ok(_) => Ok(check.to_string()),
-                // Another instance stored its value first: that one counts.
+                // Another instance stored its value first: that one counts. On MySQL the
+                // plain SELECT above fixed this transaction's snapshot without the row, so
+                // only a locking read sees it now (found by a Galera test: two nodes
+                // starting at once, one got "no rows" here).
                 Err(e) if is_unique(&e) => {
-                    let (v,): (String,) =
-                        sqlx::query_as("SELECT check_value FROM app_key_check WHERE id = 1")
-                            .fetch_one(&mut *c)
-                            .await
-                            .map_err(|e| query_err(OP, e))?;
+                    let sql = if dialect::SQLITE {
+                        "SELECT check_value FROM app_key_check WHERE id = 1"
+                    } else {
+                        "SELECT check_value FROM app_key_check WHERE id = 1 FOR UPDATE"
+                    };
+                    let (v,): (String,) = sqlx::query_as(sql)
+                        .fetch_one(&mut *c)
+                        .await
+                        .map_err(|e| query_err(OP, e))?;
                     Ok(v)
                 }
                 Err(e) => Err(query_err(OP, e)),

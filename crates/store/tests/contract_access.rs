@@ -14,6 +14,7 @@ contract_tests!(
     sessions_end_one_or_all,
     authlog_counts_failures_since_last_success,
     app_key_check_keeps_the_first_value,
+    app_key_check_race_has_one_winner,
 );
 
 async fn device(store: &Store, host: &str) -> i64 {
@@ -208,4 +209,23 @@ async fn app_key_check_keeps_the_first_value(store: Store) {
         "second"
     );
     assert_eq!(store.app_key_check("first", None).await.unwrap(), "second");
+}
+
+/// Nodes starting at once each store their check value: one wins and every caller, the
+/// losers too, gets the winner's (on MySQL the losers' re-read must not come from the
+/// snapshot their first SELECT fixed, which had no row).
+async fn app_key_check_race_has_one_winner(store: Store) {
+    let calls: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.app_key_check(&format!("key-{i}"), None).await })
+        })
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for c in calls {
+        seen.insert(c.await.unwrap().unwrap());
+    }
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let winner = seen.into_iter().next().unwrap();
+    assert_eq!(store.app_key_check("late", None).await.unwrap(), winner);
 }
