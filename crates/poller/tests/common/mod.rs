@@ -202,9 +202,17 @@ impl Rig {
         store.migrate().await.unwrap();
         let rrd_dir = dir.path().join("rrd");
         std::fs::create_dir_all(&rrd_dir).unwrap();
-        let ts = TimeSeries::open(&TimeSeriesConfig::Local {
-            rrd_dir: rrd_dir.clone(),
-        })
+        // No free-space floor: tests create files whatever the machine's free space
+        // (disk_full.rs tests the floor).
+        let ts = TimeSeries::open_with(
+            &TimeSeriesConfig::Local {
+                rrd_dir: rrd_dir.clone(),
+            },
+            lookout_timeseries::TimeSeriesOptions {
+                min_free: lookout_timeseries::disk::FreeSpaceFloor::Bytes(0),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
         let poller = Poller::new(store.clone(), ts, config).await.unwrap();
