@@ -786,19 +786,9 @@ struct ModuleRow {
     message: String,
 }
 
+/// `3.5 MiB`: the same binary units as the RRD disk status.
 fn bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i + 1 < UNITS.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[i])
-    }
+    lookout_timeseries::disk::human_bytes(n)
 }
 
 fn health_rows(
